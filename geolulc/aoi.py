@@ -1,0 +1,74 @@
+"""Areas of interest: read any vector format GDAL knows, validate, and return one WGS84 geometry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+from pyproj import Geod
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+from .errors import GeolulcError
+
+log = logging.getLogger(__name__)
+
+#: Default upper bound on the AOI area: about two Sentinel-2 tiles.
+DEFAULT_MAX_AREA_KM2 = 25_000.0
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass
+class AOI:
+    """An area of interest in EPSG:4326 (longitude, latitude)."""
+
+    geometry: BaseGeometry
+    name: str
+
+    @property
+    def area_km2(self) -> float:
+        return geodesic_area_km2(self.geometry)
+
+
+def geodesic_area_km2(geometry: BaseGeometry) -> float:
+    """Area on the WGS84 ellipsoid, independent of any map projection."""
+    return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e6
+
+
+def load_aoi(path: str | Path, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> AOI:
+    """Read, validate and reproject an AOI file; every problem is a one-line GeolulcError."""
+    path = Path(path)
+    if not path.exists():
+        raise GeolulcError(f"AOI file {path} does not exist")
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # pyogrio/fiona raise many types for unreadable files
+        raise GeolulcError(f"cannot read AOI {path}: {str(exc).splitlines()[0]}") from None
+    geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
+    if not geoms:
+        raise GeolulcError(f"AOI {path} has no geometry (empty file or empty features)")
+    if frame.crs is None:
+        raise GeolulcError(f"AOI {path} has an unknown CRS (add a .prj or a CRS to the file)")
+    kinds = {g.geom_type for g in geoms}
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise GeolulcError(f"AOI {path} must contain polygons, found {', '.join(sorted(kinds))}")
+    for i, geom in enumerate(geoms):
+        if not geom.is_valid:
+            raise GeolulcError(f"AOI {path} feature {i} is invalid: {explain_validity(geom)}")
+    merged = gpd.GeoSeries([shapely.union_all(geoms)], crs=frame.crs)
+    wgs84 = merged.to_crs(4326).iloc[0]
+    minx, miny, maxx, maxy = wgs84.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise GeolulcError(f"AOI {path} lies outside the globe in EPSG:4326; is its CRS right?")
+    aoi = AOI(wgs84, path.stem)
+    area = aoi.area_km2
+    if area <= 0:
+        raise GeolulcError(f"AOI {path} has zero area")
+    if area > max_area_km2:
+        raise GeolulcError(f"AOI {path} covers {area:,.0f} km², more than the limit of "
+                           f"{max_area_km2:,.0f} km² (raise it with --max-area)")
+    log.info("AOI %s: %.1f km²", path.name, area)
+    return aoi

@@ -1,0 +1,55 @@
+"""Atomic file output: write beside the target, then rename, so a reader never sees half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto the target on success only."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text_atomic(target: str | Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def staged_outputs(out_dir: str | Path, last: str = "_landcover.tif") -> Iterator[Path]:
+    """Yield a staging folder inside `out_dir`; on success move its files into `out_dir`.
+
+    Files move in name order with those ending in `last` (the map, or a download's item.json)
+    moved last, so a complete-looking result only appears once everything beside it is in
+    place. On failure earlier results are untouched.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield staging
+        files = sorted(staging.iterdir(), key=lambda p: (p.name.endswith(last), p.name))
+        for file in files:
+            os.replace(file, out_dir / file.name)
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()

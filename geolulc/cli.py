@@ -1,0 +1,203 @@
+"""The `geolulc` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .aoi import DEFAULT_MAX_AREA_KM2
+from .errors import GeolulcError
+from .model import DEFAULT_MODEL
+from .search import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH
+
+log = logging.getLogger("geolulc")
+
+
+def friendly_errors(func):
+    """Turn every failure into one line on stderr and a non-zero exit (GEOLULC_DEBUG=1 re-raises)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except GeolulcError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; finished outputs were kept, unfinished ones discarded.",
+                       err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("GEOLULC_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            click.echo(f"Error: {type(exc).__name__}: {first} "
+                       "(set GEOLULC_DEBUG=1 for the traceback)", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def aoi_option(required: bool = False):
+    return click.option(
+        "--aoi", type=click.Path(path_type=Path), required=required,
+        help="Area of interest: GeoJSON, GeoPackage or Shapefile, in any CRS (all features are "
+             "merged).")
+
+
+def search_options(func):
+    """Options shared by every command that searches a STAC catalogue."""
+    options = [
+        click.option("--date", help="A day (2023-06-15), a month (2023-06), a year (2023) or a "
+                     "range (2023-06-01/2023-07-15)."),
+        click.option("--catalog", default=EARTH_SEARCH, show_default=True,
+                     help="STAC API URL (Earth Search, Planetary Computer, Copernicus Data "
+                     "Space, or any other)."),
+        click.option("--collection", default=DEFAULT_COLLECTION, show_default=True,
+                     help=f"Collection to search, e.g. {', '.join(COLLECTIONS)}."),
+        click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
+                     help="Skip scenes whose cloud cover (%) is above this."),
+        click.option("--max-area", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_MAX_AREA_KM2, show_default=True,
+                     help="Largest AOI accepted, in km²."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group()
+@click.version_option(__version__, prog_name="geolulc")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """geolulc: land-cover maps from Sentinel-2 imagery."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command("map")
+@aoi_option()
+@search_options
+@click.option("--scene", "scenes", multiple=True, type=click.Path(path_type=Path),
+              help="Local scene instead of a search: SAFE folder or .zip, folder of per-band "
+                   "rasters (*_B02.tif …), or STAC item JSON. Repeat to mosaic several.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Bundled model name (see `geolulc models`) or path to a model card.")
+@click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
+              help="Pixels between patch centres; the map's cells are stride × resolution.")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Patches per inference batch.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available), cpu or cuda.")
+@click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
+@click.option("--resolution", type=float, default=10.0, show_default=True,
+              help="Input pixel size in metres that bands are resampled to.")
+@click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of clear (not cloud, not no-data) pixels a patch needs to be classified.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
+              show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Output file prefix (default: AOI name and date).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, model, stride,
+                batch_size, device, crs, resolution, min_clear, out_dir, name, as_json, quiet):
+    """Map land cover over an AOI for a date, or over local scenes.
+
+    Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
+    NAME_confidence.tif, NAME_stats.json/.csv (km² per class) and NAME_quicklook.png.
+    """
+    from .pipeline import MapRequest, run_map
+
+    if not scenes and (aoi is None or not date):
+        raise GeolulcError("give --aoi and --date, or --scene")
+    req = MapRequest(aoi=aoi, date=date, scenes=list(scenes), catalog=catalog,
+                     collection=collection, max_cloud=max_cloud, model=model, stride=stride,
+                     batch_size=batch_size, device=device, crs=crs, resolution=resolution,
+                     out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
+                     progress=not quiet and not as_json)
+    summary = run_map(req)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"Mapped {summary['patches_classified']} patches from "
+               f"{len(summary['scenes'])} scene(s) in {summary['wall_time_s']:.1f} s")
+    for row in summary["stats"]["classes"]:
+        if row["pixels"]:
+            click.echo(f"  {row['class']:<22}{row['area_km2']:>12.2f} km²{row['percent']:>8.1f} %")
+    for kind, path in summary["outputs"].items():
+        click.echo(f"  {kind:<12} {path}")
+
+
+@main.command("search")
+@aoi_option(required=True)
+@search_options
+@click.option("--limit", type=click.IntRange(1), default=200, show_default=True,
+              help="Most items to fetch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scenes as JSON.")
+@friendly_errors
+def search_command(aoi, date, catalog, collection, max_cloud, max_area, limit, as_json):
+    """List the scenes a catalogue holds for an AOI and date, least cloudy first."""
+    from .aoi import load_aoi
+    from .search import search_scenes
+
+    if not date:
+        raise GeolulcError("--date is required")
+    area = load_aoi(aoi, max_area)
+    scenes = search_scenes(area.geometry, date, catalog, collection, max_cloud, limit)
+    rows = [{
+        "id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
+        "level": s.level, "cloud_cover": s.cloud_cover,
+        "processing_baseline": "%02d.%02d" % s.baseline if s.baseline else None,
+        "aoi_coverage": round(s.footprint.intersection(area.geometry).area
+                              / area.geometry.area, 3) if s.footprint is not None else None,
+        "bands": sorted(s.bands),
+    } for s in scenes]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No scenes found.")
+        return
+    click.echo(f"{'id':<48}{'date':<12}{'level':<6}{'cloud%':>7}{'baseline':>9}{'cover':>7}")
+    for r in rows:
+        cloud = f"{r['cloud_cover']:.1f}" if r["cloud_cover"] is not None else "-"
+        cover = f"{100 * r['aoi_coverage']:.0f}%" if r["aoi_coverage"] is not None else "-"
+        click.echo(f"{r['id']:<48}{(r['datetime'] or '-')[:10]:<12}{r['level']:<6}"
+                   f"{cloud:>7}{r['processing_baseline'] or '-':>9}{cover:>7}")
+    click.echo(f"{len(rows)} scene(s)")
+
+
+@main.command("download")
+@aoi_option(required=True)
+@search_options
+@click.option("--bands", default=None,
+              help="Comma-separated bands to save (default: all 13, or 12 for L2A).")
+@click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
+@click.option("--resolution", type=float, default=10.0, show_default=True,
+              help="Pixel size in metres.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for the per-band COGs and their STAC item (item.json).")
+@friendly_errors
+def download_command(aoi, date, catalog, collection, max_cloud, max_area, bands, crs,
+                     resolution, out_dir):
+    """Save the harmonised band stack of an AOI locally, for later runs without network.
+
+    The folder can then be mapped with `geolulc map --scene FOLDER`.
+    """
+    from .download import download_stack
+
+    if not date:
+        raise GeolulcError("--date is required")
+    band_list = [b.strip() for b in bands.split(",")] if bands else None
+    item_path = download_stack(aoi, date, out_dir, catalog=catalog, collection=collection,
+                               max_cloud=max_cloud, max_area_km2=max_area, bands=band_list,
+                               crs=crs, resolution=resolution)
+    click.echo(f"Saved {item_path}")

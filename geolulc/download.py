@@ -1,0 +1,83 @@
+"""Saving an AOI's harmonised, mosaicked band stack locally, as per-band GeoTIFFs plus a STAC item.
+
+Later runs read it with `geolulc map --scene FOLDER` and need no network. Pixels are stored with
+the baseline offset already removed (item property ``geolulc:harmonised``), and pixels masked as
+cloud, shadow or defect are stored as no data (0).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import rasterio
+from rasterio.windows import Window
+from shapely.geometry import mapping
+
+from . import __version__
+from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
+from .atomic import staged_outputs, write_text_atomic
+from .bands import ALL_BANDS, COMMON_NAMES, normalise_band
+from .errors import GeolulcError
+from .grid import choose_crs, grid_for_bounds, project_geometry
+from .read import StackReader
+from .search import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
+
+CHUNK_ROWS = 1024
+
+
+def download_stack(
+    aoi_path: Path, date: str, out_dir: Path, catalog: str = EARTH_SEARCH,
+    collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None,
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2, bands: list[str] | None = None,
+    crs: str | None = None, resolution: float = 10.0,
+) -> Path:
+    aoi = load_aoi(aoi_path, max_area_km2)
+    found = search_scenes(aoi.geometry, date, catalog, collection, max_cloud)
+    scenes = select_covering(found, aoi.geometry)
+    if not scenes:
+        raise GeolulcError(f"no {collection} scene in {catalog} covers the AOI in {date}")
+    common = [b for b in ALL_BANDS if all(b in s.bands for s in scenes)]
+    wanted = [normalise_band(b) for b in bands] if bands else common
+    target_crs = choose_crs(aoi.geometry, crs)
+    grid = grid_for_bounds(project_geometry(aoi.geometry, target_crs).bounds, target_crs,
+                           resolution, 1, 1)
+    height, width = grid.read_shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 1,
+               "dtype": "uint16", "crs": grid.crs.to_wkt(), "transform": grid.read_transform,
+               "nodata": 0, "tiled": True, "blockxsize": 512, "blockysize": 512,
+               "compress": "DEFLATE", "predictor": 2, "BIGTIFF": "IF_SAFER"}
+    with staged_outputs(out_dir, last="item.json") as stage, StackReader(scenes, wanted, grid) as reader:
+        outputs = [rasterio.open(stage / f"{band}.tif", "w", **profile) for band in wanted]
+        try:
+            for row0 in range(0, height, CHUNK_ROWS):
+                window = Window(0, row0, width, min(CHUNK_ROWS, height - row0))
+                dn, _, _ = reader.read(window)
+                for dst, plane in zip(outputs, dn):
+                    dst.write(plane, 1, window=window)
+        finally:
+            for dst in outputs:
+                dst.close()
+        first = scenes[0]
+        item = {
+            "type": "Feature", "stac_version": "1.0.0",
+            "id": f"{aoi.name}_{date}".replace("/", "_"),
+            "geometry": mapping(aoi.geometry), "bbox": list(aoi.geometry.bounds),
+            "properties": {
+                "datetime": first.datetime.isoformat() if first.datetime else None,
+                "s2:product_type": "S2MSI2A" if first.level == "L2A" else "S2MSI1C",
+                "s2:processing_baseline": "%02d.%02d" % first.baseline if first.baseline else None,
+                "eo:cloud_cover": first.cloud_cover,
+                "proj:code": grid.crs.to_string(),
+                "geolulc:harmonised": True,
+                "geolulc:sources": [s.id for s in scenes],
+                "geolulc:version": __version__,
+            },
+            "links": [],
+            "assets": {COMMON_NAMES[b]: {"href": f"{b}.tif", "type":
+                                         "image/tiff; application=geotiff",
+                                         "eo:bands": [{"name": b}], "roles": ["data"]}
+                       for b in wanted},
+        }
+        write_text_atomic(stage / "item.json", json.dumps(item, indent=2) + "\n")
+    return Path(out_dir) / "item.json"

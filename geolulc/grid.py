@@ -1,0 +1,116 @@
+"""Output grids: where the patches lie and where each map cell lies.
+
+A patch of `patch` pixels is read every `stride` pixels; its label is given to the central
+stride × stride block (its cell). The map therefore has pixels of stride × resolution metres, and
+the pixels read extend (patch - stride) / 2 beyond the cells on each side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from affine import Affine
+from pyproj import CRS, Transformer
+from rasterio.warp import transform_bounds, transform_geom
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from .errors import GeolulcError
+
+
+def utm_crs(lon: float, lat: float) -> CRS:
+    """The WGS84 / UTM zone CRS containing a point."""
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """Geometry of one mapping job: pixel grid to read and cell grid to write."""
+
+    crs: CRS
+    resolution: float  # metres per input pixel
+    x0: float  # west edge of the first cell
+    y0: float  # north edge of the first cell
+    rows: int  # map cells
+    cols: int
+    patch: int
+    stride: int
+
+    def __post_init__(self) -> None:
+        if self.stride <= 0 or self.stride > self.patch or (self.patch - self.stride) % 2:
+            raise GeolulcError(
+                f"--stride must be between 1 and {self.patch} and leave an even margin "
+                f"(patch {self.patch} - stride {self.stride} must be even)")
+
+    @property
+    def margin(self) -> int:
+        return (self.patch - self.stride) // 2
+
+    @property
+    def cell_size(self) -> float:
+        return self.stride * self.resolution
+
+    @property
+    def map_transform(self) -> Affine:
+        return Affine(self.cell_size, 0, self.x0, 0, -self.cell_size, self.y0)
+
+    @property
+    def read_transform(self) -> Affine:
+        m = self.margin * self.resolution
+        return Affine(self.resolution, 0, self.x0 - m, 0, -self.resolution, self.y0 + m)
+
+    @property
+    def read_shape(self) -> tuple[int, int]:
+        return (self.rows * self.stride + 2 * self.margin,
+                self.cols * self.stride + 2 * self.margin)
+
+    @property
+    def map_bounds(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0 - self.rows * self.cell_size,
+                self.x0 + self.cols * self.cell_size, self.y0)
+
+
+def grid_for_bounds(
+    bounds: tuple[float, float, float, float], crs: CRS, resolution: float, patch: int,
+    stride: int,
+) -> PatchGrid:
+    """Smallest cell grid covering `bounds` (in `crs`), aligned to multiples of the cell size.
+
+    Aligning to whole cells keeps the 10 m input pixels on the Sentinel-2 tile grid (whose
+    origins are multiples of 60 m) and makes maps of the same area from different runs line up.
+    """
+    cell = stride * resolution
+    minx, miny, maxx, maxy = bounds
+    x0 = math.floor(minx / cell) * cell
+    y0 = math.ceil(maxy / cell) * cell
+    cols = max(1, math.ceil((maxx - x0) / cell - 1e-9))
+    rows = max(1, math.ceil((y0 - miny) / cell - 1e-9))
+    return PatchGrid(CRS.from_user_input(crs), resolution, x0, y0, rows, cols, patch, stride)
+
+
+def choose_crs(geometry_wgs84: BaseGeometry, crs: str | None) -> CRS:
+    """The user's CRS, or the UTM zone of the geometry's centre."""
+    if crs:
+        try:
+            chosen = CRS.from_user_input(crs)
+        except Exception as exc:  # pyproj raises CRSError with a long message
+            raise GeolulcError(f"unknown CRS {crs!r}: {str(exc).splitlines()[0]}") from None
+        if not chosen.is_projected:
+            raise GeolulcError(f"--crs {crs} is not a projected CRS in metres")
+        return chosen
+    centre = geometry_wgs84.centroid
+    return utm_crs(centre.x, centre.y)
+
+
+def project_geometry(geometry_wgs84: BaseGeometry, crs: CRS) -> BaseGeometry:
+    return shape(transform_geom("EPSG:4326", crs.to_wkt(), mapping(geometry_wgs84)))
+
+
+def bounds_to_wgs84(bounds, crs) -> tuple[float, float, float, float]:
+    return transform_bounds(CRS.from_user_input(crs).to_wkt(), "EPSG:4326", *bounds, densify_pts=21)
+
+
+def transformer(src: CRS, dst: CRS) -> Transformer:
+    return Transformer.from_crs(src, dst, always_xy=True)

@@ -1,0 +1,132 @@
+"""Labelled patch folders (EuroSAT layout): one sub-folder per class of GeoTIFF or JPEG/PNG patches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from PIL import Image, UnidentifiedImageError
+from rasterio.errors import RasterioError
+
+from .bands import ALL_BANDS, normalise_band
+from .errors import GeolulcError
+
+log = logging.getLogger(__name__)
+
+RGB_BANDS = ["B04", "B03", "B02"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+RASTER_SUFFIXES = {".tif", ".tiff"}
+
+
+@dataclass
+class PatchSet:
+    """Patches (N, bands, H, W), integer labels, and what the numbers mean."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    bands: list[str]
+    kind: str  # "rgb": 8-bit JPEG units; "ms": reflectance × 10000 DN
+    files: list[Path]
+
+
+def _raster_bands(src: rasterio.DatasetReader) -> list[str]:
+    """Band names from the file's descriptions, else the EuroSAT MS order for 13 bands."""
+    described = []
+    for desc in src.descriptions:
+        try:
+            described.append(normalise_band(desc or ""))
+        except ValueError:
+            break
+    if len(described) == src.count:
+        return described
+    if src.count == len(ALL_BANDS):
+        return list(ALL_BANDS)
+    if src.count == 3:
+        return list(RGB_BANDS)
+    raise GeolulcError(f"{src.name}: cannot tell which Sentinel-2 bands its {src.count} bands are")
+
+
+def read_patch(path: Path) -> tuple[np.ndarray, list[str], str]:
+    """One patch as (bands, H, W) with its band names and kind."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in IMAGE_SUFFIXES:
+            with Image.open(path) as img:
+                arr = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
+            return arr, list(RGB_BANDS), "rgb"
+        with rasterio.open(path) as src:
+            return src.read(), _raster_bands(src), "ms"
+    except (OSError, UnidentifiedImageError, RasterioError) as exc:
+        raise GeolulcError(f"cannot read patch {path}: {str(exc).splitlines()[0]}") from None
+
+
+def list_patch_files(folder: Path) -> dict[str, list[Path]]:
+    suffixes = IMAGE_SUFFIXES | RASTER_SUFFIXES
+    return {
+        d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in suffixes)
+        for d in sorted(folder.iterdir()) if d.is_dir()
+    }
+
+
+def load_patch_folder(
+    folder: str | Path, bands: list[str] | None = None, classes: list[str] | None = None,
+    limit_per_class: int | None = None,
+) -> PatchSet:
+    """Read a labelled folder; `classes` fixes the label order (e.g. a model's), `bands` a subset."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GeolulcError(f"data folder {folder} does not exist")
+    found = {k: v for k, v in list_patch_files(folder).items() if v}
+    if classes is None:
+        if len(found) < 2:
+            raise GeolulcError(f"{folder} needs at least two class sub-folders with patches "
+                               f"(found {len(found)})")
+        classes = sorted(found)
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise GeolulcError(f"{folder} has classes the model does not know: {', '.join(unknown)}")
+    arrays, labels, files = [], [], []
+    first: tuple | None = None
+    for label, name in enumerate(classes):
+        for path in found.get(name, [])[:limit_per_class]:
+            arr, names, kind = read_patch(path)
+            if first is None:
+                first = (arr.shape, names, kind)
+            elif (arr.shape, names, kind) != first:
+                raise GeolulcError(
+                    f"mixed patches: {path} is {kind} {arr.shape}, the first was {first[2]} "
+                    f"{first[0]}")
+            arrays.append(arr)
+            labels.append(label)
+            files.append(path)
+    if first is None:
+        raise GeolulcError(f"{folder} holds no patches")
+    shape, names, kind = first
+    x = np.stack(arrays)
+    if bands:
+        wanted = [normalise_band(b) for b in bands]
+        missing = [b for b in wanted if b not in names]
+        if missing:
+            raise GeolulcError(
+                f"--bands asks for {', '.join(missing)} but the patches have {len(names)} bands "
+                f"({', '.join(names)})")
+        x = x[:, [names.index(b) for b in wanted]]
+        names = wanted
+    log.info("loaded %d %s patches of %d classes from %s", len(x), kind, len(classes), folder)
+    return PatchSet(x, np.array(labels, dtype=np.int64), list(classes), list(names), kind, files)
+
+
+def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a train/validation split with each class in the same proportion."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == label))
+        n_val = max(1, int(round(len(idx) * val_fraction)))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train)), np.sort(np.array(val))

@@ -1,0 +1,197 @@
+"""The mapping job: AOI → scenes → pixels → patches → predictions → rasters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rasterio.features import geometry_mask
+from rasterio.windows import Window
+from shapely.geometry import box, mapping
+from tqdm import tqdm
+
+from . import __version__
+from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
+from .atomic import staged_outputs, write_text_atomic
+from .classify import Classifier
+from .device import resolve_device
+from .errors import GeolulcError
+from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
+from .model import DEFAULT_MODEL, Model, load_model
+from .patches import cut_patches
+from .quicklook import write_quicklook
+from .read import StackReader
+from .scenes import Scene, load_scene
+from .search import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
+from .stats import areas_csv, class_areas
+from .write import NODATA, class_colormap, write_cog, write_qgis_style
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MapRequest:
+    """Everything `geolulc map` was asked to do."""
+
+    aoi: Path | None = None
+    date: str | None = None
+    scenes: list[Path] = field(default_factory=list)
+    catalog: str = EARTH_SEARCH
+    collection: str = DEFAULT_COLLECTION
+    max_cloud: float | None = None
+    model: str = DEFAULT_MODEL
+    stride: int = 64
+    batch_size: int = 256
+    device: str = "auto"
+    crs: str | None = None
+    resolution: float = 10.0
+    out_dir: Path = Path("outputs")
+    name: str | None = None
+    min_clear: float = 0.5
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2
+    chunk_rows: int = 8
+    progress: bool = True
+
+
+def find_scenes(req: MapRequest, geometry) -> list[Scene]:
+    """Local scenes as given, or the least cloudy catalogue scenes that cover the AOI."""
+    if req.scenes:
+        return [load_scene(p) for p in req.scenes]
+    if geometry is None or not req.date:
+        raise GeolulcError("give --aoi and --date to search a catalogue, or --scene for a local scene")
+    found = search_scenes(geometry, req.date, req.catalog, req.collection, req.max_cloud)
+    if not found:
+        raise GeolulcError(f"no {req.collection} scene in {req.catalog} covers the AOI in "
+                           f"{req.date}" + (f" with cloud cover ≤ {req.max_cloud}%"
+                                             if req.max_cloud is not None else ""))
+    return select_covering(found, geometry)
+
+
+def scene_extent_wgs84(scene: Scene):
+    """Footprint of a scene in EPSG:4326, from its metadata or its first band."""
+    if scene.footprint is not None:
+        return scene.footprint
+    import rasterio
+
+    from .read import gdal_env
+    with gdal_env(), rasterio.open(next(iter(scene.bands.values()))) as src:
+        return box(*bounds_to_wgs84(src.bounds, src.crs))
+
+
+def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) -> PatchGrid:
+    region = aoi_geometry if aoi_geometry is not None else scene_extent_wgs84(scenes[0])
+    crs = choose_crs(region, req.crs)
+    bounds = project_geometry(region, crs).bounds
+    return grid_for_bounds(bounds, crs, req.resolution, model.patch_size, req.stride)
+
+
+def run_map(req: MapRequest) -> dict:
+    """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
+    t_start = time.perf_counter()
+    aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
+    device = resolve_device(req.device)
+    model = load_model(req.model, device)
+    scenes = find_scenes(req, aoi.geometry if aoi else None)
+    for scene in scenes:
+        scene.require(model.bands)
+        if scene.level != model.card.get("processing_level", scene.level):
+            log.warning("model %s was trained on %s data, scene %s is %s", model.name,
+                        model.card["processing_level"], scene.id, scene.level)
+    grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
+    inside = np.ones((grid.rows, grid.cols), dtype=bool)
+    if aoi is not None:
+        inside = ~geometry_mask([mapping(project_geometry(aoi.geometry, grid.crs))],
+                                (grid.rows, grid.cols), grid.map_transform, all_touched=True)
+    labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
+    confidence = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
+    classifier = Classifier(model, device, req.batch_size)
+    timings = {"read": 0.0, "patch": 0.0, "classify": 0.0, "write": 0.0}
+    n_patches = masked_px = 0
+    log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
+             grid.cols, grid.cell_size, len(scenes))
+    _, read_width = grid.read_shape
+    with StackReader(scenes, model.bands, grid) as reader, tqdm(
+        total=grid.rows * grid.cols, unit="cell", desc="mapping", disable=not req.progress,
+    ) as bar:
+        for row0 in range(0, grid.rows, req.chunk_rows):
+            n_rows = min(req.chunk_rows, grid.rows - row0)
+            t0 = time.perf_counter()
+            window = Window(0, row0 * grid.stride, read_width,
+                            n_rows * grid.stride + 2 * grid.margin)
+            dn, clear, masked = reader.read(window)
+            masked_px += masked
+            t1 = time.perf_counter()
+            patches = cut_patches(dn, clear, grid.patch, grid.stride, row0, req.min_clear)
+            keep = inside[patches.rows, patches.cols]
+            pixels, rows, cols = patches.pixels[keep], patches.rows[keep], patches.cols[keep]
+            t2 = time.perf_counter()
+            if len(pixels):
+                probs = classifier.probabilities(pixels)
+                labels[rows, cols] = probs.argmax(1)
+                confidence[rows, cols] = np.round(probs.max(1) * 100).astype(np.uint8)
+            n_patches += len(pixels)
+            t3 = time.perf_counter()
+            timings["read"] += t1 - t0
+            timings["patch"] += t2 - t1
+            timings["classify"] += t3 - t2
+            bar.update(n_rows * grid.cols)
+            bar.set_postfix(patches=n_patches)
+    if n_patches == 0:
+        raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
+                           "every patch is mostly cloud or no data")
+    t_write = time.perf_counter()
+    name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
+                        (aoi.name if aoi else scenes[0].id))
+    name = name.replace("/", "_")
+    stats = class_areas(labels, model.classes, grid.cell_size ** 2)
+    run_info = {
+        "geolulc_version": __version__,
+        "model": model.name,
+        "scenes": [{"id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
+                    "level": s.level, "cloud_cover": s.cloud_cover,
+                    "processing_baseline": "%02d.%02d" % s.baseline if s.baseline else None,
+                    "offset_removed": s.offset} for s in scenes],
+        "crs": grid.crs.to_string(),
+        "transform": list(grid.map_transform)[:6],
+        "shape": [grid.rows, grid.cols],
+        "cell_size_m": grid.cell_size,
+        "stride": grid.stride,
+        "patches_classified": n_patches,
+        "cloud_masked_pixels": masked_px,
+    }
+    tags = {"classes": model.classes, "model": model.name,
+            "scenes": [s.id for s in scenes], "geolulc_version": __version__,
+            "date": req.date or ""}
+    colors = model.colors
+    files = {}
+    with staged_outputs(req.out_dir) as stage:
+        files["confidence"] = write_cog(
+            stage / f"{name}_confidence.tif", confidence, grid.crs, grid.map_transform, NODATA,
+            tags={"units": "percent", "model": model.name},
+            description="probability of the predicted class (%)", resampling="AVERAGE")
+        write_text_atomic(stage / f"{name}_stats.json",
+                          json.dumps({**stats, "run": run_info}, indent=2) + "\n")
+        files["stats_json"] = stage / f"{name}_stats.json"
+        write_text_atomic(stage / f"{name}_stats.csv", areas_csv(stats))
+        files["stats_csv"] = stage / f"{name}_stats.csv"
+        files["quicklook"] = write_quicklook(
+            stage / f"{name}_quicklook.png", labels, model.classes, colors,
+            title=f"{name} ({model.name})")
+        write_qgis_style(stage / f"{name}_landcover.qml", model.classes, colors)
+        files["qgis_style"] = stage / f"{name}_landcover.qml"
+        files["landcover"] = write_cog(
+            stage / f"{name}_landcover.tif", labels, grid.crs, grid.map_transform, NODATA,
+            colormap=class_colormap(colors), tags=tags, description="land cover class")
+    timings["write"] = time.perf_counter() - t_write
+    outputs = {k: str(Path(req.out_dir) / Path(v).name) for k, v in files.items()}
+    return {
+        "outputs": outputs,
+        **run_info,
+        "stats": stats,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "wall_time_s": round(time.perf_counter() - t_start, 3),
+    }

@@ -1,0 +1,255 @@
+"""Scenes: one Sentinel-2 acquisition with the location of each band, whatever it came from.
+
+Every source (STAC API item, STAC item JSON, SAFE folder or zip, folder of per-band rasters) is
+turned into the same `Scene`, so the rest of the pipeline never cares where pixels live.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urljoin
+from xml.etree import ElementTree
+
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from .bands import ALL_BANDS, SCL_KEYS, asset_key_candidates
+from .errors import GeolulcError
+from .harmonize import baseline_offset, parse_baseline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scene:
+    """One acquisition: where its bands are, and what is needed to read them correctly."""
+
+    id: str
+    level: str  # "L1C" or "L2A"
+    bands: dict[str, str]  # canonical band name -> GDAL-readable path or URL
+    datetime: datetime | None = None
+    baseline: tuple[int, int] | None = None
+    scl: str | None = None
+    cloud_cover: float | None = None
+    footprint: BaseGeometry | None = None  # EPSG:4326
+    harmonised: bool = False  # True when the stored DNs already had the baseline offset removed
+    properties: dict = field(default_factory=dict)
+
+    @property
+    def offset(self) -> int:
+        """DN offset still to remove from this scene's pixels."""
+        return 0 if self.harmonised else baseline_offset(self.baseline)
+
+    def require(self, bands: list[str]) -> None:
+        missing = [b for b in bands if b not in self.bands]
+        if missing:
+            raise GeolulcError(
+                f"scene {self.id} lacks band(s) {', '.join(missing)} that the model needs "
+                f"(it has {', '.join(sorted(self.bands)) or 'none'})"
+            )
+
+
+# ---------------------------------------------------------------- STAC items
+
+def _gdal_href(href: str) -> str:
+    """Turn object-store URLs into GDAL virtual paths; leave HTTP(S) and files alone."""
+    if href.startswith("s3://"):
+        return "/vsis3/" + href[len("s3://"):]
+    if href.startswith("gs://"):
+        return "/vsigs/" + href[len("gs://"):]
+    if href.startswith("file://"):
+        return unquote(href[len("file://"):])
+    return href
+
+
+def _item_level(item: dict) -> str:
+    props = item.get("properties", {})
+    text = " ".join(
+        str(x) for x in (
+            props.get("s2:product_type"), props.get("product:type"), item.get("collection"),
+            item.get("id"), props.get("s2:product_uri"),
+        ) if x
+    ).upper()
+    if "L1C" in text or "MSI1C" in text:
+        return "L1C"
+    if "L2A" in text or "MSI2A" in text:
+        return "L2A"
+    raise GeolulcError(f"cannot tell whether STAC item {item.get('id')} is L1C or L2A")
+
+
+def _item_baseline(item: dict) -> tuple[int, int] | None:
+    props = item.get("properties", {})
+    for key in ("s2:processing_baseline", "processing:version", "s2:product_uri"):
+        found = parse_baseline(props.get(key))
+        if found:
+            return found
+    hrefs = [a.get("href", "") for a in item.get("assets", {}).values()]
+    for text in (item.get("id", ""), *hrefs):
+        found = parse_baseline(text)
+        if found:
+            return found
+    return None
+
+
+def _find_asset(assets: dict, keys: list[str], band: str | None = None) -> dict | None:
+    for key in keys:
+        if key in assets:
+            return assets[key]
+    if band:  # fall back on the band name declared inside the asset
+        for asset in assets.values():
+            declared = asset.get("eo:bands") or asset.get("bands") or []
+            if len(declared) == 1 and declared[0].get("name") in (band, keys[0]):
+                return asset
+    return None
+
+
+def scene_from_item(item: dict, base_href: str | None = None) -> Scene:
+    """Build a Scene from a STAC item dict; relative hrefs are resolved against `base_href`."""
+    assets = item.get("assets", {})
+    props = item.get("properties", {})
+
+    def resolve(asset: dict) -> str:
+        href = asset["href"]
+        if base_href and not re.match(r"^[a-z][a-z0-9+.-]*://", href) and not href.startswith("/"):
+            href = urljoin(base_href, href)
+        return _gdal_href(href)
+
+    bands = {}
+    for band in ALL_BANDS:
+        asset = _find_asset(assets, asset_key_candidates(band), band)
+        if asset is not None:
+            bands[band] = resolve(asset)
+    scl_asset = _find_asset(assets, SCL_KEYS)
+    when = props.get("datetime") or props.get("start_datetime")
+    return Scene(
+        id=item.get("id", "item"),
+        level=_item_level(item),
+        bands=bands,
+        datetime=datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
+        baseline=_item_baseline(item),
+        scl=resolve(scl_asset) if scl_asset else None,
+        cloud_cover=props.get("eo:cloud_cover"),
+        footprint=shape(item["geometry"]) if item.get("geometry") else None,
+        harmonised=bool(props.get("geolulc:harmonised", False)),
+        properties=props,
+    )
+
+
+def _item_from_file(path: Path) -> Scene:
+    try:
+        item = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GeolulcError(f"cannot read STAC item {path}: {exc}") from None
+    if item.get("type") != "Feature" or "assets" not in item:
+        raise GeolulcError(f"{path} is not a STAC item (no Feature with assets)")
+    return scene_from_item(item, base_href=path.resolve().as_uri())
+
+
+# ---------------------------------------------------------------- SAFE products
+
+_SAFE_BAND = re.compile(r"_(B\d[\dA])(?:_(\d0)m)?\.jp2$")
+_SAFE_SCL = re.compile(r"_SCL_(\d0)m\.jp2$")
+
+
+def _safe_members(path: Path) -> tuple[list[str], str, callable]:
+    """List a SAFE's files and give GDAL's prefix and a reader, for folders and zips alike."""
+    if path.is_dir():
+        names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
+        return names, str(path) + "/", lambda n: (path / n).read_bytes()
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise GeolulcError(f"cannot open SAFE archive {path}: {exc}") from None
+    return archive.namelist(), f"/vsizip/{path.resolve()}/", archive.read
+
+
+def _scene_from_safe(path: Path) -> Scene:
+    names, prefix, read = _safe_members(path)
+    mtd = [n for n in names if re.search(r"(^|/)MTD_MSIL(1C|2A)\.xml$", n, re.I)]
+    if not mtd:
+        raise GeolulcError(f"{path} is not a SAFE product (no MTD_MSIL1C.xml / MTD_MSIL2A.xml)")
+    root = ElementTree.fromstring(read(mtd[0]))
+    texts = {el.tag.split("}")[-1]: (el.text or "").strip() for el in root.iter()}
+    level = "L2A" if Path(mtd[0]).name.upper() == "MTD_MSIL2A.XML" else "L1C"
+    best: dict[str, tuple[int, str]] = {}
+    scl = None
+    for name in names:
+        if "/IMG_DATA/" not in name:
+            continue
+        m = _SAFE_BAND.search(name)
+        if m:
+            res = int(m.group(2) or 0)
+            if m.group(1) not in best or res < best[m.group(1)][0]:
+                best[m.group(1)] = (res, prefix + name)
+        m = _SAFE_SCL.search(name)
+        if m and (scl is None or m.group(1) == "20"):
+            scl = prefix + name
+    if not best:
+        raise GeolulcError(f"SAFE product {path} holds no band images (empty granule?)")
+    when = texts.get("PRODUCT_START_TIME") or texts.get("DATATAKE_SENSING_START")
+    return Scene(
+        id=path.name.removesuffix(".zip").removesuffix(".SAFE"),
+        level=level,
+        bands={band: href for band, (_, href) in best.items()},
+        datetime=datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
+        baseline=parse_baseline(texts.get("PROCESSING_BASELINE")) or parse_baseline(path.name),
+        scl=scl,
+        cloud_cover=float(texts["Cloud_Coverage_Assessment"])
+        if texts.get("Cloud_Coverage_Assessment") else None,
+    )
+
+
+# ---------------------------------------------------------------- band folders
+
+_BAND_FILE = re.compile(r"(?:^|_)(B\d[\dA])\.(tif|tiff|jp2)$", re.I)
+
+
+def _scene_from_band_folder(path: Path) -> Scene:
+    bands = {}
+    for file in sorted(path.iterdir()):
+        m = _BAND_FILE.search(file.name)
+        if m:
+            bands[m.group(1).upper()] = str(file)
+    scl = next((str(f) for f in path.iterdir() if re.search(r"(^|_)SCL\.tif$", f.name, re.I)), None)
+    if not bands:
+        raise GeolulcError(f"{path} holds no per-band rasters (expected names like *_B02.tif)")
+    names = " ".join(Path(b).name for b in bands.values()).upper()
+    level = "L2A" if ("L2A" in names or scl) else "L1C"
+    if "L1C" not in names and level == "L1C":
+        log.warning("%s does not say its processing level; assuming L1C", path)
+    when = re.search(r"(20\d{6})T\d{6}", names)
+    return Scene(
+        id=path.name if path.name not in ("imgs_1", "imgs_2") else f"{path.parent.name}-{path.name}",
+        level=level,
+        bands=bands,
+        datetime=datetime.strptime(when.group(1), "%Y%m%d") if when else None,
+        baseline=parse_baseline(names),
+        scl=scl,
+    )
+
+
+def load_scene(path: str | Path) -> Scene:
+    """Open a local scene: STAC item JSON, SAFE (folder or .zip) or a folder of band rasters."""
+    path = Path(path)
+    if not path.exists():
+        raise GeolulcError(f"scene {path} does not exist")
+    if path.suffix.lower() == ".json":
+        return _item_from_file(path)
+    if path.suffix.lower() == ".zip" or path.name.upper().endswith(".SAFE"):
+        return _scene_from_safe(path)
+    if path.is_dir():
+        if (path / "item.json").exists():
+            return _item_from_file(path / "item.json")
+        if any(path.glob("MTD_MSIL*.xml")):
+            return _scene_from_safe(path)
+        return _scene_from_band_folder(path)
+    raise GeolulcError(
+        f"cannot read scene {path}: expected a STAC item .json, a SAFE folder or .zip, "
+        "or a folder of per-band rasters"
+    )

@@ -1,0 +1,120 @@
+"""Scene search in STAC APIs (Earth Search, Planetary Computer, Copernicus Data Space, any other)."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import re
+from datetime import date
+
+from pystac_client import Client
+from pystac_client.exceptions import APIError
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from .errors import GeolulcError
+from .scenes import Scene, scene_from_item
+
+log = logging.getLogger(__name__)
+
+EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
+COLLECTIONS = ("sentinel-2-l2a", "sentinel-2-l1c", "sentinel-2-c1-l2a")
+DEFAULT_COLLECTION = "sentinel-2-l2a"
+
+_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_YEAR = re.compile(r"^(\d{4})$")
+
+
+def _period(text: str) -> tuple[date, date]:
+    """First and last day of a day, month or year written as YYYY-MM-DD, YYYY-MM or YYYY."""
+    text = text.strip()
+    try:
+        if m := _DAY.match(text):
+            d = date(int(m[1]), int(m[2]), int(m[3]))
+            return d, d
+        if m := _MONTH.match(text):
+            y, mo = int(m[1]), int(m[2])
+            return date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1])
+        if m := _YEAR.match(text):
+            return date(int(m[1]), 1, 1), date(int(m[1]), 12, 31)
+    except ValueError:
+        pass
+    raise GeolulcError(f"cannot read date {text!r}: use YYYY-MM-DD, YYYY-MM, YYYY or a range A/B")
+
+
+def parse_date_range(text: str) -> str:
+    """A day, month, year or range 'A/B' (or 'A..B') -> a STAC datetime interval."""
+    parts = re.split(r"/|\.\.", text)
+    if len(parts) == 1:
+        start, end = _period(parts[0])
+    elif len(parts) == 2:
+        start, end = _period(parts[0])[0], _period(parts[1])[1]
+    else:
+        raise GeolulcError(f"cannot read date range {text!r}")
+    if end < start:
+        raise GeolulcError(f"date range {text!r} ends before it starts")
+    return f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z"
+
+
+def _modifier(url: str):
+    """Planetary Computer assets need signed URLs; other catalogues need nothing."""
+    if "planetarycomputer" not in url:
+        return None
+    try:
+        import planetary_computer
+    except ImportError:
+        raise GeolulcError(
+            "the Planetary Computer needs signed URLs: pip install 'geolulc[pc]'") from None
+    return planetary_computer.sign_inplace
+
+
+def search_scenes(
+    geometry: BaseGeometry, dates: str, catalog: str = EARTH_SEARCH,
+    collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None, limit: int = 500,
+) -> list[Scene]:
+    """All scenes intersecting `geometry` in the period, least cloudy first."""
+    interval = parse_date_range(dates)
+    try:
+        client = Client.open(catalog, modifier=_modifier(catalog))
+        search = client.search(
+            collections=[collection], intersects=mapping(geometry), datetime=interval,
+            max_items=limit, limit=min(limit, 100),
+        )
+        items = [item.to_dict() for item in search.items()]
+    except APIError as exc:
+        raise GeolulcError(f"STAC API {catalog} refused the search: "
+                           f"{str(exc).strip().splitlines()[0][:200]}") from None
+    except OSError as exc:  # requests' ConnectionError derives from OSError
+        raise GeolulcError(f"cannot reach STAC API {catalog}: {type(exc).__name__}") from None
+    scenes = []
+    for item in items:
+        self_href = next((ln["href"] for ln in item.get("links", []) if ln.get("rel") == "self"),
+                         None)
+        scenes.append(scene_from_item(item, base_href=self_href))
+    if max_cloud is not None:  # filtered here: not every STAC API implements the query extension
+        scenes = [s for s in scenes if s.cloud_cover is None or s.cloud_cover <= max_cloud]
+    scenes.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 100.0, s.id))
+    log.info("%d scene(s) in %s for %s", len(scenes), collection, interval)
+    return scenes
+
+
+def select_covering(scenes: list[Scene], geometry: BaseGeometry) -> list[Scene]:
+    """Least cloudy scenes, in order, until their footprints cover the AOI.
+
+    Scenes that add no coverage are dropped, so a month of overpasses over one tile reads one
+    acquisition, while an AOI across two tiles or UTM zones reads one scene of each.
+    """
+    chosen, covered = [], None
+    for scene in scenes:
+        footprint = scene.footprint
+        if footprint is None or not footprint.intersects(geometry):
+            continue
+        if covered is not None and geometry.difference(covered).area <= 1e-12:
+            break
+        if covered is not None and footprint.intersection(geometry).difference(covered).area <= 0:
+            continue
+        chosen.append(scene)
+        covered = footprint if covered is None else unary_union([covered, footprint])
+    return chosen

@@ -1,0 +1,203 @@
+"""Training of patch classifiers, with per-epoch checkpoints and resume.
+
+A failed or interrupted run never touches the last good model: the final files are written
+atomically only after the last epoch, and checkpoints go to their own file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .classes import colors_for
+from .device import resolve_device
+from .errors import GeolulcError
+from .model import Model, make_card, normalise, save_model
+from .network import build_network
+from .patchdata import PatchSet, stratified_split
+
+log = logging.getLogger(__name__)
+
+#: EuroSAT RGB JPEGs are L1C DN scaled linearly: JPEG ≈ DN × 0.0917 + 1.7 (see the data README).
+JPEG_SCALE, JPEG_OFFSET = 0.0917, 1.7
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    val_fraction: float = 0.2
+    seed: int = 0
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    blocks: tuple[int, ...] = (1, 1, 1, 1)
+    label_smoothing: float = 0.05
+    jitter: float = 0.05
+    name: str = "model"
+    level: str = "L1C"
+    extra_card: dict = field(default_factory=dict)
+
+
+def input_units(data: PatchSet) -> np.ndarray:
+    """Patches in the model's input units: 8-bit JPEG units for every kind of patch."""
+    if data.kind == "rgb":
+        return data.x.astype(np.float32)
+    return np.clip(data.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, 0, 2000)
+
+
+def augment(x: torch.Tensor, jitter: float, generator: torch.Generator) -> torch.Tensor:
+    """Random dihedral transform per sample (overhead imagery has no 'up') and gain jitter."""
+    n = x.shape[0]
+    codes = torch.randint(0, 8, (n,), generator=generator)
+    out = torch.empty_like(x)
+    for code in range(8):
+        sel = codes == code
+        if sel.any():
+            part = torch.rot90(x[sel], code % 4, dims=(2, 3))
+            out[sel] = part.flip(3) if code >= 4 else part
+    gain = 1 + jitter * (2 * torch.rand((n, 1, 1, 1), generator=generator) - 1)
+    return out * gain
+
+
+def _accuracy_loss(model: Model, x: np.ndarray, y: np.ndarray, device, batch: int = 512):
+    model.network.eval()
+    correct, loss_sum = 0, 0.0
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            xb = normalise(torch.from_numpy(x[i:i + batch]).to(device), model.card)
+            yb = torch.from_numpy(y[i:i + batch]).to(device)
+            logits = model.network(xb)
+            loss_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
+    return correct / max(len(x), 1), loss_sum / max(len(x), 1)
+
+
+def train(
+    data: PatchSet, out_dir: str | Path, config: TrainConfig, device: str = "auto",
+    resume: bool = False, init: Model | None = None,
+) -> Path:
+    """Train on `data`, checkpoint each epoch in `out_dir`, write the final model there."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    torch.manual_seed(config.seed)
+    train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed)
+    x_all = input_units(data)
+    x_train, y_train = x_all[train_idx], data.y[train_idx]
+    x_val, y_val = x_all[val_idx], data.y[val_idx]
+    mean = x_train.mean(axis=(0, 2, 3)).tolist()
+    std = (x_train.std(axis=(0, 2, 3)) + 1e-3).tolist()
+    arch = {"name": "patch-resnet", "widths": list(config.widths), "blocks": list(config.blocks)}
+    if init is not None:  # transfer: keep the teacher's normalisation where bands coincide
+        for i, band in enumerate(data.bands):
+            if band in init.bands:
+                j = init.bands.index(band)
+                mean[i], std[i] = init.card["input"]["mean"][j], init.card["input"]["std"][j]
+        arch = dict(init.card["architecture"])
+    card = make_card(
+        name=config.name, architecture=arch, bands=data.bands, level=config.level,
+        classes=data.classes, colors=colors_for(data.classes), dn_scale=JPEG_SCALE,
+        dn_offset=JPEG_OFFSET, clip=[0, 255] if data.kind == "rgb" else [0, 2000],
+        mean=mean, std=std, patch_size=int(data.x.shape[-1]), **config.extra_card,
+    )
+    network = build_network(arch, len(data.bands), len(data.classes)).to(dev)
+    if init is not None:
+        transfer_weights(init, network, data.bands)
+    model = Model(network, card)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    opt = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.15)
+    ckpt_path = out_dir / "checkpoint.pt"
+    start_epoch, history, elapsed = 0, [], 0.0
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
+            raise GeolulcError(f"{ckpt_path} was made for other classes or bands; cannot resume")
+        network.load_state_dict(ckpt["network"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, history, elapsed = ckpt["epoch"], ckpt["history"], ckpt["elapsed"]
+        card = ckpt["card"]
+        model.card = card
+        log.info("resuming %s at epoch %d", ckpt_path, start_epoch + 1)
+    gen = torch.Generator().manual_seed(config.seed + start_epoch)
+    rng = np.random.default_rng(config.seed + start_epoch)
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        network.train()
+        order = rng.permutation(len(x_train))
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   unit="batch", leave=False, disable=None)
+        for step in bar:
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            xb = augment(torch.from_numpy(x_train[idx]), config.jitter, gen).to(dev)
+            yb = torch.from_numpy(y_train[idx]).to(dev)
+            logits = network(normalise(xb, card))
+            loss = nn.functional.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        val_acc, val_loss = _accuracy_loss(model, x_val, y_val, dev)
+        elapsed += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen,
+                        "train_accuracy": correct / seen, "val_loss": val_loss,
+                        "val_accuracy": val_acc, "elapsed_s": round(elapsed, 1)})
+        log.info("epoch %d: train loss %.3f acc %.4f, val loss %.3f acc %.4f (%.0f s)",
+                 epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc, elapsed)
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"network": network.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                        "history": history, "elapsed": elapsed, "card": card}, tmp)
+    card = dict(card)
+    card["training"] = {
+        **card.get("training", {}),
+        "data": str(getattr(data, "source", "")) or None,
+        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+        "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
+        "batch_size": config.batch_size, "lr": config.lr, "wall_time_s": round(elapsed, 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
+        + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
+        "history": history,
+    }
+    if history:
+        card["metrics"] = {"val_accuracy": history[-1]["val_accuracy"], "n_val": int(len(val_idx))}
+    network.eval()
+    return save_model(network, card, out_dir / config.name)
+
+
+def transfer_weights(source: Model, target: nn.Module, target_bands: list[str]) -> None:
+    """Copy a trained network into one with other input bands.
+
+    Every layer but the first is copied as is; the first convolution's filters for bands the
+    source knew are copied, the others start at zero, so the new network begins exactly where the
+    source was and learns what the extra bands add.
+    """
+    state = {k: v.clone() for k, v in source.network.state_dict().items()}
+    stem_key = "stem.0.weight"
+    old = state[stem_key]
+    new = torch.zeros((old.shape[0], len(target_bands), *old.shape[2:]), dtype=old.dtype)
+    for i, band in enumerate(target_bands):
+        if band in source.bands:
+            new[:, i] = old[:, source.bands.index(band)]
+    state[stem_key] = new
+    target.load_state_dict(state)

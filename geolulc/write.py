@@ -1,0 +1,74 @@
+"""Writing rasters as Cloud-Optimized GeoTIFFs that GIS software reads as intended."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import CRS
+
+from .atomic import atomic_path, write_text_atomic
+
+NODATA = 255
+
+
+def write_cog(
+    path: str | Path, array: np.ndarray, crs: CRS, transform: Affine, nodata: float | None,
+    colormap: dict[int, tuple[int, int, int]] | None = None, tags: dict | None = None,
+    description: str | None = None, resampling: str = "NEAREST",
+) -> Path:
+    """Write one band as a COG (tiled, deflate, internal overviews), atomically.
+
+    `resampling` is the overview resampling: NEAREST for categories, AVERAGE for quantities.
+    """
+    path = Path(path)
+    height, width = array.shape
+    with atomic_path(path) as tmp:
+        profile = {
+            "driver": "COG", "width": width, "height": height, "count": 1,
+            "dtype": array.dtype.name, "crs": crs.to_wkt(), "transform": transform,
+            "nodata": nodata, "compress": "DEFLATE", "blocksize": 256,
+            "overview_resampling": resampling, "BIGTIFF": "IF_SAFER",
+        }
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array, 1)
+            if colormap:
+                dst.write_colormap(1, colormap)
+            if tags:
+                dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
+                                   for k, v in tags.items()})
+            if description:
+                dst.set_band_description(1, description)
+    return path
+
+
+def class_colormap(colors: list[tuple[int, int, int]]) -> dict[int, tuple[int, int, int, int]]:
+    """Palette for codes 0…n-1, with the no-data code transparent."""
+    cmap = {i: (*c, 255) for i, c in enumerate(colors)}
+    cmap[NODATA] = (0, 0, 0, 0)
+    return cmap
+
+
+def write_qgis_style(path: str | Path, classes: list[str], colors: list[tuple[int, int, int]]):
+    """A QGIS layer style (.qml) beside the raster, so QGIS shows class names in its legend."""
+    entries = "\n".join(
+        f'        <paletteEntry value="{i}" label="{escape(name)}" alpha="255" '
+        f'color="#{r:02x}{g:02x}{b:02x}"/>'
+        for i, (name, (r, g, b)) in enumerate(zip(classes, colors))
+    )
+    qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+    write_text_atomic(path, qml)

@@ -1,0 +1,190 @@
+"""Shared fixtures: the real Sentinel-2 data beside the project, and real servers on loopback.
+
+The STAC API is `rustac serve` (in-memory backend) and the COGs are served by nginx, which
+answers HTTP Range requests: the same code path that reads Earth Search in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ES_ITEM_ID = "S2A_29RKH_20200219_0_L2A"
+#: A 6 km square over the desert of tile 29RKH (Mauritania), inside the real Earth Search product.
+DESERT_AOI = {
+    "type": "FeatureCollection",
+    "features": [{"type": "Feature", "properties": {"name": "tiris"}, "geometry": {
+        "type": "Polygon",
+        "coordinates": [[[-11.50, 24.80], [-11.44, 24.80], [-11.44, 24.855],
+                         [-11.50, 24.855], [-11.50, 24.80]]]}}],
+}
+
+
+def _data_dir() -> Path | None:
+    env = os.environ.get("GEOLULC_TEST_DATA")
+    path = Path(env) if env else ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = _data_dir()
+    if path is None:
+        pytest.skip("real Sentinel-2 test data not found at ../shared/data or $GEOLULC_TEST_DATA")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not come up")
+
+
+def _tool(name: str, *extra: str) -> str:
+    found = shutil.which(name) or next((p for p in extra if Path(p).exists()), None)
+    if not found:
+        pytest.skip(f"{name} is not installed (.ci/run installs it)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def cog_server(data_dir, tmp_path_factory):
+    """nginx serving ../shared/data/earth-search over HTTP with Range support; yields (url, log)."""
+    nginx = _tool("nginx", "/usr/sbin/nginx")
+    prefix = tmp_path_factory.mktemp("nginx")
+    port = _free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {prefix}/access.log;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  types {{ image/tiff tif; application/json json; }}
+  server {{
+    listen 127.0.0.1:{port};
+    root {data_dir / "earth-search"};
+  }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-e",
+                             str(prefix / "error.log"), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/sentinel-2-l2a/{ES_ITEM_ID}/{ES_ITEM_ID}.json", proc)
+        yield url, prefix / "access.log"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def served_items(data_dir: Path, cog_url: str) -> list[dict]:
+    """The real Earth Search item with hrefs rewritten to the loopback server, plus a copy dated
+    five days later with 60 % cloud cover (constructed here, same pixels) for selection tests."""
+    folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
+    item = json.loads((folder / f"{ES_ITEM_ID}.json").read_text())
+    item["links"] = []
+    for asset in item["assets"].values():
+        name = asset["href"].rsplit("/", 1)[-1]
+        asset["href"] = f"{cog_url}/sentinel-2-l2a/{ES_ITEM_ID}/{name}"
+    cloudier = json.loads(json.dumps(item))
+    cloudier["id"] = ES_ITEM_ID.replace("20200219", "20200224")
+    cloudier["properties"]["datetime"] = "2020-02-24T11:34:25Z"
+    cloudier["properties"]["eo:cloud_cover"] = 60.0
+    return [item, cloudier]
+
+
+@pytest.fixture(scope="session")
+def stac_api(data_dir, cog_server, tmp_path_factory):
+    """rustac serve (in-memory) on loopback holding the served items; yields its URL."""
+    rustac = _tool("rustac")
+    folder = tmp_path_factory.mktemp("stac")
+    items = folder / "items.json"
+    items.write_text(json.dumps({"type": "FeatureCollection",
+                                 "features": served_items(data_dir, cog_server[0])}))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([rustac, "serve", "--create-collections", "--addr",
+                             f"127.0.0.1:{port}", str(items)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_http(f"{url}/collections/sentinel-2-l2a", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def desert_aoi(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("aoi") / "tiris.geojson"
+    path.write_text(json.dumps(DESERT_AOI))
+    return path
+
+
+def make_tiny_model(path: Path, bands: list[str], seed: int = 0) -> Path:
+    """A small model trained here on synthetic patches: the classes are separable by brightness,
+    so the tests exercise real training and inference code without needing the bundled models."""
+    from geolulc.patchdata import PatchSet
+    from geolulc.train import TrainConfig, train
+
+    rng = np.random.default_rng(seed)
+    classes = ["Dark", "Medium", "Bright"]
+    levels = [300, 1500, 3500]
+    x = np.concatenate([rng.normal(lv, 80, (24, len(bands), 64, 64)) for lv in levels])
+    y = np.repeat(np.arange(3), 24)
+    data = PatchSet(np.clip(x, 1, 10000).astype(np.uint16), y, classes, bands, "ms", [])
+    config = TrainConfig(epochs=2, batch_size=24, widths=(8, 16), blocks=(1, 1), name="tiny",
+                         lr=1e-2, seed=seed)
+    return train(data, path, config, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """Tiny 13-band L1C model (OSCD, SAFE scenes)."""
+    from geolulc.bands import ALL_BANDS
+    return make_tiny_model(tmp_path_factory.mktemp("tiny13"), list(ALL_BANDS))
+
+
+@pytest.fixture(scope="session")
+def tiny_l2a_model(tmp_path_factory) -> Path:
+    """Tiny model on the four 10 m bands, which every L2A product has."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny4"), ["B02", "B03", "B04", "B08"])
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `geolulc` command as a user would."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("GEOLULC_DEBUG", None)
+    return subprocess.run(["geolulc", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=600)
