@@ -155,7 +155,7 @@ def search_command(aoi, date, catalog, collection, max_cloud, max_area, limit, a
     rows = [{
         "id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
         "level": s.level, "cloud_cover": s.cloud_cover,
-        "processing_baseline": "%02d.%02d" % s.baseline if s.baseline else None,
+        "processing_baseline": s.baseline_text,
         "aoi_coverage": round(s.footprint.intersection(area.geometry).area
                               / area.geometry.area, 3) if s.footprint is not None else None,
         "bands": sorted(s.bands),

@@ -66,7 +66,7 @@ def download_stack(
             "properties": {
                 "datetime": first.datetime.isoformat() if first.datetime else None,
                 "s2:product_type": "S2MSI2A" if first.level == "L2A" else "S2MSI1C",
-                "s2:processing_baseline": "%02d.%02d" % first.baseline if first.baseline else None,
+                "s2:processing_baseline": first.baseline_text,
                 "eo:cloud_cover": first.cloud_cover,
                 "proj:code": grid.crs.to_string(),
                 "geolulc:harmonised": True,

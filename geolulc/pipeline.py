@@ -153,7 +153,7 @@ def run_map(req: MapRequest) -> dict:
         "model": model.name,
         "scenes": [{"id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
                     "level": s.level, "cloud_cover": s.cloud_cover,
-                    "processing_baseline": "%02d.%02d" % s.baseline if s.baseline else None,
+                    "processing_baseline": s.baseline_text,
                     "offset_removed": s.offset} for s in scenes],
         "crs": grid.crs.to_string(),
         "transform": list(grid.map_transform)[:6],

@@ -42,6 +42,10 @@ class Scene:
     properties: dict = field(default_factory=dict)
 
     @property
+    def baseline_text(self) -> str | None:
+        return f"{self.baseline[0]:02d}.{self.baseline[1]:02d}" if self.baseline else None
+
+    @property
     def offset(self) -> int:
         """DN offset still to remove from this scene's pixels."""
         return 0 if self.harmonised else baseline_offset(self.baseline)
