@@ -201,3 +201,57 @@ def download_command(aoi, date, catalog, collection, max_cloud, max_area, bands,
                                max_cloud=max_cloud, max_area_km2=max_area, bands=band_list,
                                crs=crs, resolution=resolution)
     click.echo(f"Saved {item_path}")
+
+
+@main.command("train")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="Labelled patch folder: one sub-folder per class of 13-band GeoTIFFs "
+                   "(EuroSAT MS) or RGB JPEG/PNG patches (EuroSAT RGB).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for checkpoint.pt and the final NAME.json + NAME.safetensors.")
+@click.option("--name", default="model", show_default=True, help="Model name.")
+@click.option("--bands", default=None,
+              help="Comma-separated subset of the patches' bands, e.g. B04,B03,B02.")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True,
+              help="Passes over the training split.")
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True,
+              help="Patches per training step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3,
+              show_default=True, help="Peak learning rate of the one-cycle schedule.")
+@click.option("--widths", default="32,64,128,256", show_default=True,
+              help="Channels of each ResNet stage.")
+@click.option("--val-fraction", type=click.FloatRange(0.01, 0.9), default=0.2,
+              show_default=True, help="Share of each class kept out for validation.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split, initialisation and augmentation.")
+@click.option("--init", "init_model", default=None,
+              help="Start from this model (bundled name or path): its weights are copied and "
+                   "filters for bands it lacks start at zero (transfer, e.g. RGB to 13 bands).")
+@click.option("--level", type=click.Choice(["L1C", "L2A"]), default="L1C", show_default=True,
+              help="Processing level the training patches come from.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@friendly_errors
+def train_command(data_dir, out_dir, name, bands, epochs, batch_size, lr, widths, val_fraction,
+                  seed, init_model, level, device, resume):
+    """Train a patch classifier; a failed run never overwrites the last good model."""
+    from .model import load_model
+    from .patchdata import load_patch_folder
+    from .train import TrainConfig, train
+
+    band_list = [b.strip() for b in bands.split(",")] if bands else None
+    data = load_patch_folder(data_dir, band_list)
+    try:
+        width_tuple = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise GeolulcError(f"--widths must be integers separated by commas, not {widths!r}") \
+            from None
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, widths=width_tuple,
+                         blocks=(1,) * len(width_tuple), val_fraction=val_fraction, seed=seed,
+                         name=name, level=level,
+                         extra_card={"training": {"data": str(data_dir)}})
+    init = load_model(init_model) if init_model else None
+    path = train(data, out_dir, config, device=device, resume=resume, init=init)
+    card = json.loads(path.read_text())
+    click.echo(f"Saved {path} (validation accuracy "
+               f"{card['metrics']['val_accuracy']:.4f} on {card['metrics']['n_val']} patches)")

@@ -40,8 +40,11 @@ def download_stack(
     common = [b for b in ALL_BANDS if all(b in s.bands for s in scenes)]
     wanted = [normalise_band(b) for b in bands] if bands else common
     target_crs = choose_crs(aoi.geometry, crs)
+    # The stack covers the 640 m cells a stride-64 map of the AOI has, plus a 32-pixel border:
+    # the margin that overlapping patches (any --stride) read beyond the cells. Expressed as a
+    # grid of 128-pixel patches every 64 pixels, whose read margin is exactly 32 pixels.
     grid = grid_for_bounds(project_geometry(aoi.geometry, target_crs).bounds, target_crs,
-                           resolution, 1, 1)
+                           resolution, 128, 64)
     height, width = grid.read_shape
     profile = {"driver": "GTiff", "width": width, "height": height, "count": 1,
                "dtype": "uint16", "crs": grid.crs.to_wkt(), "transform": grid.read_transform,

@@ -26,7 +26,13 @@ from .patches import cut_patches
 from .quicklook import write_quicklook
 from .read import StackReader
 from .scenes import Scene, load_scene
-from .search import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
+from .search import (
+    DEFAULT_COLLECTION,
+    EARTH_SEARCH,
+    parse_date_range,
+    search_scenes,
+    select_covering,
+)
 from .stats import areas_csv, class_areas
 from .write import NODATA, class_colormap, write_cog, write_qgis_style
 
@@ -58,9 +64,7 @@ class MapRequest:
 
 
 def find_scenes(req: MapRequest, geometry) -> list[Scene]:
-    """Local scenes as given, or the least cloudy catalogue scenes that cover the AOI."""
-    if req.scenes:
-        return [load_scene(p) for p in req.scenes]
+    """The least cloudy catalogue scenes that cover the AOI."""
     if geometry is None or not req.date:
         raise GeolulcError("give --aoi and --date to search a catalogue, or --scene for a local scene")
     found = search_scenes(geometry, req.date, req.catalog, req.collection, req.max_cloud)
@@ -92,10 +96,13 @@ def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) 
 def run_map(req: MapRequest) -> dict:
     """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
     t_start = time.perf_counter()
+    if req.date:
+        parse_date_range(req.date)  # the user's input is checked before any work starts
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
+    local = [load_scene(p) for p in req.scenes]
     device = resolve_device(req.device)
     model = load_model(req.model, device)
-    scenes = find_scenes(req, aoi.geometry if aoi else None)
+    scenes = local or find_scenes(req, aoi.geometry if aoi else None)
     for scene in scenes:
         scene.require(model.bands)
         if scene.level != model.card.get("processing_level", scene.level):

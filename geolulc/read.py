@@ -58,6 +58,7 @@ class _SceneSource:
 
     def __init__(self, scene: Scene, bands: list[str], grid: PatchGrid, stack: contextlib.ExitStack):
         self.scene = scene
+        self.bands = bands
         height, width = grid.read_shape
         vrt_args = {"crs": grid.crs.to_wkt(), "transform": grid.read_transform,
                     "width": width, "height": height, "nodata": 0}
@@ -77,6 +78,14 @@ class _SceneSource:
         self.col_range = ((west - t.c) / t.a, (east - t.c) / t.a)
         self.row_range = ((t.f - north) / -t.e, (t.f - south) / -t.e)
 
+    def _read(self, vrt: WarpedVRT, band: str, window: Window) -> np.ndarray:
+        try:
+            return vrt.read(1, window=window)
+        except RasterioError as exc:
+            cause = exc.__cause__ or exc
+            raise GeolulcError(f"cannot read band {band} of scene {self.scene.id} "
+                               f"({vrt.src_dataset.name}): {str(cause).splitlines()[0]}") from None
+
     def overlaps(self, window: Window) -> bool:
         return (self.row_range[0] < window.row_off + window.height
                 and self.row_range[1] > window.row_off
@@ -85,12 +94,8 @@ class _SceneSource:
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Harmonised DNs (bands, h, w), the clear-pixel mask and the has-data mask."""
-        try:
-            dn = np.stack([vrt.read(1, window=window) for vrt in self.vrts])
-            scl = self.scl.read(1, window=window) if self.scl is not None else None
-        except RasterioError as exc:
-            raise GeolulcError(f"cannot read scene {self.scene.id}: "
-                               f"{str(exc).splitlines()[0]}") from None
+        dn = np.stack([self._read(vrt, band, window) for vrt, band in zip(self.vrts, self.bands)])
+        scl = self._read(self.scl, "SCL", window) if self.scl is not None else None
         dn = harmonise(dn, self.scene.offset)
         has_data = np.all(dn > 0, axis=0)
         clear = has_data & ~np.isin(scl, SCL_MASKED) if scl is not None else has_data

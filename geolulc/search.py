@@ -84,7 +84,9 @@ def search_scenes(
         )
         items = [item.to_dict() for item in search.items()]
     except APIError as exc:
-        raise GeolulcError(f"STAC API {catalog} refused the search: "
+        if getattr(exc, "status_code", None) is None:  # no HTTP answer at all
+            raise GeolulcError(f"cannot reach STAC API {catalog}: connection failed") from None
+        raise GeolulcError(f"STAC API {catalog} refused the search (HTTP {exc.status_code}): "
                            f"{str(exc).strip().splitlines()[0][:200]}") from None
     except OSError as exc:  # requests' ConnectionError derives from OSError
         raise GeolulcError(f"cannot reach STAC API {catalog}: {type(exc).__name__}") from None

@@ -171,7 +171,6 @@ def train(
     card = dict(card)
     card["training"] = {
         **card.get("training", {}),
-        "data": str(getattr(data, "source", "")) or None,
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "wall_time_s": round(elapsed, 1),

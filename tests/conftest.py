@@ -20,13 +20,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ES_ITEM_ID = "S2A_29RKH_20200219_0_L2A"
-#: A 6 km square over the desert of tile 29RKH (Mauritania), inside the real Earth Search product.
+#: About 6 km × 6 km of desert in tile 29RKH (Mauritania) inside the real Earth Search product,
+#: with some thin cirrus that the SCL masks, lying inside one 512-pixel block of the 10 m COGs.
 DESERT_AOI = {
     "type": "FeatureCollection",
     "features": [{"type": "Feature", "properties": {"name": "tiris"}, "geometry": {
         "type": "Polygon",
-        "coordinates": [[[-11.50, 24.80], [-11.44, 24.80], [-11.44, 24.855],
-                         [-11.50, 24.855], [-11.50, 24.80]]]}}],
+        "coordinates": [[[-11.20, 25.195], [-11.145, 25.195], [-11.145, 25.245],
+                         [-11.20, 25.245], [-11.20, 25.195]]]}}],
 }
 
 
@@ -188,3 +189,16 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env.pop("GEOLULC_DEBUG", None)
     return subprocess.run(["geolulc", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600)
+
+
+@pytest.fixture(scope="session")
+def local_es_item(data_dir, tmp_path_factory) -> Path:
+    """The real Earth Search item with its hrefs pointing at the local COGs."""
+    folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
+    item = json.loads((folder / f"{ES_ITEM_ID}.json").read_text())
+    item["links"] = []
+    for asset in item["assets"].values():
+        asset["href"] = str(folder / asset["href"].rsplit("/", 1)[-1])
+    path = tmp_path_factory.mktemp("local-item") / "item.json"
+    path.write_text(json.dumps(item))
+    return path
