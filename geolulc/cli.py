@@ -212,6 +212,9 @@ def download_command(aoi, date, catalog, collection, max_cloud, max_area, bands,
 @click.option("--name", default="model", show_default=True, help="Model name.")
 @click.option("--bands", default=None,
               help="Comma-separated subset of the patches' bands, e.g. B04,B03,B02.")
+@click.option("--exclude", type=click.Path(path_type=Path), default=None,
+              help="Leave out patches whose file name (without extension) occurs in this "
+                   "folder, e.g. keep the EuroSAT MS places unseen when training on RGB.")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True,
               help="Passes over the training split.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True,
@@ -232,7 +235,7 @@ def download_command(aoi, date, catalog, collection, max_cloud, max_area, bands,
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @friendly_errors
-def train_command(data_dir, out_dir, name, bands, epochs, batch_size, lr, widths, val_fraction,
+def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, lr, widths, val_fraction,
                   seed, init_model, level, device, resume):
     """Train a patch classifier; a failed run never overwrites the last good model."""
     from .model import load_model
@@ -240,7 +243,7 @@ def train_command(data_dir, out_dir, name, bands, epochs, batch_size, lr, widths
     from .train import TrainConfig, train
 
     band_list = [b.strip() for b in bands.split(",")] if bands else None
-    data = load_patch_folder(data_dir, band_list)
+    data = load_patch_folder(data_dir, band_list, exclude=exclude)
     try:
         width_tuple = tuple(int(w) for w in widths.split(","))
     except ValueError:
@@ -249,9 +252,120 @@ def train_command(data_dir, out_dir, name, bands, epochs, batch_size, lr, widths
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, widths=width_tuple,
                          blocks=(1,) * len(width_tuple), val_fraction=val_fraction, seed=seed,
                          name=name, level=level,
-                         extra_card={"training": {"data": str(data_dir)}})
+                         extra_card={"training": {
+                             "data": str(data_dir),
+                             "excluded_names_from": str(exclude) if exclude else None}})
     init = load_model(init_model) if init_model else None
     path = train(data, out_dir, config, device=device, resume=resume, init=init)
     card = json.loads(path.read_text())
     click.echo(f"Saved {path} (validation accuracy "
                f"{card['metrics']['val_accuracy']:.4f} on {card['metrics']['n_val']} patches)")
+
+
+@main.command("evaluate")
+@click.option("--model", required=True, help="Bundled model name or path to a model card.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="Labelled patch folder (one sub-folder per class).")
+@click.option("--split", type=click.Choice(["all", "val"]), default="all", show_default=True,
+              help="val: only the patches the model's training run held out (needs the same "
+                   "folder it was trained on).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
+              show_default=True, help="Folder for the confusion matrix CSV and PNG.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@friendly_errors
+def evaluate_command(model, data_dir, split, out_dir, device, as_json):
+    """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
+    from .device import resolve_device
+    from .evaluate import metrics, predict, validation_subset, write_reports
+    from .model import load_model
+    from .patchdata import load_patch_folder
+
+    dev = resolve_device(device)
+    loaded = load_model(model, dev)
+    data = load_patch_folder(data_dir, classes=loaded.classes)
+    if split == "val":
+        data = validation_subset(loaded, data, Path(data_dir))
+    probs = predict(loaded, data, dev)
+    result = metrics(data.y, probs.argmax(1), loaded.classes)
+    result["model"] = loaded.name
+    result["data"] = str(data_dir)
+    result["split"] = split
+    result["reports"] = write_reports(result, out_dir, f"{loaded.name}_{Path(data_dir).name}")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{loaded.name} on {data_dir} ({split}, n={result['n']}): accuracy "
+               f"{result['accuracy']:.4f}, kappa {result['kappa']:.4f}")
+    click.echo(f"{'class':<22}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>7}")
+    for name, row in result["per_class"].items():
+        click.echo(f"{name:<22}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}"
+                   f"{row['support']:>7}")
+    for kind, path in result["reports"].items():
+        click.echo(f"  {kind:<14}{path}")
+
+
+@main.command("classify")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Bundled model name or path to a model card.")
+@click.option("--top", type=click.IntRange(1), default=3, show_default=True,
+              help="Classes listed per patch in the table.")
+@click.option("--json", "as_json", is_flag=True, help="All class probabilities as JSON.")
+@friendly_errors
+def classify_command(paths, model, top, as_json):
+    """Class and probabilities of single patches (13-band GeoTIFF, or RGB JPEG/PNG)."""
+    import numpy as np
+    import torch
+
+    from .evaluate import predict
+    from .model import load_model
+    from .patchdata import PatchSet, read_patch
+
+    loaded = load_model(model)
+    rows = []
+    for path in paths:
+        if not path.exists():
+            raise GeolulcError(f"patch {path} does not exist")
+        arr, bands, kind = read_patch(path)
+        single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
+                          [path])
+        probs = predict(loaded, single, torch.device("cpu"))[0]
+        order = np.argsort(-probs)
+        rows.append({"path": str(path), "class": loaded.classes[order[0]],
+                     "probability": round(float(probs[order[0]]), 4),
+                     "probabilities": {c: round(float(p), 4)
+                                       for c, p in zip(loaded.classes, probs)}})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+        click.echo(f"{row['path']}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
+
+
+@main.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print the model cards' summaries as JSON.")
+@friendly_errors
+def models_command(as_json):
+    """The bundled models with their bands, classes, training data and measured accuracy."""
+    from .model import BUNDLED_DIR, bundled_models, read_card
+
+    rows = []
+    for name in bundled_models():
+        card = read_card(BUNDLED_DIR / f"{name}.json")
+        training = card.get("training", {})
+        rows.append({"name": name, "bands": card["bands"], "level": card["processing_level"],
+                     "classes": card["classes"], "training_data": training.get("data"),
+                     "metrics": card.get("metrics", {}),
+                     "patches_per_s_cpu": card.get("throughput", {}).get("cpu_patches_per_s")})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No bundled models.")
+    for row in rows:
+        acc = row["metrics"].get("val_accuracy")
+        click.echo(f"{row['name']}: {row['level']} {','.join(row['bands'])}; "
+                   f"{len(row['classes'])} classes; validation accuracy "
+                   f"{acc if acc is not None else '-'}; trained on {row['training_data']}")

@@ -31,6 +31,7 @@ class PatchSet:
     bands: list[str]
     kind: str  # "rgb": 8-bit JPEG units; "ms": reflectance × 10000 DN
     files: list[Path]
+    root: Path | None = None
 
 
 def _raster_bands(src: rasterio.DatasetReader) -> list[str]:
@@ -74,13 +75,24 @@ def list_patch_files(folder: Path) -> dict[str, list[Path]]:
 
 def load_patch_folder(
     folder: str | Path, bands: list[str] | None = None, classes: list[str] | None = None,
-    limit_per_class: int | None = None,
+    exclude: str | Path | None = None,
 ) -> PatchSet:
-    """Read a labelled folder; `classes` fixes the label order (e.g. a model's), `bands` a subset."""
+    """Read a labelled folder; `classes` fixes the label order (e.g. a model's), `bands` a subset.
+
+    Patches whose name (without extension) also occurs in the folder `exclude` are left out,
+    e.g. the EuroSAT RGB places that the multispectral set holds, to keep those unseen.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise GeolulcError(f"data folder {folder} does not exist")
-    found = {k: v for k, v in list_patch_files(folder).items() if v}
+    skip: set[str] = set()
+    if exclude is not None:
+        if not Path(exclude).is_dir():
+            raise GeolulcError(f"--exclude folder {exclude} does not exist")
+        skip = {p.stem for files in list_patch_files(Path(exclude)).values() for p in files}
+    found = {k: [p for p in v if p.stem not in skip]
+             for k, v in list_patch_files(folder).items()}
+    found = {k: v for k, v in found.items() if v}
     if classes is None:
         if len(found) < 2:
             raise GeolulcError(f"{folder} needs at least two class sub-folders with patches "
@@ -92,7 +104,7 @@ def load_patch_folder(
     arrays, labels, files = [], [], []
     first: tuple | None = None
     for label, name in enumerate(classes):
-        for path in found.get(name, [])[:limit_per_class]:
+        for path in found.get(name, []):
             arr, names, kind = read_patch(path)
             if first is None:
                 first = (arr.shape, names, kind)
@@ -117,7 +129,8 @@ def load_patch_folder(
         x = x[:, [names.index(b) for b in wanted]]
         names = wanted
     log.info("loaded %d %s patches of %d classes from %s", len(x), kind, len(classes), folder)
-    return PatchSet(x, np.array(labels, dtype=np.int64), list(classes), list(names), kind, files)
+    return PatchSet(x, np.array(labels, dtype=np.int64), list(classes), list(names), kind, files,
+                    folder)
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

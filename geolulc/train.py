@@ -23,6 +23,7 @@ from .atomic import atomic_path
 from .classes import colors_for
 from .device import resolve_device
 from .errors import GeolulcError
+from .evaluate import fingerprint
 from .model import Model, make_card, normalise, save_model
 from .network import build_network
 from .patchdata import PatchSet, stratified_split
@@ -126,6 +127,9 @@ def train(
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
         if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
             raise GeolulcError(f"{ckpt_path} was made for other classes or bands; cannot resume")
+        if ckpt.get("total_epochs") != config.epochs:
+            raise GeolulcError(f"{ckpt_path} belongs to a run of {ckpt.get('total_epochs')} "
+                               f"epochs; resume with the same --epochs")
         network.load_state_dict(ckpt["network"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -167,10 +171,12 @@ def train(
         with atomic_path(ckpt_path) as tmp:
             torch.save({"network": network.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                        "history": history, "elapsed": elapsed, "card": card}, tmp)
+                        "history": history, "elapsed": elapsed, "card": card,
+                        "total_epochs": config.epochs}, tmp)
     card = dict(card)
     card["training"] = {
         **card.get("training", {}),
+        "data_fingerprint": fingerprint(data.files, data.root) if data.root else None,
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "wall_time_s": round(elapsed, 1),

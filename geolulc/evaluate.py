@@ -1,0 +1,116 @@
+"""Accuracy assessment of a model on labelled patches: the numbers a remote-sensing paper reports."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .atomic import atomic_path, write_text_atomic
+from .errors import GeolulcError
+from .model import Model, band_indices, predict_probabilities
+from .patchdata import PatchSet, stratified_split
+
+
+def fingerprint(files: list[Path], root: Path) -> str:
+    """Identity of a patch folder (its relative file names), to find a model's split again."""
+    names = "\n".join(sorted(str(f.relative_to(root)) for f in files))
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
+def model_inputs(model: Model, data: PatchSet) -> tuple[np.ndarray, bool]:
+    """The data's bands in the model's order, and whether they are already in model units."""
+    idx = band_indices(data.bands, model.bands)
+    return data.x[:, idx], data.kind == "rgb"
+
+
+def predict(model: Model, data: PatchSet, device: torch.device, batch: int = 512) -> np.ndarray:
+    x, scaled = model_inputs(model, data)
+    out = np.empty((len(x), len(model.classes)), dtype=np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i:i + batch].astype(np.float32)).to(device)
+            out[i:i + batch] = predict_probabilities(model, xb, already_scaled=scaled).cpu().numpy()
+    return out
+
+
+def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:
+    """The part of `data` that the model's training run held out, identified from its card."""
+    training = model.card.get("training", {})
+    if training.get("data_fingerprint") != fingerprint(data.files, root):
+        raise GeolulcError(f"--split val needs the folder {model.name} was trained on; "
+                           f"{root} differs from it")
+    _, val = stratified_split(data.y, training["val_fraction"], training["seed"])
+    return PatchSet(data.x[val], data.y[val], data.classes, data.bands, data.kind,
+                    [data.files[i] for i in val])
+
+
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """Overall accuracy, Cohen's kappa, per-class precision/recall/F1, confusion matrix."""
+    k = len(classes)
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    n = int(cm.sum())
+    accuracy = float(np.trace(cm) / n) if n else 0.0
+    expected = float((cm.sum(0) * cm.sum(1)).sum() / n**2) if n else 0.0
+    kappa = (accuracy - expected) / (1 - expected) if expected < 1 else 1.0
+    per_class = {}
+    for i, name in enumerate(classes):
+        tp = int(cm[i, i])
+        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
+        recall = tp / cm[i].sum() if cm[i].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": round(float(precision), 4),
+                           "recall": round(float(recall), 4), "f1": round(float(f1), 4),
+                           "support": int(cm[i].sum())}
+    return {"accuracy": round(accuracy, 4), "kappa": round(float(kappa), 4), "n": n,
+            "per_class": per_class, "confusion_matrix": cm.tolist(), "classes": classes}
+
+
+def confusion_csv(result: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *result["classes"]])
+    for name, row in zip(result["classes"], result["confusion_matrix"]):
+        writer.writerow([name, *row])
+    return buf.getvalue()
+
+
+def confusion_png(result: dict, path: Path) -> None:
+    """Row-normalised confusion matrix as a heat map with counts."""
+    cm = np.array(result["confusion_matrix"], dtype=float)
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    k, cell, left, top = len(cm), 44, 150, 150
+    img = Image.new("RGB", (left + k * cell + 10, top + k * cell + 30), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    for i, name in enumerate(result["classes"]):
+        draw.text((5, top + i * cell + cell // 3), name[:22], fill="black", font=font)
+        label = Image.new("RGB", (140, 14), "white")
+        ImageDraw.Draw(label).text((0, 0), name[:22], fill="black", font=font)
+        img.paste(label.rotate(90, expand=True), (left + i * cell + cell // 3, 5))
+        for j in range(k):
+            shade = int(255 * (1 - share[i, j]))
+            box = [left + j * cell, top + i * cell, left + (j + 1) * cell - 1,
+                   top + (i + 1) * cell - 1]
+            draw.rectangle(box, fill=(shade, shade, 255), outline=(200, 200, 200))
+            draw.text((box[0] + 4, box[1] + cell // 3), str(int(cm[i, j])),
+                      fill="white" if shade < 120 else "black", font=font)
+    draw.text((left, top + k * cell + 8), f"accuracy {result['accuracy']:.4f}, "
+              f"kappa {result['kappa']:.4f}, n={result['n']} (rows: true class)",
+              fill="black", font=font)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def write_reports(result: dict, out_dir: Path, stem: str) -> dict[str, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / f"{stem}_confusion.csv"
+    png_path = out_dir / f"{stem}_confusion.png"
+    write_text_atomic(csv_path, confusion_csv(result))
+    confusion_png(result, png_path)
+    return {"confusion_csv": str(csv_path), "confusion_png": str(png_path)}

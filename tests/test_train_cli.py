@@ -1,0 +1,150 @@
+"""`geolulc train`, `evaluate`, `classify`: real training runs (small), resume, and bad input."""
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from PIL import Image
+from rasterio.transform import from_origin
+
+from conftest import run_cli
+
+CLASSES = ["Forest", "SeaLake", "Industrial"]
+
+
+def real_subset(data_dir, tmp_path, per_class=12, kind="rgb"):
+    """A small labelled folder of real EuroSAT patches (symlinks)."""
+    root = tmp_path / f"real-{kind}"
+    for name in CLASSES:
+        (root / name).mkdir(parents=True)
+        for src in sorted((data_dir / "eurosat" / kind / name).iterdir())[:per_class]:
+            (root / name / src.name).symlink_to(src)
+    return root
+
+
+def write_tif(path, arr):
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1],
+                       count=arr.shape[0], dtype=arr.dtype, crs="EPSG:32631",
+                       transform=from_origin(500000, 5000000, 10, 10)) as dst:
+        dst.write(arr)
+
+
+def test_train_resume_evaluate_classify_on_real_patches(data_dir, tmp_path):
+    data = real_subset(data_dir, tmp_path)
+    out = tmp_path / "model"
+    first = run_cli("train", "--data", str(data), "--out", str(out), "--name", "m", "--epochs",
+                    "2", "--batch-size", "16", "--widths", "8,16", "--device", "cpu")
+    assert first.returncode == 0, first.stderr
+    card = json.loads((out / "m.json").read_text())
+    assert card["bands"] == ["B04", "B03", "B02"] and card["classes"] == sorted(CLASSES)
+    assert card["input"]["dn_scale"] == pytest.approx(0.0917)
+    assert card["training"]["n_val"] == 6 and card["training"]["seed"] == 0
+    assert len(card["training"]["history"]) == 2
+    # an interrupted run resumes from its last checkpoint with the same command
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--name", "r", "--epochs",
+            "40", "--batch-size", "16", "--widths", "8,16", "--device", "cpu", "--resume"]
+    proc = subprocess.Popen(["geolulc", *args], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "r" / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) != 0
+    assert not (tmp_path / "r" / "r.json").exists()  # no final model from a cut-off run
+    done_before = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["epoch"]
+    assert 1 <= done_before < 40
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    history = json.loads((tmp_path / "r" / "r.json").read_text())["training"]["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 41))
+    changed = run_cli(*args[:-1], "--epochs", "41", "--resume")
+    assert changed.returncode == 1 and "resume with the same --epochs" in changed.stderr
+    ev = run_cli("evaluate", "--model", str(out / "m.json"), "--data", str(data), "--split",
+                 "val", "--json", "--out", str(tmp_path / "ev"))
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)
+    assert result["n"] == 6 and set(result["per_class"]) == set(CLASSES)
+    assert 0 <= result["accuracy"] <= 1 and np.sum(result["confusion_matrix"]) == 6
+    assert (tmp_path / "ev" / "m_real-rgb_confusion.png").exists()
+    patch = next((data / "SeaLake").iterdir())
+    cl = run_cli("classify", str(patch), "--model", str(out / "m.json"), "--json")
+    assert cl.returncode == 0, cl.stderr
+    row = json.loads(cl.stdout)[0]
+    assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_metrics_on_a_known_confusion():
+    from geolulc.evaluate import metrics
+    y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    y_pred = np.array([0, 0, 0, 1, 1, 1, 1, 1, 2, 0])
+    m = metrics(y_true, y_pred, ["a", "b", "c"])
+    assert m["accuracy"] == 0.8
+    assert m["per_class"]["a"] == {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4}
+    assert m["per_class"]["b"]["precision"] == 0.8 and m["per_class"]["c"]["recall"] == 0.5
+    # kappa: p_o = 0.8, p_e = (4·4 + 4·5 + 2·1) / 100 = 0.38
+    assert m["kappa"] == pytest.approx((0.8 - 0.38) / 0.62, abs=1e-4)
+
+
+def make_folder(tmp_path, spec):
+    root = tmp_path / "data"
+    for cls, files in spec.items():
+        (root / cls).mkdir(parents=True)
+        for name, content in files.items():
+            path = root / cls / name
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            elif content.ndim == 3 and content.shape[0] in (3,) and name.endswith(".png"):
+                Image.fromarray(content.transpose(1, 2, 0)).save(path)
+            else:
+                write_tif(path, content)
+    return root
+
+
+ms = np.full((13, 64, 64), 1000, dtype=np.uint16)
+
+
+@pytest.mark.parametrize("spec,extra,message", [
+    ({}, [], "at least two class"),
+    ({"A": {"a.tif": ms}}, [], "at least two class"),
+    ({"A": {"a.tif": ms}, "B": {"b.tif": b"not a tiff"}}, [], "cannot read patch"),
+    ({"A": {"a.tif": ms}, "B": {"b.tif": np.ones((13, 32, 32), np.uint16)}}, [], "mixed patches"),
+    ({"A": {"a.png": np.zeros((3, 64, 64), np.uint8)},
+      "B": {"b.png": np.zeros((3, 64, 64), np.uint8)}}, ["--bands", "B04,B8A"],
+     "the patches have 3 bands"),
+])
+def test_bad_training_data(tmp_path, spec, extra, message):
+    root = make_folder(tmp_path, spec)
+    root.mkdir(exist_ok=True)
+    result = run_cli("train", "--data", str(root), "--out", str(tmp_path / "m"), "--epochs", "1",
+                     *extra)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").glob("*.json"))
+
+
+def test_failed_training_keeps_the_last_good_model(tmp_path):
+    rng = np.random.default_rng(0)
+    good = make_folder(tmp_path, {c: {f"{i}.tif": rng.integers(1, 3000, (13, 64, 64),
+                                                                   dtype=np.uint16)
+                                      for i in range(4)} for c in ("A", "B")})
+    out = tmp_path / "m"
+    ok = run_cli("train", "--data", str(good), "--out", str(out), "--name", "m", "--epochs", "1",
+                 "--widths", "8", "--device", "cpu", "--val-fraction", "0.25")
+    assert ok.returncode == 0, ok.stderr
+    before = {p.name: p.read_bytes() for p in out.glob("m.*")}
+    (good / "B" / "0.tif").write_bytes(b"truncated")
+    bad = run_cli("train", "--data", str(good), "--out", str(out), "--name", "m", "--epochs", "1",
+                  "--widths", "8", "--device", "cpu")
+    assert bad.returncode == 1 and "cannot read patch" in bad.stderr
+    assert {p.name: p.read_bytes() for p in out.glob("m.*")} == before
+
+
+def test_model_refuses_a_scene_without_its_bands(tmp_path, tiny_model):
+    rgb = make_folder(tmp_path, {"Dark": {"a.png": np.zeros((3, 64, 64), np.uint8)},
+                                 "Bright": {"b.png": np.zeros((3, 64, 64), np.uint8)}})
+    result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(rgb))
+    assert result.returncode == 1 and "lacks band(s) B01" in result.stderr
