@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,139 @@ def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) 
     return grid_for_bounds(bounds, crs, req.resolution, model.patch_size, req.stride)
 
 
+@dataclass
+class Classification:
+    """Per-cell results of classifying one date on a grid."""
+
+    grid: PatchGrid
+    labels: np.ndarray  # uint8 class codes, NODATA where not classified
+    probabilities: np.ndarray  # float32 (rows, cols, classes), 0 where not classified
+    patches: int
+    masked_pixels: int
+    timings: dict[str, float]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        conf = np.round(self.probabilities.max(axis=2) * 100).astype(np.uint8)
+        conf[self.labels == NODATA] = NODATA
+        return conf
+
+
+def aoi_cells(grid: PatchGrid, aoi_geometry) -> np.ndarray:
+    """Cells touching the AOI polygon (all of them without an AOI)."""
+    if aoi_geometry is None:
+        return np.ones((grid.rows, grid.cols), dtype=bool)
+    return ~geometry_mask([mapping(project_geometry(aoi_geometry, grid.crs))],
+                          (grid.rows, grid.cols), grid.map_transform, all_touched=True)
+
+
+def classify_grid(
+    scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
+    classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
+) -> Classification:
+    """Read, cut and classify the grid chunk by chunk, reading the next chunk while the model
+    works on the current one (GDAL and torch both release the GIL)."""
+    k = len(model.classes)
+    labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
+    probabilities = np.zeros((grid.rows, grid.cols, k), dtype=np.float32)
+    timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
+    n_patches = masked_px = 0
+    _, read_width = grid.read_shape
+    starts = list(range(0, grid.rows, chunk_rows))
+
+    def read_chunk(row0: int):
+        t0 = time.perf_counter()
+        n_rows = min(chunk_rows, grid.rows - row0)
+        window = Window(0, row0 * grid.stride, read_width, n_rows * grid.stride + 2 * grid.margin)
+        return reader.read(window), time.perf_counter() - t0
+
+    with StackReader(scenes, model.bands, grid) as reader, ThreadPoolExecutor(1) as pool, tqdm(
+        total=grid.rows * grid.cols, unit="cell", desc="mapping", disable=not progress,
+    ) as bar:
+        pending = pool.submit(read_chunk, starts[0])
+        for i, row0 in enumerate(starts):
+            (dn, clear, masked), read_s = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(read_chunk, starts[i + 1])
+            timings["read"] += read_s
+            masked_px += masked
+            t1 = time.perf_counter()
+            cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, min_clear)
+            keep = inside[cut.rows, cut.cols]
+            pixels, rows, cols = cut.pixels[keep], cut.rows[keep], cut.cols[keep]
+            t2 = time.perf_counter()
+            if len(pixels):
+                probs = classifier.probabilities(pixels)
+                probabilities[rows, cols] = probs
+                labels[rows, cols] = probs.argmax(1)
+            n_patches += len(pixels)
+            timings["patch"] += t2 - t1
+            timings["classify"] += time.perf_counter() - t2
+            bar.update(min(chunk_rows, grid.rows - row0) * grid.cols)
+            bar.set_postfix(patches=n_patches)
+    return Classification(grid, labels, probabilities, n_patches, masked_px, timings)
+
+
+def scene_summary(scenes: list[Scene]) -> list[dict]:
+    return [{"id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
+             "level": s.level, "cloud_cover": s.cloud_cover,
+             "processing_baseline": s.baseline_text, "offset_removed": s.offset}
+            for s in scenes]
+
+
+def write_map(
+    out_dir: Path, name: str, result: Classification, model: Model, scenes: list[Scene],
+    date: str | None,
+) -> tuple[dict[str, str], dict]:
+    """All outputs of one map, staged and moved into `out_dir` together."""
+    grid = result.grid
+    stats = class_areas(result.labels, model.classes, grid.cell_size ** 2)
+    run_info = {
+        "geolulc_version": __version__, "model": model.name, "scenes": scene_summary(scenes),
+        "date": date, "crs": grid.crs.to_string(), "transform": list(grid.map_transform)[:6],
+        "shape": [grid.rows, grid.cols], "cell_size_m": grid.cell_size, "stride": grid.stride,
+        "patches_classified": result.patches, "cloud_masked_pixels": result.masked_pixels,
+    }
+    tags = {"classes": model.classes, "model": model.name, "scenes": [s.id for s in scenes],
+            "geolulc_version": __version__, "date": date or ""}
+    colors = model.colors
+    probs = np.round(np.moveaxis(result.probabilities, 2, 0) * 250).astype(np.uint8)
+    probs[:, result.labels == NODATA] = NODATA
+    files = {}
+    with staged_outputs(out_dir) as stage:
+        files["confidence"] = write_cog(
+            stage / f"{name}_confidence.tif", result.confidence, grid.crs, grid.map_transform,
+            NODATA, tags={"units": "percent", "model": model.name},
+            description="probability of the predicted class (%)", resampling="AVERAGE")
+        files["probabilities"] = write_cog(
+            stage / f"{name}_probabilities.tif", probs, grid.crs, grid.map_transform, NODATA,
+            tags={**tags, "scale": "probability = value / 250"}, description=model.classes,
+            resampling="AVERAGE")
+        write_text_atomic(stage / f"{name}_stats.json",
+                          json.dumps({**stats, "run": run_info}, indent=2) + "\n")
+        files["stats_json"] = stage / f"{name}_stats.json"
+        write_text_atomic(stage / f"{name}_stats.csv", areas_csv(stats))
+        files["stats_csv"] = stage / f"{name}_stats.csv"
+        files["quicklook"] = write_quicklook(
+            stage / f"{name}_quicklook.png", result.labels, model.classes, colors,
+            title=f"{name} ({model.name})")
+        write_qgis_style(stage / f"{name}_landcover.qml", model.classes, colors)
+        files["qgis_style"] = stage / f"{name}_landcover.qml"
+        files["landcover"] = write_cog(
+            stage / f"{name}_landcover.tif", result.labels, grid.crs, grid.map_transform, NODATA,
+            colormap=class_colormap(colors), tags=tags, description="land cover class")
+    outputs = {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
+    return outputs, {**run_info, "stats": stats}
+
+
+def check_scenes(scenes: list[Scene], model: Model) -> None:
+    for scene in scenes:
+        scene.require(model.bands)
+        if scene.level != model.card.get("processing_level", scene.level):
+            log.warning("model %s was trained on %s data, scene %s is %s", model.name,
+                        model.card["processing_level"], scene.id, scene.level)
+
+
 def run_map(req: MapRequest) -> dict:
     """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
     t_start = time.perf_counter()
@@ -103,102 +237,25 @@ def run_map(req: MapRequest) -> dict:
     device = resolve_device(req.device)
     model = load_model(req.model, device)
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
-    for scene in scenes:
-        scene.require(model.bands)
-        if scene.level != model.card.get("processing_level", scene.level):
-            log.warning("model %s was trained on %s data, scene %s is %s", model.name,
-                        model.card["processing_level"], scene.id, scene.level)
+    check_scenes(scenes, model)
     grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
-    inside = np.ones((grid.rows, grid.cols), dtype=bool)
-    if aoi is not None:
-        inside = ~geometry_mask([mapping(project_geometry(aoi.geometry, grid.crs))],
-                                (grid.rows, grid.cols), grid.map_transform, all_touched=True)
-    labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
-    confidence = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
-    classifier = Classifier(model, device, req.batch_size)
-    timings = {"read": 0.0, "patch": 0.0, "classify": 0.0, "write": 0.0}
-    n_patches = masked_px = 0
     log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
              grid.cols, grid.cell_size, len(scenes))
-    _, read_width = grid.read_shape
-    with StackReader(scenes, model.bands, grid) as reader, tqdm(
-        total=grid.rows * grid.cols, unit="cell", desc="mapping", disable=not req.progress,
-    ) as bar:
-        for row0 in range(0, grid.rows, req.chunk_rows):
-            n_rows = min(req.chunk_rows, grid.rows - row0)
-            t0 = time.perf_counter()
-            window = Window(0, row0 * grid.stride, read_width,
-                            n_rows * grid.stride + 2 * grid.margin)
-            dn, clear, masked = reader.read(window)
-            masked_px += masked
-            t1 = time.perf_counter()
-            patches = cut_patches(dn, clear, grid.patch, grid.stride, row0, req.min_clear)
-            keep = inside[patches.rows, patches.cols]
-            pixels, rows, cols = patches.pixels[keep], patches.rows[keep], patches.cols[keep]
-            t2 = time.perf_counter()
-            if len(pixels):
-                probs = classifier.probabilities(pixels)
-                labels[rows, cols] = probs.argmax(1)
-                confidence[rows, cols] = np.round(probs.max(1) * 100).astype(np.uint8)
-            n_patches += len(pixels)
-            t3 = time.perf_counter()
-            timings["read"] += t1 - t0
-            timings["patch"] += t2 - t1
-            timings["classify"] += t3 - t2
-            bar.update(n_rows * grid.cols)
-            bar.set_postfix(patches=n_patches)
-    if n_patches == 0:
+    result = classify_grid(scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
+                           Classifier(model, device, req.batch_size), req.min_clear,
+                           req.chunk_rows, req.progress)
+    if result.patches == 0:
         raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
                            "every patch is mostly cloud or no data")
     t_write = time.perf_counter()
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
-    name = name.replace("/", "_")
-    stats = class_areas(labels, model.classes, grid.cell_size ** 2)
-    run_info = {
-        "geolulc_version": __version__,
-        "model": model.name,
-        "scenes": [{"id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
-                    "level": s.level, "cloud_cover": s.cloud_cover,
-                    "processing_baseline": s.baseline_text,
-                    "offset_removed": s.offset} for s in scenes],
-        "crs": grid.crs.to_string(),
-        "transform": list(grid.map_transform)[:6],
-        "shape": [grid.rows, grid.cols],
-        "cell_size_m": grid.cell_size,
-        "stride": grid.stride,
-        "patches_classified": n_patches,
-        "cloud_masked_pixels": masked_px,
-    }
-    tags = {"classes": model.classes, "model": model.name,
-            "scenes": [s.id for s in scenes], "geolulc_version": __version__,
-            "date": req.date or ""}
-    colors = model.colors
-    files = {}
-    with staged_outputs(req.out_dir) as stage:
-        files["confidence"] = write_cog(
-            stage / f"{name}_confidence.tif", confidence, grid.crs, grid.map_transform, NODATA,
-            tags={"units": "percent", "model": model.name},
-            description="probability of the predicted class (%)", resampling="AVERAGE")
-        write_text_atomic(stage / f"{name}_stats.json",
-                          json.dumps({**stats, "run": run_info}, indent=2) + "\n")
-        files["stats_json"] = stage / f"{name}_stats.json"
-        write_text_atomic(stage / f"{name}_stats.csv", areas_csv(stats))
-        files["stats_csv"] = stage / f"{name}_stats.csv"
-        files["quicklook"] = write_quicklook(
-            stage / f"{name}_quicklook.png", labels, model.classes, colors,
-            title=f"{name} ({model.name})")
-        write_qgis_style(stage / f"{name}_landcover.qml", model.classes, colors)
-        files["qgis_style"] = stage / f"{name}_landcover.qml"
-        files["landcover"] = write_cog(
-            stage / f"{name}_landcover.tif", labels, grid.crs, grid.map_transform, NODATA,
-            colormap=class_colormap(colors), tags=tags, description="land cover class")
-    timings["write"] = time.perf_counter() - t_write
-    outputs = {k: str(Path(req.out_dir) / Path(v).name) for k, v in files.items()}
+    outputs, info = write_map(req.out_dir, name.replace("/", "_"), result, model, scenes,
+                              req.date)
+    timings = {**result.timings, "write": time.perf_counter() - t_write}
     return {
         "outputs": outputs,
-        **run_info,
-        "stats": stats,
+        **info,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }

@@ -19,30 +19,34 @@ NODATA = 255
 def write_cog(
     path: str | Path, array: np.ndarray, crs: CRS, transform: Affine, nodata: float | None,
     colormap: dict[int, tuple[int, int, int]] | None = None, tags: dict | None = None,
-    description: str | None = None, resampling: str = "NEAREST",
+    description: str | list[str] | None = None, resampling: str = "NEAREST",
 ) -> Path:
-    """Write one band as a COG (tiled, deflate, internal overviews), atomically.
+    """Write a (height, width) or (bands, height, width) array as a COG (tiled, deflate,
+    internal overviews), atomically.
 
     `resampling` is the overview resampling: NEAREST for categories, AVERAGE for quantities.
+    `description` names the band, or each band when given as a list.
     """
     path = Path(path)
-    height, width = array.shape
+    stack = array[None] if array.ndim == 2 else array
+    count, height, width = stack.shape
     with atomic_path(path) as tmp:
         profile = {
-            "driver": "COG", "width": width, "height": height, "count": 1,
+            "driver": "COG", "width": width, "height": height, "count": count,
             "dtype": array.dtype.name, "crs": crs.to_wkt(), "transform": transform,
             "nodata": nodata, "compress": "DEFLATE", "blocksize": 256,
             "overview_resampling": resampling, "BIGTIFF": "IF_SAFER",
         }
         with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(array, 1)
+            dst.write(stack)
             if colormap:
                 dst.write_colormap(1, colormap)
             if tags:
                 dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
                                    for k, v in tags.items()})
-            if description:
-                dst.set_band_description(1, description)
+            names = [description] if isinstance(description, str) else description or []
+            for band, name in enumerate(names, start=1):
+                dst.set_band_description(band, name)
     return path
 
 

@@ -37,6 +37,13 @@ def check_map_outputs(out_dir, name, model_path, epsg):
         c = conf.read(1)
         np.testing.assert_array_equal(c == 255, labels == 255)
         assert 100 / len(card["classes"]) - 1 <= c[c != 255].min() and c[c != 255].max() <= 100
+    with rasterio.open(out_dir / f"{name}_probabilities.tif") as prob:
+        assert prob.count == len(card["classes"]) and prob.transform == transform
+        assert list(prob.descriptions) == card["classes"]
+        p = prob.read().astype(int)
+        total = p.sum(0)[labels != 255]
+        assert np.all(np.abs(total - 250) <= len(card["classes"]))  # rounding of each class
+        np.testing.assert_array_equal(p.argmax(0)[labels != 255], valid)
     stats = json.loads((out_dir / f"{name}_stats.json").read_text())
     assert sum(r["pixels"] for r in stats["classes"]) == valid.size
     assert stats["mapped_km2"] == pytest.approx(valid.size * 0.4096)
