@@ -369,3 +369,109 @@ def models_command(as_json):
         click.echo(f"{row['name']}: {row['level']} {','.join(row['bands'])}; "
                    f"{len(row['classes'])} classes; validation accuracy "
                    f"{acc if acc is not None else '-'}; trained on {row['training_data']}")
+
+
+@main.command("change")
+@aoi_option()
+@click.option("--dates", multiple=True, help="Two or more dates (day, month, year or range); "
+              "repeat or separate with spaces: --dates 2018-06 --dates 2023-06.")
+@click.option("--before", type=click.Path(path_type=Path), default=None,
+              help="Earlier scene (as for `map --scene`) or land-cover GeoTIFF from `map`.")
+@click.option("--after", type=click.Path(path_type=Path), default=None,
+              help="Later scene or land-cover GeoTIFF.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Change probability from which a cell counts as changed in the mask.")
+@click.option("--method", type=click.Choice(["tv", "independent"]), default="tv",
+              show_default=True, help="How the two dates' class probabilities become a change "
+              "probability: tv = total variation distance (0 for identical probabilities); "
+              "independent = 1 - Σ p_before·p_after.")
+@click.option("--resample", is_flag=True,
+              help="Resample the --after map onto the grid of --before when the grids differ.")
+@click.option("--vector", is_flag=True, help="Also write change polygons (GeoPackage).")
+@click.option("--catalog", default=EARTH_SEARCH, show_default=True, help="STAC API URL.")
+@click.option("--collection", default=DEFAULT_COLLECTION, show_default=True,
+              help="Collection to search.")
+@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
+              help="Skip scenes whose cloud cover (%) is above this.")
+@click.option("--max-area", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_MAX_AREA_KM2, show_default=True, help="Largest AOI, in km².")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Model for the dates that are classified here.")
+@click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
+              help="Pixels between patch centres.")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Patches per inference batch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of clear pixels a patch needs to be classified.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
+              show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Output file prefix (default: AOI name).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def change_command(aoi, dates, before, after, threshold, method, resample, vector, catalog, collection,
+                   max_cloud, max_area, model, stride, batch_size, device, min_clear, out_dir,
+                   name, as_json, quiet):
+    """Land-cover change between dates (from-to classes, change mask and probability).
+
+    Either --aoi with --dates (each date mapped on one common grid), or --before/--after with
+    two local scenes or two land-cover maps written by `geolulc map`.
+    """
+    from .change_job import run_change
+    from .pipeline import MapRequest
+
+    date_list = [d for text in dates for d in text.split()]
+    req = MapRequest(aoi=aoi, catalog=catalog, collection=collection, max_cloud=max_cloud,
+                     model=model, stride=stride, batch_size=batch_size, device=device,
+                     out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
+                     progress=not quiet and not as_json)
+    summary = run_change(req, date_list, before, after, threshold, resample, vector, method)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for change in summary["changes"]:
+        share = 100 * change["changed_cells"] / max(change["valid_cells"], 1)
+        click.echo(f"{change['before']} → {change['after']}: {change['changed_cells']} of "
+                   f"{change['valid_cells']} cells changed ({share:.1f} %)")
+        for kind, path in change["outputs"].items():
+            click.echo(f"  {kind:<20}{path}")
+
+
+@main.command("evaluate-change")
+@click.argument("cities", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model to classify with.")
+@click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
+              help="Pixels between patch centres.")
+@click.option("--threshold", "thresholds", type=click.FloatRange(0, 1), multiple=True,
+              default=(0.5,), show_default=True, help="Change threshold(s) to score; repeat "
+              "to sweep several in one run.")
+@click.option("--method", "methods", type=click.Choice(["tv", "independent"]), multiple=True,
+              default=("tv",), show_default=True, help="Probability combination(s) to score.")
+@click.option("--patch-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Share of changed label pixels from which a cell counts as truly changed.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              default=Path("outputs/evaluate-change"), show_default=True,
+              help="Folder for the maps made on the way.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print all scores as JSON.")
+@friendly_errors
+def evaluate_change_command(cities, model, stride, thresholds, methods, patch_fraction, out_dir,
+                            device, as_json):
+    """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif): pixel- and
+    patch-level precision, recall and F1."""
+    from .evaluate_change import evaluate_cities
+    from .pipeline import MapRequest
+
+    req = MapRequest(model=model, stride=stride, device=device, out_dir=out_dir, name="oscd",
+                     progress=False)
+    result = evaluate_cities(list(cities), req, list(thresholds), list(methods), patch_fraction)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{'method':<12}{'thr':>5}  {'pixel P/R/F1':<22}{'patch P/R/F1':<22}")
+    for row in result["total"]:
+        px, pa = row["pixel"], row["patch"]
+        click.echo(f"{row['method']:<12}{row['threshold']:>5.2f}  "
+                   f"{px['precision']:.3f}/{px['recall']:.3f}/{px['f1']:.3f}        "
+                   f"{pa['precision']:.3f}/{pa['recall']:.3f}/{pa['f1']:.3f}")

@@ -43,7 +43,9 @@ def check_map_outputs(out_dir, name, model_path, epsg):
         p = prob.read().astype(int)
         total = p.sum(0)[labels != 255]
         assert np.all(np.abs(total - 250) <= len(card["classes"]))  # rounding of each class
-        np.testing.assert_array_equal(p.argmax(0)[labels != 255], valid)
+        # the mapped class has the highest probability (up to rounding to 1/250)
+        rows, cols = np.nonzero(labels != 255)
+        assert np.all(p[valid, rows, cols] >= p.max(0)[rows, cols] - 1)
     stats = json.loads((out_dir / f"{name}_stats.json").read_text())
     assert sum(r["pixels"] for r in stats["classes"]) == valid.size
     assert stats["mapped_km2"] == pytest.approx(valid.size * 0.4096)

@@ -1,0 +1,102 @@
+"""The `geolulc change` job: land cover of several dates on one grid, then their differences."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from .aoi import load_aoi
+from .change import DateMap, check_comparable, compare, read_map, write_change
+from .classify import Classifier
+from .device import resolve_device
+from .errors import GeolulcError
+from .model import Model, load_model
+from .pipeline import (
+    MapRequest,
+    aoi_cells,
+    check_scenes,
+    classify_grid,
+    find_scenes,
+    plan_grid,
+    write_map,
+)
+from .scenes import Scene, load_scene
+from .search import parse_date_range
+
+log = logging.getLogger(__name__)
+
+
+def _is_map(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".tif", ".tiff")
+
+
+def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[Scene]]],
+               device) -> list[DateMap]:
+    """Classify each date's scenes on one grid (planned from the AOI or the first scene)."""
+    grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0][1], model)
+    inside = aoi_cells(grid, aoi.geometry if aoi else None)
+    classifier = Classifier(model, device, req.batch_size)
+    maps = []
+    for label, scenes in inputs:
+        check_scenes(scenes, model)
+        result = classify_grid(scenes, model, grid, inside, classifier, req.min_clear,
+                               req.chunk_rows, req.progress)
+        if result.patches == 0:
+            raise GeolulcError(f"{label}: no clear patch (the scenes do not cover the area, or "
+                               "every patch is cloud or no data)")
+        write_map(req.out_dir, f"{req.name}_{label}", result, model, scenes, label)
+        maps.append(DateMap(label, result.labels, result.probabilities, grid.crs,
+                            grid.map_transform, model.name, model.classes, model.colors))
+    return maps
+
+
+def run_change(
+    req: MapRequest, dates: list[str], before: Path | None, after: Path | None,
+    threshold: float = 0.5, resample: bool = False, vector: bool = False, method: str = "tv",
+) -> dict:
+    """Maps of every date, then changes between consecutive dates and first → last."""
+    if dates and (before or after):
+        raise GeolulcError("give either --dates or --before/--after, not both")
+    if dates:
+        if len(dates) < 2:
+            raise GeolulcError("change detection needs at least two dates")
+        if req.aoi is None:
+            raise GeolulcError("--dates needs --aoi")
+        for date in dates:
+            parse_date_range(date)
+    elif not (before and after):
+        raise GeolulcError("give --aoi with --dates D1 D2 [...], or --before and --after")
+    aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
+    req = dataclasses.replace(req, name=req.name or (aoi.name if aoi else "change"))
+    if before and after and _is_map(before) and _is_map(after):
+        first = read_map(before)
+        maps = [first, check_comparable(first, read_map(after), resample)]
+    elif before and after and not _is_map(before) and not _is_map(after):
+        inputs = [("before", [load_scene(before)]), ("after", [load_scene(after)])]
+        device = resolve_device(req.device)
+        maps = _date_maps(req, load_model(req.model, device), aoi, inputs, device)
+    elif before and after:
+        raise GeolulcError("--before and --after must both be maps or both be scenes")
+    else:
+        device = resolve_device(req.device)
+        model = load_model(req.model, device)
+        inputs = []
+        for date in dates:
+            try:
+                inputs.append((date, find_scenes(dataclasses.replace(req, date=date),
+                                                 aoi.geometry)))
+            except GeolulcError as exc:
+                raise GeolulcError(f"date {date}: {exc}") from None
+        maps = _date_maps(req, model, aoi, inputs, device)
+    pairs = list(zip(maps, maps[1:]))
+    if len(maps) > 2:
+        pairs.append((maps[0], maps[-1]))
+    results = []
+    for a, b in pairs:
+        change = compare(a, b, threshold, method)
+        outputs = write_change(req.out_dir, f"{req.name}_{a.name}_{b.name}", a, b, change, vector)
+        results.append({"before": a.name, "after": b.name, "outputs": outputs,
+                        "changed_cells": int((change.mask == 1).sum()),
+                        "valid_cells": int((change.mask != 255).sum())})
+    return {"dates": [m.name for m in maps], "model": maps[0].model, "changes": results}
