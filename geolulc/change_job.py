@@ -41,7 +41,7 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
     for label, scenes in inputs:
         check_scenes(scenes, model)
         result = classify_grid(scenes, model, grid, inside, classifier, req.min_clear,
-                               req.chunk_rows, req.progress)
+                               req.chunk_rows, req.progress, req.dense)
         if result.patches == 0:
             raise GeolulcError(f"{label}: no clear patch (the scenes do not cover the area, or "
                                "every patch is cloud or no data)")

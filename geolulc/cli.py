@@ -92,6 +92,9 @@ def main(verbose: int) -> None:
               help="Bundled model name (see `geolulc models`) or path to a model card.")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Pixels between patch centres; the map's cells are stride × resolution.")
+@click.option("--dense/--patchwise", default=True, show_default=True,
+              help="For strides below 64, classify each chunk fully convolutionally (shared "
+                   "work, fast) or patch by patch (exactly a lone patch's input, slower).")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
               help="Patches per inference batch.")
 @click.option("--device", default="auto", show_default=True,
@@ -108,7 +111,7 @@ def main(verbose: int) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, model, stride,
-                batch_size, device, crs, resolution, min_clear, out_dir, name, as_json, quiet):
+                dense, batch_size, device, crs, resolution, min_clear, out_dir, name, as_json, quiet):
     """Map land cover over an AOI for a date, or over local scenes.
 
     Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
@@ -122,7 +125,7 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, mod
                      collection=collection, max_cloud=max_cloud, model=model, stride=stride,
                      batch_size=batch_size, device=device, crs=crs, resolution=resolution,
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
-                     progress=not quiet and not as_json)
+                     progress=not quiet and not as_json, dense=dense)
     summary = run_map(req)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -17,6 +17,25 @@ class Patches:
     cols: np.ndarray
 
 
+def clear_cells(
+    clear: np.ndarray, patch: int, stride: int, min_clear: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of every window whose share of clear pixels reaches `min_clear`.
+
+    The share comes from a summed-area table: O(pixels), not O(windows × patch²).
+    """
+    height, width = clear.shape
+    n_rows = (height - patch) // stride + 1
+    n_cols = (width - patch) // stride + 1
+    integral = np.zeros((height + 1, width + 1), dtype=np.int64)
+    integral[1:, 1:] = clear.cumsum(0).cumsum(1)
+    r0 = np.arange(n_rows) * stride
+    c0 = np.arange(n_cols) * stride
+    counts = (integral[np.ix_(r0 + patch, c0 + patch)] - integral[np.ix_(r0, c0 + patch)]
+              - integral[np.ix_(r0 + patch, c0)] + integral[np.ix_(r0, c0)])
+    return np.nonzero(counts >= min_clear * patch * patch)
+
+
 def cut_patches(
     dn: np.ndarray, clear: np.ndarray, patch: int, stride: int, first_row: int = 0,
     min_clear: float = 0.5,
@@ -26,17 +45,7 @@ def cut_patches(
     `dn` (bands, h, w) covers whole cell rows of the read grid, starting at map row `first_row`;
     patches that are mostly no-data or cloud are skipped, and their cells stay no-data.
     """
-    bands, height, width = dn.shape
-    n_rows = (height - patch) // stride + 1
-    n_cols = (width - patch) // stride + 1
-    # Share of clear pixels per patch from a summed-area table: O(pixels), not O(patches × P²).
-    integral = np.zeros((height + 1, width + 1), dtype=np.int64)
-    integral[1:, 1:] = clear.cumsum(0).cumsum(1)
-    r0 = np.arange(n_rows) * stride
-    c0 = np.arange(n_cols) * stride
-    counts = (integral[np.ix_(r0 + patch, c0 + patch)] - integral[np.ix_(r0, c0 + patch)]
-              - integral[np.ix_(r0 + patch, c0)] + integral[np.ix_(r0, c0)])
-    keep_r, keep_c = np.nonzero(counts >= min_clear * patch * patch)
+    keep_r, keep_c = clear_cells(clear, patch, stride, min_clear)
     windows = sliding_window_view(dn, (patch, patch), axis=(1, 2))[:, ::stride, ::stride]
     pixels = np.ascontiguousarray(windows[:, keep_r, keep_c].transpose(1, 0, 2, 3))
     return Patches(pixels, keep_r + first_row, keep_c)

@@ -19,11 +19,12 @@ from . import __version__
 from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
 from .atomic import staged_outputs, write_text_atomic
 from .classify import Classifier
+from .dense import dense_probabilities, supports
 from .device import resolve_device
 from .errors import GeolulcError
 from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
 from .model import DEFAULT_MODEL, Model, load_model
-from .patches import cut_patches
+from .patches import clear_cells, cut_patches
 from .quicklook import write_quicklook
 from .read import StackReader
 from .scenes import Scene, load_scene
@@ -62,6 +63,7 @@ class MapRequest:
     max_area_km2: float = DEFAULT_MAX_AREA_KM2
     chunk_rows: int = 8
     progress: bool = True
+    dense: bool = True
 
 
 def find_scenes(req: MapRequest, geometry) -> list[Scene]:
@@ -123,9 +125,15 @@ def aoi_cells(grid: PatchGrid, aoi_geometry) -> np.ndarray:
 def classify_grid(
     scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
     classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
+    dense: bool = True,
 ) -> Classification:
     """Read, cut and classify the grid chunk by chunk, reading the next chunk while the model
-    works on the current one (GDAL and torch both release the GIL)."""
+    works on the current one (GDAL and torch both release the GIL).
+
+    With `dense` (strides below the patch size), each chunk is classified fully convolutionally
+    instead of patch by patch, sharing the work of overlapping windows.
+    """
+    dense = dense and supports(model, grid.stride)
     k = len(model.classes)
     labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
     probabilities = np.zeros((grid.rows, grid.cols, k), dtype=np.float32)
@@ -151,15 +159,26 @@ def classify_grid(
             timings["read"] += read_s
             masked_px += masked
             t1 = time.perf_counter()
-            cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, min_clear)
-            keep = inside[cut.rows, cut.cols]
-            pixels, rows, cols = cut.pixels[keep], cut.rows[keep], cut.cols[keep]
-            t2 = time.perf_counter()
-            if len(pixels):
-                probs = classifier.probabilities(pixels)
+            if dense:
+                rows, cols = clear_cells(clear, grid.patch, grid.stride, min_clear)
+                rows = rows + row0
+                keep = inside[rows, cols]
+                rows, cols = rows[keep], cols[keep]
+                t2 = time.perf_counter()
+                if len(rows):
+                    probs = dense_probabilities(model, dn, grid.stride, classifier.device)
+                    probs = probs[rows - row0, cols]
+            else:
+                cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, min_clear)
+                keep = inside[cut.rows, cut.cols]
+                pixels, rows, cols = cut.pixels[keep], cut.rows[keep], cut.cols[keep]
+                t2 = time.perf_counter()
+                if len(rows):
+                    probs = classifier.probabilities(pixels)
+            if len(rows):
                 probabilities[rows, cols] = probs
                 labels[rows, cols] = probs.argmax(1)
-            n_patches += len(pixels)
+            n_patches += len(rows)
             timings["patch"] += t2 - t1
             timings["classify"] += time.perf_counter() - t2
             bar.update(min(chunk_rows, grid.rows - row0) * grid.cols)
@@ -243,7 +262,7 @@ def run_map(req: MapRequest) -> dict:
              grid.cols, grid.cell_size, len(scenes))
     result = classify_grid(scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
                            Classifier(model, device, req.batch_size), req.min_clear,
-                           req.chunk_rows, req.progress)
+                           req.chunk_rows, req.progress, req.dense)
     if result.patches == 0:
         raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
                            "every patch is mostly cloud or no data")

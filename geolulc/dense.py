@@ -1,0 +1,70 @@
+"""Dense maps without paying for the overlap: the classifier run fully convolutionally.
+
+The network ends in global average pooling over its last feature map (4×4 for a 64×64 patch at
+an output stride of 16). Run over a whole chunk, the features of every 64×64 window at a stride
+that is a multiple of 16 are 4×4 averages of one shared feature map, so neighbouring windows share
+all their convolutions. Stride 8 runs the chunk at the four 8-pixel offsets. The results differ
+from patch-by-patch inference only near window borders, where a lone patch sees zero padding and
+the dense run sees the neighbouring pixels (the agreement is measured by the benchmark).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import Model, normalise, scale_dn
+
+
+def output_stride(model: Model) -> int:
+    """Pixels per cell of the network's last feature map (16 for the bundled networks)."""
+    net = model.network
+    size = model.patch_size
+    with torch.inference_mode():
+        probe = torch.zeros((1, len(model.bands), size, size),
+                            device=next(net.parameters()).device)
+        feat = net.features(net.stem(probe))
+    return size // feat.shape[-1]
+
+
+def supports(model: Model, stride: int) -> bool:
+    os_ = output_stride(model)
+    return stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)
+
+
+def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
+                        device: torch.device) -> np.ndarray:
+    """Class probabilities (rows, cols, K) of every `patch`-sized window every `stride` pixels of
+    `dn` (bands, h, w), in the same cell layout as `cut_patches`."""
+    net = model.network
+    patch = model.patch_size
+    os_ = output_stride(model)
+    window = patch // os_
+    bands, height, width = dn.shape
+    n_rows = (height - patch) // stride + 1
+    n_cols = (width - patch) // stride + 1
+    out = np.zeros((n_rows, n_cols, len(model.classes)), dtype=np.float32)
+    offsets = [0] if stride % os_ == 0 else list(range(0, os_, stride))
+    step = max(stride // os_, 1) if stride % os_ == 0 else 1
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    with torch.inference_mode(), autocast:
+        for dy in offsets:
+            for dx in offsets:
+                x = torch.from_numpy(dn[None, :, dy:, dx:].astype(np.int32)).to(device)
+                x = normalise(scale_dn(x, model.card), model.card)
+                feat = net.features(net.stem(x))
+                pooled = F.avg_pool2d(feat, window, stride=step)
+                logits = net.head(pooled.permute(0, 2, 3, 1)).float()
+                probs = torch.softmax(logits, dim=-1)[0].cpu().numpy()
+                rows = slice(dy // stride if stride < os_ else 0, None,
+                             len(offsets) if stride < os_ else 1)
+                cols = slice(dx // stride if stride < os_ else 0, None,
+                             len(offsets) if stride < os_ else 1)
+                target = out[rows, cols]
+                h, w = min(target.shape[0], probs.shape[0]), min(target.shape[1], probs.shape[1])
+                target[:h, :w] = probs[:h, :w]
+    return out
