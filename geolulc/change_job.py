@@ -18,6 +18,7 @@ from .pipeline import (
     check_scenes,
     classify_grid,
     find_scenes,
+    model_for,
     plan_grid,
     write_map,
 )
@@ -75,12 +76,12 @@ def run_change(
     elif before and after and not _is_map(before) and not _is_map(after):
         inputs = [("before", [load_scene(before)]), ("after", [load_scene(after)])]
         device = resolve_device(req.device)
-        maps = _date_maps(req, load_model(req.model, device), aoi, inputs, device)
+        model = load_model(model_for(req.model, inputs[0][1] + inputs[1][1]), device)
+        maps = _date_maps(req, model, aoi, inputs, device)
     elif before and after:
         raise GeolulcError("--before and --after must both be maps or both be scenes")
     else:
         device = resolve_device(req.device)
-        model = load_model(req.model, device)
         inputs = []
         for date in dates:
             try:
@@ -88,7 +89,9 @@ def run_change(
                                                  aoi.geometry)))
             except GeolulcError as exc:
                 raise GeolulcError(f"date {date}: {exc}") from None
-        maps = _date_maps(req, model, aoi, inputs, device)
+        scenes = [s for _, found in inputs for s in found]
+        maps = _date_maps(req, load_model(model_for(req.model, scenes), device), aoi, inputs,
+                          device)
     pairs = list(zip(maps, maps[1:]))
     if len(maps) > 2:
         pairs.append((maps[0], maps[-1]))

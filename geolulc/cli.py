@@ -89,7 +89,9 @@ def main(verbose: int) -> None:
               help="Local scene instead of a search: SAFE folder or .zip, folder of per-band "
                    "rasters (*_B02.tif …), or STAC item JSON. Repeat to mosaic several.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="Bundled model name (see `geolulc models`) or path to a model card.")
+              help="Bundled model name (see `geolulc models`) or path to a model card; auto "
+                   "takes eurosat-ms where the scenes have all 13 bands (L1C), else "
+                   "eurosat-rgb.")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Pixels between patch centres; the map's cells are stride × resolution.")
 @click.option("--dense/--patchwise", default=True, show_default=True,
@@ -322,15 +324,17 @@ def classify_command(paths, model, top, as_json):
     import torch
 
     from .evaluate import predict
-    from .model import load_model
+    from .model import auto_model, load_model
     from .patchdata import PatchSet, read_patch
 
-    loaded = load_model(model)
+    loaded = None
     rows = []
     for path in paths:
         if not path.exists():
             raise GeolulcError(f"patch {path} does not exist")
         arr, bands, kind = read_patch(path)
+        if loaded is None:
+            loaded = load_model(auto_model(set(bands)) if model == DEFAULT_MODEL else model)
         single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
                           [path])
         probs = predict(loaded, single, torch.device("cpu"))[0]

@@ -27,7 +27,7 @@ from .change_job import _date_maps
 from .device import resolve_device
 from .errors import GeolulcError
 from .model import load_model
-from .pipeline import MapRequest
+from .pipeline import MapRequest, model_for
 from .scenes import load_scene
 
 
@@ -77,8 +77,8 @@ def evaluate_city(
     """Classify both dates once, then score every (method, threshold) at both levels."""
     truth_px, label_crs, label_transform = _label_grid(city)
     device = resolve_device(req.device)
-    model = load_model(req.model, device)
     inputs = [("before", [load_scene(city / "imgs_1")]), ("after", [load_scene(city / "imgs_2")])]
+    model = load_model(model_for(req.model, inputs[0][1] + inputs[1][1]), device)
     before, after = _date_maps(req, model, None, inputs, device)
     cell_truth = np.zeros(before.labels.shape, dtype=np.float32)
     coverage = np.zeros(before.labels.shape, dtype=np.float32)

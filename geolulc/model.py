@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 FORMAT = "geolulc-model"
 FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = "eurosat-ms"
+DEFAULT_MODEL = "auto"
+#: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
+AUTO_ORDER = ("eurosat-ms", "eurosat-rgb")
 
 
 @dataclass
@@ -116,6 +118,17 @@ def save_model(network: torch.nn.Module, card: dict, path: str | Path) -> Path:
 
 def bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
+
+
+def auto_model(available: set[str]) -> str:
+    """The best bundled model for inputs with these bands (13-band L1C → eurosat-ms; L2A, which
+    has no B10, or RGB patches → eurosat-rgb)."""
+    for name in AUTO_ORDER:
+        path = BUNDLED_DIR / f"{name}.json"
+        if path.exists() and set(read_card(path)["bands"]) <= available:
+            log.info("model auto: %s", name)
+            return name
+    raise GeolulcError(f"no bundled model fits inputs with bands {', '.join(sorted(available))}")
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:

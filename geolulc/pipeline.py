@@ -23,7 +23,7 @@ from .dense import dense_probabilities, supports
 from .device import resolve_device
 from .errors import GeolulcError
 from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from .model import DEFAULT_MODEL, Model, load_model
+from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
 from .patches import clear_cells, cut_patches
 from .quicklook import write_quicklook
 from .read import StackReader
@@ -238,6 +238,13 @@ def write_map(
     return outputs, {**run_info, "stats": stats}
 
 
+def model_for(name: str, scenes: list[Scene]) -> str:
+    """The model asked for, or with `auto` the best bundled one for the scenes' bands."""
+    if name != DEFAULT_MODEL:
+        return name
+    return auto_model(set.intersection(*(set(s.bands) for s in scenes)))
+
+
 def check_scenes(scenes: list[Scene], model: Model) -> None:
     for scene in scenes:
         scene.require(model.bands)
@@ -254,8 +261,10 @@ def run_map(req: MapRequest) -> dict:
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
     local = [load_scene(p) for p in req.scenes]
     device = resolve_device(req.device)
-    model = load_model(req.model, device)
+    if req.model != DEFAULT_MODEL:
+        resolve_model_path(req.model)  # an unknown model is reported before any search
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
+    model = load_model(model_for(req.model, scenes), device)
     check_scenes(scenes, model)
     grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
     log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
