@@ -104,6 +104,13 @@ def main(verbose: int) -> None:
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
 @click.option("--resolution", type=float, default=10.0, show_default=True,
               help="Input pixel size in metres that bands are resampled to.")
+@click.option("--chunk-rows", type=click.IntRange(1), default=8, show_default=True,
+              help="Map rows read and classified at a time (the unit of streaming, resuming "
+                   "and distribution); fewer rows use less memory.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Run the chunks on a local Dask cluster of this many processes.")
+@click.option("--scheduler", default=None,
+              help="Run the chunks on an existing Dask cluster (tcp://HOST:PORT).")
 @click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of clear (not cloud, not no-data) pixels a patch needs to be classified.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
@@ -113,7 +120,9 @@ def main(verbose: int) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, model, stride,
-                dense, batch_size, device, crs, resolution, min_clear, out_dir, name, as_json, quiet):
+                dense, batch_size, device, crs, resolution, chunk_rows, workers, scheduler,
+                min_clear,
+                out_dir, name, as_json, quiet):
     """Map land cover over an AOI for a date, or over local scenes.
 
     Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
@@ -127,7 +136,8 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, mod
                      collection=collection, max_cloud=max_cloud, model=model, stride=stride,
                      batch_size=batch_size, device=device, crs=crs, resolution=resolution,
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
-                     progress=not quiet and not as_json, dense=dense)
+                     progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
+                     workers=workers, scheduler=scheduler)
     summary = run_map(req)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -7,6 +7,7 @@ card is the single source of truth for `map`, `evaluate` and `classify`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class Model:
 
     network: torch.nn.Module
     card: dict
+    source: Path | None = None  # the card it was loaded from, so workers can load it again
+    digest: str = ""  # identity of card and weights: results of other models are never mixed
 
     @property
     def bands(self) -> list[str]:
@@ -186,7 +189,8 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
         first = str(exc).splitlines()[0]
         raise GeolulcError(f"model {card_path} does not match its weights: {first}") from None
     network.eval().to(device)
-    return Model(network, card)
+    digest = hashlib.sha256(card_path.read_bytes() + weights.read_bytes()).hexdigest()[:20]
+    return Model(network, card, card_path.resolve(), digest)
 
 
 def predict_probabilities(

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from rasterio.features import geometry_mask
-from rasterio.windows import Window
 from shapely.geometry import box, mapping
 from tqdm import tqdm
 
 from . import __version__
 from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
 from .atomic import staged_outputs, write_text_atomic
+from .chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
 from .classify import Classifier
-from .dense import dense_probabilities, supports
+from .dense import supports
 from .device import resolve_device
 from .errors import GeolulcError
 from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
 from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
-from .patches import clear_cells, cut_patches
 from .quicklook import write_quicklook
-from .read import StackReader
 from .scenes import Scene, load_scene
 from .search import (
     DEFAULT_COLLECTION,
@@ -64,6 +64,8 @@ class MapRequest:
     chunk_rows: int = 8
     progress: bool = True
     dense: bool = True
+    workers: int | None = None  # local Dask cluster of this many processes
+    scheduler: str | None = None  # address of an existing Dask scheduler
 
 
 def find_scenes(req: MapRequest, geometry) -> list[Scene]:
@@ -106,6 +108,7 @@ class Classification:
     patches: int
     masked_pixels: int
     timings: dict[str, float]
+    cache: ChunkCache | None = None  # finished chunks, removed once the map is written
 
     @property
     def confidence(self) -> np.ndarray:
@@ -125,65 +128,46 @@ def aoi_cells(grid: PatchGrid, aoi_geometry) -> np.ndarray:
 def classify_grid(
     scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
     classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
-    dense: bool = True,
+    dense: bool = True, cache_root: Path | None = None, client=None,
+    worker_device: str = "auto",
 ) -> Classification:
-    """Read, cut and classify the grid chunk by chunk, reading the next chunk while the model
-    works on the current one (GDAL and torch both release the GIL).
+    """Classify the grid chunk by chunk, in this process or on a Dask `client`.
 
     With `dense` (strides below the patch size), each chunk is classified fully convolutionally
-    instead of patch by patch, sharing the work of overlapping windows.
+    instead of patch by patch, sharing the work of overlapping windows. With `cache_root`,
+    finished chunks are kept there until the map is written, and a rerun resumes from them.
     """
-    dense = dense and supports(model, grid.stride)
-    k = len(model.classes)
+    job = ChunkJob(scenes, model.bands, grid, inside, min_clear,
+                   dense and supports(model, grid.stride), chunk_rows)
     labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
-    probabilities = np.zeros((grid.rows, grid.cols, k), dtype=np.float32)
+    probabilities = np.zeros((grid.rows, grid.cols, len(model.classes)), dtype=np.float32)
     timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
     n_patches = masked_px = 0
-    _, read_width = grid.read_shape
-    starts = list(range(0, grid.rows, chunk_rows))
-
-    def read_chunk(row0: int):
-        t0 = time.perf_counter()
-        n_rows = min(chunk_rows, grid.rows - row0)
-        window = Window(0, row0 * grid.stride, read_width, n_rows * grid.stride + 2 * grid.margin)
-        return reader.read(window), time.perf_counter() - t0
-
-    with StackReader(scenes, model.bands, grid) as reader, ThreadPoolExecutor(1) as pool, tqdm(
-        total=grid.rows * grid.cols, unit="cell", desc="mapping", disable=not progress,
-    ) as bar:
-        pending = pool.submit(read_chunk, starts[0])
-        for i, row0 in enumerate(starts):
-            (dn, clear, masked), read_s = pending.result()
-            if i + 1 < len(starts):
-                pending = pool.submit(read_chunk, starts[i + 1])
-            timings["read"] += read_s
-            masked_px += masked
-            t1 = time.perf_counter()
-            if dense:
-                rows, cols = clear_cells(clear, grid.patch, grid.stride, min_clear)
-                rows = rows + row0
-                keep = inside[rows, cols]
-                rows, cols = rows[keep], cols[keep]
-                t2 = time.perf_counter()
-                if len(rows):
-                    probs = dense_probabilities(model, dn, grid.stride, classifier.device)
-                    probs = probs[rows - row0, cols]
-            else:
-                cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, min_clear)
-                keep = inside[cut.rows, cut.cols]
-                pixels, rows, cols = cut.pixels[keep], cut.rows[keep], cut.cols[keep]
-                t2 = time.perf_counter()
-                if len(rows):
-                    probs = classifier.probabilities(pixels)
-            if len(rows):
-                probabilities[rows, cols] = probs
-                labels[rows, cols] = probs.argmax(1)
-            n_patches += len(rows)
-            timings["patch"] += t2 - t1
-            timings["classify"] += time.perf_counter() - t2
-            bar.update(min(chunk_rows, grid.rows - row0) * grid.cols)
+    cache = ChunkCache(cache_root, job_key(job, model)) if cache_root else None
+    done = {row0: cache.get(row0) for row0 in job.starts} if cache else {}
+    done = {row0: r for row0, r in done.items() if r is not None}
+    if done:
+        log.info("resuming: %d of %d chunks already done", len(done), len(job.starts))
+    todo = [row0 for row0 in job.starts if row0 not in done]
+    if client is not None:
+        fresh = run_dask(job, todo, model, client, worker_device, classifier.batch_size)
+    else:
+        fresh = run_local(job, todo, model, classifier)
+    with tqdm(total=grid.rows * grid.cols, unit="cell", desc="mapping",
+              disable=not progress) as bar:
+        for result in itertools.chain(done.values(), fresh):  # cached as each one finishes
+            if cache and result.row0 not in done:
+                cache.put(result)
+            if len(result.rows):
+                probabilities[result.rows, result.cols] = result.probs
+                labels[result.rows, result.cols] = result.probs.argmax(1)
+            n_patches += len(result.rows)
+            masked_px += result.masked
+            for stage, seconds in result.timings.items():
+                timings[stage] += seconds
+            bar.update(min(chunk_rows, grid.rows - result.row0) * grid.cols)
             bar.set_postfix(patches=n_patches)
-    return Classification(grid, labels, probabilities, n_patches, masked_px, timings)
+    return Classification(grid, labels, probabilities, n_patches, masked_px, timings, cache)
 
 
 def scene_summary(scenes: list[Scene]) -> list[dict]:
@@ -238,6 +222,33 @@ def write_map(
     return outputs, {**run_info, "stats": stats}
 
 
+@contextlib.contextmanager
+def dask_client(req: MapRequest) -> Iterator[object | None]:
+    """A dask.distributed client for --scheduler or --workers, or None to run in-process."""
+    if not req.scheduler and not req.workers:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise GeolulcError("--workers/--scheduler need dask: pip install 'geolulc[dask]'") \
+            from None
+    if req.scheduler:
+        try:
+            client = Client(req.scheduler, timeout="10s")
+        except OSError as exc:
+            raise GeolulcError(f"cannot reach the Dask scheduler {req.scheduler}: {exc}") \
+                from None
+        with client:
+            yield client
+        return
+    quiet = logging.WARNING if log.getEffectiveLevel() >= logging.WARNING else logging.INFO
+    with LocalCluster(n_workers=req.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=quiet) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
 def model_for(name: str, scenes: list[Scene]) -> str:
     """The model asked for, or with `auto` the best bundled one for the scenes' bands."""
     if name != DEFAULT_MODEL:
@@ -269,9 +280,12 @@ def run_map(req: MapRequest) -> dict:
     grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
     log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
              grid.cols, grid.cell_size, len(scenes))
-    result = classify_grid(scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
-                           Classifier(model, device, req.batch_size), req.min_clear,
-                           req.chunk_rows, req.progress, req.dense)
+    with dask_client(req) as client:
+        result = classify_grid(
+            scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
+            Classifier(model, device, req.batch_size), req.min_clear, req.chunk_rows,
+            req.progress, req.dense, cache_root=req.out_dir, client=client,
+            worker_device=req.device)
     if result.patches == 0:
         raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
                            "every patch is mostly cloud or no data")
@@ -280,6 +294,8 @@ def run_map(req: MapRequest) -> dict:
                         (aoi.name if aoi else scenes[0].id))
     outputs, info = write_map(req.out_dir, name.replace("/", "_"), result, model, scenes,
                               req.date)
+    if result.cache:
+        result.cache.clear()
     timings = {**result.timings, "write": time.perf_counter() - t_write}
     return {
         "outputs": outputs,

@@ -1,0 +1,193 @@
+"""Chunked classification of a grid: the unit of streaming, of resuming and of distribution.
+
+A chunk is a band of `chunk_rows` map rows. Each finished chunk is kept in a cache folder keyed
+by everything that determines its result (scenes, bands, model weights, grid, masking), so an
+interrupted run resumes where it stopped and a map never mixes chunks of different inputs or
+models. Chunks run in this process (reading the next while classifying the current one) or on a
+Dask cluster, with the same code, so both give the same map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from .atomic import atomic_path
+from .classify import Classifier
+from .dense import dense_probabilities
+from .grid import PatchGrid
+from .model import Model
+from .patches import clear_cells, cut_patches
+from .read import StackReader
+from .scenes import Scene
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkJob:
+    """Everything a chunk needs; picklable, so it can travel to Dask workers."""
+
+    scenes: list[Scene]
+    bands: list[str]
+    grid: PatchGrid
+    inside: np.ndarray
+    min_clear: float
+    dense: bool
+    chunk_rows: int
+
+    def window(self, row0: int) -> Window:
+        n_rows = min(self.chunk_rows, self.grid.rows - row0)
+        return Window(0, row0 * self.grid.stride, self.grid.read_shape[1],
+                      n_rows * self.grid.stride + 2 * self.grid.margin)
+
+    @property
+    def starts(self) -> list[int]:
+        return list(range(0, self.grid.rows, self.chunk_rows))
+
+
+@dataclass
+class ChunkResult:
+    row0: int
+    rows: np.ndarray
+    cols: np.ndarray
+    probs: np.ndarray  # (n, classes) float32
+    masked: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def classify_chunk(job: ChunkJob, row0: int, dn: np.ndarray, clear: np.ndarray, masked: int,
+                   model: Model, classifier: Classifier) -> ChunkResult:
+    """Cells of one chunk that are clear enough and inside the AOI, with their probabilities."""
+    grid = job.grid
+    t1 = time.perf_counter()
+    probs = np.zeros((0, len(model.classes)), dtype=np.float32)
+    if job.dense:
+        rows, cols = clear_cells(clear, grid.patch, grid.stride, job.min_clear)
+        keep = job.inside[rows + row0, cols]
+        rows, cols = rows[keep], cols[keep]
+        t2 = time.perf_counter()
+        if len(rows):
+            probs = dense_probabilities(model, dn, grid.stride, classifier.device)[rows, cols]
+        rows = rows + row0
+    else:
+        cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, job.min_clear)
+        keep = job.inside[cut.rows, cut.cols]
+        rows, cols = cut.rows[keep], cut.cols[keep]
+        t2 = time.perf_counter()
+        if len(rows):
+            probs = classifier.probabilities(cut.pixels[keep])
+    return ChunkResult(row0, rows, cols, probs, masked,
+                       {"patch": t2 - t1, "classify": time.perf_counter() - t2})
+
+
+def job_key(job: ChunkJob, model: Model) -> str:
+    """Digest of every input that determines the chunks' results."""
+    parts = {
+        "scenes": [[s.id, sorted(s.bands.items()), s.scl, s.offset] for s in job.scenes],
+        "bands": job.bands, "model": model.digest,
+        "grid": [job.grid.crs.to_wkt(), job.grid.resolution, job.grid.x0, job.grid.y0,
+                 job.grid.rows, job.grid.cols, job.grid.patch, job.grid.stride],
+        "inside": hashlib.sha256(np.packbits(job.inside).tobytes()).hexdigest(),
+        "min_clear": job.min_clear, "dense": job.dense, "chunk_rows": job.chunk_rows,
+    }
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
+
+
+class ChunkCache:
+    """Finished chunks of one job on disk, written atomically."""
+
+    def __init__(self, root: Path, key: str):
+        self.dir = Path(root) / ".geolulc-cache" / key
+
+    def _path(self, row0: int) -> Path:
+        return self.dir / f"chunk-{row0:06d}.npz"
+
+    def get(self, row0: int) -> ChunkResult | None:
+        path = self._path(row0)
+        if not path.exists():
+            return None
+        with np.load(path) as data:
+            return ChunkResult(row0, data["rows"], data["cols"], data["probs"],
+                               int(data["masked"]))
+
+    def put(self, result: ChunkResult) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, rows=result.rows, cols=result.cols, probs=result.probs,
+                     masked=result.masked)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        parent = self.dir.parent
+        if parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def run_local(job: ChunkJob, starts: list[int], model: Model,
+              classifier: Classifier) -> Iterator[ChunkResult]:
+    """Chunks in this process; the next chunk is read while the current one is classified
+    (GDAL and torch both release the GIL)."""
+    if not starts:
+        return
+
+    def read(row0: int):
+        t0 = time.perf_counter()
+        return reader.read(job.window(row0)), time.perf_counter() - t0
+
+    with StackReader(job.scenes, job.bands, job.grid) as reader, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read, starts[0])
+        for i, row0 in enumerate(starts):
+            (dn, clear, masked), read_s = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(read, starts[i + 1])
+            result = classify_chunk(job, row0, dn, clear, masked, model, classifier)
+            result.timings["read"] = read_s
+            yield result
+
+
+_WORKER_MODELS: dict[tuple[str, str], tuple[Model, Classifier]] = {}
+
+
+def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
+                  batch_size: int) -> ChunkResult:
+    """One chunk on a Dask worker; the model is loaded once per worker process."""
+    from .device import resolve_device
+    from .model import load_model
+
+    key = (model_path, device)
+    if key not in _WORKER_MODELS:
+        dev = resolve_device(device)
+        model = load_model(model_path, dev)
+        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size))
+    model, classifier = _WORKER_MODELS[key]
+    t0 = time.perf_counter()
+    with StackReader(job.scenes, job.bands, job.grid) as reader:
+        dn, clear, masked = reader.read(job.window(row0))
+    read_s = time.perf_counter() - t0
+    result = classify_chunk(job, row0, dn, clear, masked, model, classifier)
+    result.timings["read"] = read_s
+    return result
+
+
+def run_dask(job: ChunkJob, starts: list[int], model: Model, client, device: str,
+             batch_size: int) -> Iterator[ChunkResult]:
+    """Chunks as tasks on a dask.distributed cluster, yielded as they finish."""
+    from distributed import as_completed
+
+    job_future = client.scatter(job, broadcast=True)
+    futures = [client.submit(_worker_chunk, job_future, row0, str(model.source), device,
+                             batch_size, key=f"geolulc-chunk-{row0}-{id(job)}", pure=False)
+               for row0 in starts]
+    for future in as_completed(futures):
+        yield future.result()
