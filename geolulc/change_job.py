@@ -18,6 +18,7 @@ from .pipeline import (
     check_scenes,
     classify_grid,
     find_scenes,
+    masking_for,
     model_for,
     plan_grid,
     write_map,
@@ -33,7 +34,7 @@ def _is_map(path: Path) -> bool:
 
 
 def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[Scene]]],
-               device) -> list[DateMap]:
+               device, searched: bool = False) -> list[DateMap]:
     """Classify each date's scenes on one grid (planned from the AOI or the first scene)."""
     grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0][1], model)
     inside = aoi_cells(grid, aoi.geometry if aoi else None)
@@ -42,7 +43,9 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
     for label, scenes in inputs:
         check_scenes(scenes, model)
         result = classify_grid(scenes, model, grid, inside, classifier, req.min_clear,
-                               req.chunk_rows, req.progress, req.dense)
+                               req.chunk_rows, req.progress, req.dense,
+                               masking=masking_for(dataclasses.replace(
+                                   req, date=label if searched else None)))
         if result.patches == 0:
             raise GeolulcError(f"{label}: no clear patch (the scenes do not cover the area, or "
                                "every patch is cloud or no data)")
@@ -91,7 +94,7 @@ def run_change(
                 raise GeolulcError(f"date {date}: {exc}") from None
         scenes = [s for _, found in inputs for s in found]
         maps = _date_maps(req, load_model(model_for(req.model, scenes), device), aoi, inputs,
-                          device)
+                          device, searched=True)
     pairs = list(zip(maps, maps[1:]))
     if len(maps) > 2:
         pairs.append((maps[0], maps[-1]))

@@ -28,7 +28,7 @@ from .dense import dense_probabilities
 from .grid import PatchGrid
 from .model import Model
 from .patches import clear_cells, cut_patches
-from .read import StackReader
+from .read import Masking, Pixels, StackReader
 from .scenes import Scene
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class ChunkJob:
     min_clear: float
     dense: bool
     chunk_rows: int
+    masking: Masking
 
     def window(self, row0: int) -> Window:
         n_rows = min(self.chunk_rows, self.grid.rows - row0)
@@ -63,13 +64,16 @@ class ChunkResult:
     cols: np.ndarray
     probs: np.ndarray  # (n, classes) float32
     masked: int
+    count: np.ndarray  # uint8 clear observations of the chunk's cell rows at input resolution
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def classify_chunk(job: ChunkJob, row0: int, dn: np.ndarray, clear: np.ndarray, masked: int,
-                   model: Model, classifier: Classifier) -> ChunkResult:
+def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
+                   classifier: Classifier) -> ChunkResult:
     """Cells of one chunk that are clear enough and inside the AOI, with their probabilities."""
     grid = job.grid
+    dn, clear, m = pixels.dn, pixels.clear, grid.margin
+    count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
     t1 = time.perf_counter()
     probs = np.zeros((0, len(model.classes)), dtype=np.float32)
     if job.dense:
@@ -87,7 +91,7 @@ def classify_chunk(job: ChunkJob, row0: int, dn: np.ndarray, clear: np.ndarray, 
         t2 = time.perf_counter()
         if len(rows):
             probs = classifier.probabilities(cut.pixels[keep])
-    return ChunkResult(row0, rows, cols, probs, masked,
+    return ChunkResult(row0, rows, cols, probs, pixels.masked, np.ascontiguousarray(count),
                        {"patch": t2 - t1, "classify": time.perf_counter() - t2})
 
 
@@ -100,6 +104,7 @@ def job_key(job: ChunkJob, model: Model) -> str:
                  job.grid.rows, job.grid.cols, job.grid.patch, job.grid.stride],
         "inside": hashlib.sha256(np.packbits(job.inside).tobytes()).hexdigest(),
         "min_clear": job.min_clear, "dense": job.dense, "chunk_rows": job.chunk_rows,
+        "masking": [job.masking.composite, job.masking.dilate, job.masking.detect_l1c],
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
@@ -119,13 +124,13 @@ class ChunkCache:
             return None
         with np.load(path) as data:
             return ChunkResult(row0, data["rows"], data["cols"], data["probs"],
-                               int(data["masked"]))
+                               int(data["masked"]), data["count"])
 
     def put(self, result: ChunkResult) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, rows=result.rows, cols=result.cols, probs=result.probs,
-                     masked=result.masked)
+                     masked=result.masked, count=result.count)
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -145,13 +150,14 @@ def run_local(job: ChunkJob, starts: list[int], model: Model,
         t0 = time.perf_counter()
         return reader.read(job.window(row0)), time.perf_counter() - t0
 
-    with StackReader(job.scenes, job.bands, job.grid) as reader, ThreadPoolExecutor(1) as pool:
+    with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader, \
+            ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read, starts[0])
         for i, row0 in enumerate(starts):
-            (dn, clear, masked), read_s = pending.result()
+            pixels, read_s = pending.result()
             if i + 1 < len(starts):
                 pending = pool.submit(read, starts[i + 1])
-            result = classify_chunk(job, row0, dn, clear, masked, model, classifier)
+            result = classify_chunk(job, row0, pixels, model, classifier)
             result.timings["read"] = read_s
             yield result
 
@@ -172,10 +178,10 @@ def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
         _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
-    with StackReader(job.scenes, job.bands, job.grid) as reader:
-        dn, clear, masked = reader.read(job.window(row0))
+    with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader:
+        pixels = reader.read(job.window(row0))
     read_s = time.perf_counter() - t0
-    result = classify_chunk(job, row0, dn, clear, masked, model, classifier)
+    result = classify_chunk(job, row0, pixels, model, classifier)
     result.timings["read"] = read_s
     return result
 

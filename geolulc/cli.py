@@ -73,6 +73,24 @@ def search_options(func):
     return func
 
 
+def masking_options(func):
+    """Cloud masking and compositing options shared by `map` and `change`."""
+    options = [
+        click.option("--composite", type=click.Choice(["auto", "median", "best", "none"]),
+                     default="auto", show_default=True,
+                     help="Combine the acquisitions of the period: median per pixel of the clear "
+                     "observations, best = per cell the clearest acquisition, none = least "
+                     "cloudy scenes only; auto = median for a period of several days."),
+        click.option("--mask-dilate", type=click.IntRange(0, 100), default=0, show_default=True,
+                     help="Grow cloud and shadow masks by this many pixels."),
+        click.option("--max-acquisitions", type=click.IntRange(1), default=12,
+                     show_default=True, help="Least cloudy acquisitions used by a composite."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group()
 @click.version_option(__version__, prog_name="geolulc")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -85,6 +103,7 @@ def main(verbose: int) -> None:
 @main.command("map")
 @aoi_option()
 @search_options
+@masking_options
 @click.option("--scene", "scenes", multiple=True, type=click.Path(path_type=Path),
               help="Local scene instead of a search: SAFE folder or .zip, folder of per-band "
                    "rasters (*_B02.tif …), or STAC item JSON. Repeat to mosaic several.")
@@ -119,7 +138,8 @@ def main(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, model, stride,
+def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate,
+                max_acquisitions, scenes, model, stride,
                 dense, batch_size, device, crs, resolution, chunk_rows, workers, scheduler,
                 min_clear,
                 out_dir, name, as_json, quiet):
@@ -137,7 +157,8 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, scenes, mod
                      batch_size=batch_size, device=device, crs=crs, resolution=resolution,
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
                      progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
-                     workers=workers, scheduler=scheduler)
+                     workers=workers, scheduler=scheduler, composite=composite,
+                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions)
     summary = run_map(req)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -390,6 +411,7 @@ def models_command(as_json):
 
 @main.command("change")
 @aoi_option()
+@masking_options
 @click.option("--dates", multiple=True, help="Two or more dates (day, month, year or range); "
               "repeat or separate with spaces: --dates 2018-06 --dates 2023-06.")
 @click.option("--before", type=click.Path(path_type=Path), default=None,
@@ -427,7 +449,8 @@ def models_command(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def change_command(aoi, dates, before, after, threshold, method, resample, vector, catalog, collection,
+def change_command(aoi, composite, mask_dilate, max_acquisitions, dates, before, after,
+                   threshold, method, resample, vector, catalog, collection,
                    max_cloud, max_area, model, stride, batch_size, device, min_clear, out_dir,
                    name, as_json, quiet):
     """Land-cover change between dates (from-to classes, change mask and probability).
@@ -442,7 +465,8 @@ def change_command(aoi, dates, before, after, threshold, method, resample, vecto
     req = MapRequest(aoi=aoi, catalog=catalog, collection=collection, max_cloud=max_cloud,
                      model=model, stride=stride, batch_size=batch_size, device=device,
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
-                     progress=not quiet and not as_json)
+                     progress=not quiet and not as_json, composite=composite,
+                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions)
     summary = run_change(req, date_list, before, after, threshold, resample, vector, method)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

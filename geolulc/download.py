@@ -55,7 +55,7 @@ def download_stack(
         try:
             for row0 in range(0, height, CHUNK_ROWS):
                 window = Window(0, row0, width, min(CHUNK_ROWS, height - row0))
-                dn, _, _ = reader.read(window)
+                dn = reader.read(window).dn
                 for dst, plane in zip(outputs, dn):
                     dst.write(plane, 1, window=window)
         finally:

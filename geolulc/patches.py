@@ -17,13 +17,9 @@ class Patches:
     cols: np.ndarray
 
 
-def clear_cells(
-    clear: np.ndarray, patch: int, stride: int, min_clear: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(row, col) of every window whose share of clear pixels reaches `min_clear`.
-
-    The share comes from a summed-area table: O(pixels), not O(windows × patch²).
-    """
+def window_clear_counts(clear: np.ndarray, patch: int, stride: int) -> np.ndarray:
+    """Clear pixels in every patch window, from a summed-area table: O(pixels), not
+    O(windows × patch²)."""
     height, width = clear.shape
     n_rows = (height - patch) // stride + 1
     n_cols = (width - patch) // stride + 1
@@ -31,8 +27,15 @@ def clear_cells(
     integral[1:, 1:] = clear.cumsum(0).cumsum(1)
     r0 = np.arange(n_rows) * stride
     c0 = np.arange(n_cols) * stride
-    counts = (integral[np.ix_(r0 + patch, c0 + patch)] - integral[np.ix_(r0, c0 + patch)]
-              - integral[np.ix_(r0 + patch, c0)] + integral[np.ix_(r0, c0)])
+    return (integral[np.ix_(r0 + patch, c0 + patch)] - integral[np.ix_(r0, c0 + patch)]
+            - integral[np.ix_(r0 + patch, c0)] + integral[np.ix_(r0, c0)])
+
+
+def clear_cells(
+    clear: np.ndarray, patch: int, stride: int, min_clear: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of every window whose share of clear pixels reaches `min_clear`."""
+    counts = window_clear_counts(clear, patch, stride)
     return np.nonzero(counts >= min_clear * patch * patch)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
 from rasterio.features import geometry_mask
 from shapely.geometry import box, mapping
 from tqdm import tqdm
@@ -27,6 +28,7 @@ from .errors import GeolulcError
 from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
 from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
 from .quicklook import write_quicklook
+from .read import Masking, acquisitions
 from .scenes import Scene, load_scene
 from .search import (
     DEFAULT_COLLECTION,
@@ -64,12 +66,26 @@ class MapRequest:
     chunk_rows: int = 8
     progress: bool = True
     dense: bool = True
+    composite: str = "auto"  # auto: median over a period of several days, else none
+    mask_dilate: int = 0
+    max_acquisitions: int = 12
     workers: int | None = None  # local Dask cluster of this many processes
     scheduler: str | None = None  # address of an existing Dask scheduler
 
 
+def composite_mode(req: MapRequest) -> str:
+    """`auto` means a median composite over a period of several days, else the single scene."""
+    if req.composite != "auto":
+        return req.composite
+    if req.scenes or not req.date:
+        return "none"
+    start, end = parse_date_range(req.date).split("/")
+    return "median" if start[:10] != end[:10] else "none"
+
+
 def find_scenes(req: MapRequest, geometry) -> list[Scene]:
-    """The least cloudy catalogue scenes that cover the AOI."""
+    """The least cloudy catalogue scenes that cover the AOI, or for a composite the scenes of
+    the `max_acquisitions` least cloudy acquisitions."""
     if geometry is None or not req.date:
         raise GeolulcError("give --aoi and --date to search a catalogue, or --scene for a local scene")
     found = search_scenes(geometry, req.date, req.catalog, req.collection, req.max_cloud)
@@ -77,7 +93,16 @@ def find_scenes(req: MapRequest, geometry) -> list[Scene]:
         raise GeolulcError(f"no {req.collection} scene in {req.catalog} covers the AOI in "
                            f"{req.date}" + (f" with cloud cover ≤ {req.max_cloud}%"
                                              if req.max_cloud is not None else ""))
-    return select_covering(found, geometry)
+    if composite_mode(req) == "none":
+        return select_covering(found, geometry)
+    touching = [s for s in found if s.footprint is None or s.footprint.intersects(geometry)]
+    groups = acquisitions(touching)[: req.max_acquisitions]
+    log.info("compositing %d acquisition(s)", len(groups))
+    return [s for group in groups for s in group]
+
+
+def masking_for(req: MapRequest) -> Masking:
+    return Masking(composite_mode(req), req.mask_dilate)
 
 
 def scene_extent_wgs84(scene: Scene):
@@ -108,6 +133,7 @@ class Classification:
     patches: int
     masked_pixels: int
     timings: dict[str, float]
+    count: np.ndarray  # uint8 clear observations per input pixel of the cells' extent
     cache: ChunkCache | None = None  # finished chunks, removed once the map is written
 
     @property
@@ -129,7 +155,7 @@ def classify_grid(
     scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
     classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
     dense: bool = True, cache_root: Path | None = None, client=None,
-    worker_device: str = "auto",
+    worker_device: str = "auto", masking: Masking | None = None,
 ) -> Classification:
     """Classify the grid chunk by chunk, in this process or on a Dask `client`.
 
@@ -138,7 +164,8 @@ def classify_grid(
     finished chunks are kept there until the map is written, and a rerun resumes from them.
     """
     job = ChunkJob(scenes, model.bands, grid, inside, min_clear,
-                   dense and supports(model, grid.stride), chunk_rows)
+                   dense and supports(model, grid.stride), chunk_rows, masking or Masking())
+    count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
     labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
     probabilities = np.zeros((grid.rows, grid.cols, len(model.classes)), dtype=np.float32)
     timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
@@ -163,11 +190,14 @@ def classify_grid(
                 labels[result.rows, result.cols] = result.probs.argmax(1)
             n_patches += len(result.rows)
             masked_px += result.masked
+            top = result.row0 * grid.stride
+            count[top:top + result.count.shape[0]] = result.count
             for stage, seconds in result.timings.items():
                 timings[stage] += seconds
             bar.update(min(chunk_rows, grid.rows - result.row0) * grid.cols)
             bar.set_postfix(patches=n_patches)
-    return Classification(grid, labels, probabilities, n_patches, masked_px, timings, cache)
+    return Classification(grid, labels, probabilities, n_patches, masked_px, timings, count,
+                          cache)
 
 
 def scene_summary(scenes: list[Scene]) -> list[dict]:
@@ -189,6 +219,8 @@ def write_map(
         "date": date, "crs": grid.crs.to_string(), "transform": list(grid.map_transform)[:6],
         "shape": [grid.rows, grid.cols], "cell_size_m": grid.cell_size, "stride": grid.stride,
         "patches_classified": result.patches, "cloud_masked_pixels": result.masked_pixels,
+        "clear_observations": {"pixels_never_clear": int(np.count_nonzero(result.count == 0)),
+                               "mean": round(float(result.count.mean()), 3)},
     }
     tags = {"classes": model.classes, "model": model.name, "scenes": [s.id for s in scenes],
             "geolulc_version": __version__, "date": date or ""}
@@ -201,6 +233,11 @@ def write_map(
             stage / f"{name}_confidence.tif", result.confidence, grid.crs, grid.map_transform,
             NODATA, tags={"units": "percent", "model": model.name},
             description="probability of the predicted class (%)", resampling="AVERAGE")
+        fine = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
+        files["count"] = write_cog(
+            stage / f"{name}_count.tif", result.count, grid.crs, fine, None,
+            tags={"meaning": "acquisitions with a clear view of the pixel"},
+            description="clear observations", resampling="AVERAGE")
         files["probabilities"] = write_cog(
             stage / f"{name}_probabilities.tif", probs, grid.crs, grid.map_transform, NODATA,
             tags={**tags, "scale": "probability = value / 250"}, description=model.classes,
@@ -285,7 +322,7 @@ def run_map(req: MapRequest) -> dict:
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
             Classifier(model, device, req.batch_size), req.min_clear, req.chunk_rows,
             req.progress, req.dense, cache_root=req.out_dir, client=client,
-            worker_device=req.device)
+            worker_device=req.device, masking=masking_for(req))
     if result.patches == 0:
         raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
                            "every patch is mostly cloud or no data")

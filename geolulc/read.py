@@ -3,7 +3,7 @@
 Each band of each scene is warped onto the job's read grid (the AOI's UTM grid at 10 m unless
 asked otherwise) through a GDAL warped VRT, so 20 m and 60 m bands are resampled to 10 m and scenes
 from other UTM zones are reprojected on the fly. Only the COG blocks under the window are fetched
-(HTTP Range requests). Several scenes are mosaicked least cloudy first.
+(HTTP Range requests). Several scenes are mosaicked least cloudy first, or composited.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import rasterio
@@ -21,16 +24,14 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from .clouds import S2CLOUDLESS_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
 from .errors import GeolulcError
-from .grid import PatchGrid
+from .grid import PatchGrid, transformer
 from .harmonize import harmonise
+from .patches import window_clear_counts
 from .scenes import Scene
 
 log = logging.getLogger(__name__)
-
-#: Scene classification (L2A SCL) classes that are not a clear view of the surface:
-#: 0 no data, 1 saturated or defective, 3 cloud shadow, 8 cloud medium, 9 cloud high, 10 cirrus.
-SCL_MASKED = (0, 1, 3, 8, 9, 10)
 
 GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing of the bucket per file
@@ -53,32 +54,73 @@ def gdal_env() -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class Masking:
+    """How clouds are found and how acquisitions are combined."""
+
+    composite: str = "none"  # none: least cloudy first; median: per-pixel; best: per cell
+    dilate: int = 0  # pixels added around every masked pixel
+    detect_l1c: bool = True  # s2cloudless + shadow for L1C scenes without an SCL
+
+
+@dataclass
+class Pixels:
+    """A window of the harmonised, cloud-masked composite."""
+
+    dn: np.ndarray  # uint16 (bands, h, w), 0 where there is no clear view
+    clear: np.ndarray  # bool (h, w)
+    masked: int  # pixels some acquisition saw but masking removed in every one
+    count: np.ndarray  # uint8 (h, w): acquisitions with a clear view of each pixel
+
+
 class _SceneSource:
     """One scene's bands (and SCL) warped onto the read grid, opened once for all chunks."""
 
-    def __init__(self, scene: Scene, bands: list[str], grid: PatchGrid, stack: contextlib.ExitStack):
+    def __init__(self, scene: Scene, bands: list[str], grid: PatchGrid, masking: Masking,
+                 stack: contextlib.ExitStack):
         self.scene = scene
         self.bands = bands
+        self.masking = masking
+        self.grid = grid
         height, width = grid.read_shape
         vrt_args = {"crs": grid.crs.to_wkt(), "transform": grid.read_transform,
                     "width": width, "height": height, "nodata": 0}
-        self.vrts = []
-        for band in bands:
+        self.detect = (masking.detect_l1c and not scene.scl and scene.level == "L1C"
+                       and all(b in scene.bands for b in S2CLOUDLESS_BANDS))
+        wanted = list(dict.fromkeys(bands + (S2CLOUDLESS_BANDS if self.detect else [])))
+        self.vrts = {}
+        for band in wanted:
             src = stack.enter_context(_open(scene.bands[band], scene.id, band))
-            self.vrts.append(stack.enter_context(
-                WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args)))
+            self.vrts[band] = stack.enter_context(
+                WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         self.scl = None
         if scene.scl:
             src = stack.enter_context(_open(scene.scl, scene.id, "SCL"))
             self.scl = stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.nearest, **vrt_args))
-        first = self.vrts[0].src_dataset
+        first = self.vrts[bands[0]].src_dataset
         west, south, east, north = transform_bounds(first.crs, grid.crs.to_wkt(), *first.bounds)
         t = grid.read_transform
         self.col_range = ((west - t.c) / t.a, (east - t.c) / t.a)
         self.row_range = ((t.f - north) / -t.e, (t.f - south) / -t.e)
+        self.sun = self._sun(west, south, east, north) if self.detect else None
 
-    def _read(self, vrt: WarpedVRT, band: str, window: Window) -> np.ndarray:
+    def _sun(self, west, south, east, north) -> tuple[float, float] | None:
+        props = self.scene.properties
+        if "view:sun_azimuth" in props and "view:sun_elevation" in props:
+            return float(props["view:sun_azimuth"]), float(props["view:sun_elevation"])
+        when = self.scene.datetime
+        if when is None:
+            log.warning("scene %s: no date, so no cloud-shadow estimate", self.scene.id)
+            return None
+        lon, lat = transformer(self.grid.crs, "EPSG:4326").transform((west + east) / 2,
+                                                                    (south + north) / 2)
+        if when.hour == 0 and when.minute == 0:  # a date alone: Sentinel-2 passes ~10:30 local
+            when = when.replace(tzinfo=None) + timedelta(hours=10.5 - lon / 15)
+        return sun_position(when, lon, lat)
+
+    def _read(self, band: str, window: Window) -> np.ndarray:
+        vrt = self.scl if band == "SCL" else self.vrts[band]
         try:
             return vrt.read(1, window=window)
         except RasterioError as exc:
@@ -94,11 +136,17 @@ class _SceneSource:
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Harmonised DNs (bands, h, w), the clear-pixel mask and the has-data mask."""
-        dn = np.stack([self._read(vrt, band, window) for vrt, band in zip(self.vrts, self.bands)])
-        scl = self._read(self.scl, "SCL", window) if self.scl is not None else None
-        dn = harmonise(dn, self.scene.offset)
+        planes = {band: self._read(band, window) for band in self.vrts}
+        dn = harmonise(np.stack([planes[b] for b in self.bands]), self.scene.offset)
         has_data = np.all(dn > 0, axis=0)
-        clear = has_data & ~np.isin(scl, SCL_MASKED) if scl is not None else has_data
+        if self.scl is not None:
+            cloudy = scl_cloudy(self._read("SCL", window))
+        elif self.detect:
+            harmonised = {b: harmonise(planes[b], self.scene.offset) for b in S2CLOUDLESS_BANDS}
+            cloudy = l1c_cloud_mask(harmonised, self.sun, self.grid.resolution)
+        else:
+            cloudy = np.zeros(has_data.shape, dtype=bool)
+        clear = has_data & ~dilate(cloudy, self.masking.dilate)
         return dn, clear, has_data
 
 
@@ -110,38 +158,53 @@ def _open(href: str, scene_id: str, band: str):
                            f"{str(exc).splitlines()[0]}") from None
 
 
-class StackReader:
-    """Reads windows of the mosaicked, harmonised band stack of several scenes.
+def acquisitions(scenes: list[Scene]) -> list[list[Scene]]:
+    """Scenes grouped by acquisition day (the tiles of one overpass), in the given order."""
+    groups: dict[object, list[Scene]] = {}
+    for scene in scenes:
+        key = scene.datetime.date() if scene.datetime else scene.id
+        groups.setdefault(key, []).append(scene)
+    return list(groups.values())
 
-    Use as a context manager; `read(window)` returns (dn, clear, masked) where dn is uint16
-    (bands, h, w) with 0 where no scene has a clear view, clear a boolean mask, and masked the
-    number of pixels that some scene saw but cloud, shadow or defect masking removed in all.
+
+class StackReader:
+    """Reads windows of the harmonised, cloud-masked composite of several scenes.
+
+    Use as a context manager; `read(window)` returns `Pixels`. With composite "none" the scenes
+    are mosaicked least cloudy first (each pixel from the first scene that sees it clear); with
+    "median" each pixel is the median of its clear observations over the acquisitions; with
+    "best" each map cell takes the acquisition that sees its patch clearest.
     """
 
-    def __init__(self, scenes: list[Scene], bands: list[str], grid: PatchGrid):
+    def __init__(self, scenes: list[Scene], bands: list[str], grid: PatchGrid,
+                 masking: Masking | None = None):
         if not scenes:
             raise GeolulcError("no scene to read")
         for scene in scenes:
             scene.require(bands)
+        levels = {s.level for s in scenes}
+        if len(levels) > 1:
+            raise GeolulcError("L1C and L2A scenes cannot be combined in one composite")
         self.scenes, self.bands, self.grid = scenes, bands, grid
+        self.masking = masking or Masking()
         self._stack = contextlib.ExitStack()
-        self.sources: list[_SceneSource] = []
+        self.groups: list[list[_SceneSource]] = []
 
     def __enter__(self) -> StackReader:
         self._stack.enter_context(gdal_env())
-        self.sources = [_SceneSource(s, self.bands, self.grid, self._stack) for s in self.scenes]
+        self.groups = [[_SceneSource(s, self.bands, self.grid, self.masking, self._stack)
+                        for s in group] for group in acquisitions(self.scenes)]
         return self
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, int]:
-        shape = (len(self.bands), int(window.height), int(window.width))
+    def _mosaic(self, sources: list[_SceneSource], window: Window, shape, stop_when_full=True):
         dn = np.zeros(shape, dtype=np.uint16)
         filled = np.zeros(shape[1:], dtype=bool)
         seen = np.zeros(shape[1:], dtype=bool)
-        for source in self.sources:
-            if filled.all():
+        for source in sources:
+            if stop_when_full and filled.all():
                 break
             if not source.overlaps(window):
                 continue
@@ -150,4 +213,44 @@ class StackReader:
             dn[:, take] = part[:, take]
             filled |= take
             seen |= has_data
-        return dn, filled, int(np.count_nonzero(seen & ~filled))
+        return dn, filled, seen
+
+    def read(self, window: Window) -> Pixels:
+        shape = (len(self.bands), int(window.height), int(window.width))
+        if self.masking.composite == "none":
+            dn, filled, seen = self._mosaic([s for g in self.groups for s in g], window, shape)
+            return Pixels(dn, filled, int(np.count_nonzero(seen & ~filled)),
+                          filled.astype(np.uint8))
+        layers = [self._mosaic(group, window, shape) for group in self.groups]
+        clear = np.stack([c for _, c, _ in layers])
+        seen = np.any(np.stack([s for _, _, s in layers]), axis=0)
+        count = clear.sum(axis=0).astype(np.uint8)
+        filled = count > 0
+        if self.masking.composite == "median":
+            values = np.stack([d for d, _, _ in layers]).astype(np.float32)
+            values[np.broadcast_to(~clear[:, None], values.shape)] = np.nan
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay no data
+                median = np.nanmedian(values, axis=0)
+            dn = np.where(np.isnan(median), 0, np.round(median)).astype(np.uint16)
+        else:
+            dn = self._best(layers, clear)
+        return Pixels(dn, filled, int(np.count_nonzero(seen & ~filled)), count)
+
+    def _best(self, layers, clear: np.ndarray) -> np.ndarray:
+        """Per map cell, the acquisition whose patch window is clearest; its pixels fill the
+        cell's block (the outer margin takes the acquisition of the nearest cell)."""
+        grid = self.grid
+        _, h, w = clear.shape
+        n_rows = (h - grid.patch) // grid.stride + 1
+        n_cols = (w - grid.patch) // grid.stride + 1
+        scores = np.stack([window_clear_counts(c, grid.patch, grid.stride) for c in clear])
+        best = scores.argmax(axis=0)  # (n_rows, n_cols)
+        # each pixel belongs to the cell whose block holds it (clamped at the margins)
+        r_cell = np.clip((np.arange(h) - grid.margin) // grid.stride, 0, n_rows - 1)
+        c_cell = np.clip((np.arange(w) - grid.margin) // grid.stride, 0, n_cols - 1)
+        choice = best[np.ix_(r_cell, c_cell)]
+        stack = np.stack([d for d, _, _ in layers])
+        dn = np.take_along_axis(stack, choice[None, None], axis=0)[0]
+        dn[:, ~np.take_along_axis(clear, choice[None], axis=0)[0]] = 0
+        return dn

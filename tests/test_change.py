@@ -183,5 +183,6 @@ def test_evaluate_change_on_a_labelled_city(data_dir, tiny_model, tmp_path):
     for row in city["results"]:
         px = row["pixel"]
         assert px["tp"] + px["fp"] + px["fn"] + px["tn"] == row["pixels_scored"]
-        # edge cells less than half covered by the scene are not classified at stride 64
-        assert row["pixels_scored"] > 0.8 * row["pixels_labelled"]
+        # not scored: edge cells less than half covered at stride 64, and the two clouds
+        # (with a shadow) that s2cloudless finds in the 2017 image
+        assert 0.6 * row["pixels_labelled"] < row["pixels_scored"] < 0.9 * row["pixels_labelled"]

@@ -65,8 +65,20 @@ def test_map_over_stac_api(stac_api, desert_aoi, tiny_l2a_model, tmp_path):
                      "--model", str(tiny_l2a_model), "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert [s["id"] for s in summary["scenes"]] == [ES_ITEM_ID]
+    # a month is a median composite of its acquisitions, least cloudy first
+    assert [s["id"] for s in summary["scenes"]] == [ES_ITEM_ID, "S2A_29RKH_20200224_0_L2A"]
     assert summary["scenes"][0]["processing_baseline"] == "02.14"
+    with rasterio.open(out / "tiris_2020-02_count.tif") as count:
+        assert count.res == (10.0, 10.0) and count.crs.to_epsg() == 32629
+        # both served acquisitions have the same pixels and SCL: clear in both or in neither
+        assert set(np.unique(count.read(1))) == {0, 2}
+    single = run_cli("map", "--aoi", str(desert_aoi), "--date", "2020-02", "--catalog", stac_api,
+                     "--model", str(tiny_l2a_model), "--out", str(tmp_path / "single"),
+                     "--composite", "none", "--json")
+    assert [s["id"] for s in json.loads(single.stdout)["scenes"]] == [ES_ITEM_ID]
+    with rasterio.open(out / "tiris_2020-02_landcover.tif") as a, \
+            rasterio.open(tmp_path / "single" / "tiris_2020-02_landcover.tif") as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))  # the median of equal values
     assert summary["crs"] == "EPSG:32629"
     bounds, stats = check_map_outputs(out, "tiris_2020-02", tiny_l2a_model, 32629)
     # the map covers the AOI, and by less than one 640 m cell on each side

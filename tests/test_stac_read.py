@@ -66,9 +66,10 @@ def test_http_read_equals_local_read_and_uses_ranges(data_dir, stac_api, cog_ser
     log = cog_server[1]
     before = log.read_text() if log.exists() else ""
     with StackReader([remote], bands, grid) as reader:
-        dn_http, clear_http, _ = reader.read(window)
+        http = reader.read(window)
     with StackReader([local], bands, grid) as reader:
-        dn_file, clear_file, _ = reader.read(window)
+        file = reader.read(window)
+    dn_http, clear_http, dn_file, clear_file = http.dn, http.clear, file.dn, file.clear
     np.testing.assert_array_equal(dn_http, dn_file)
     np.testing.assert_array_equal(clear_http, clear_file)
     assert dn_http.shape == (5, *grid.read_shape)
@@ -92,7 +93,7 @@ def test_resampling_and_alignment_on_the_native_grid(data_dir, local_es_item):
         x0, y0 = src.xy(200, 100, offset="ul")
     grid = PatchGrid(CRS.from_epsg(32629), res, x0, y0, 1, 1, 64, 64)
     with StackReader([scene], ["B04"], grid) as reader:
-        dn, _, _ = reader.read(Window(0, 0, 64, 64))
+        dn = reader.read(Window(0, 0, 64, 64)).dn
     np.testing.assert_array_equal(dn[0], expected)
 
 

@@ -1,0 +1,168 @@
+"""Whole-tile benchmark of `geolulc map`, against the obvious patch-at-a-time approach.
+
+Builds a full-size Sentinel-2 tile (10980 × 10980 at 10 m) from the real, 10× decimated Earth
+Search L2A product in ../shared/data (upsampled ×10 with nearest neighbour, written as COGs laid
+out like the real ones: 512-pixel deflate tiles with overviews, each band at its native
+resolution), then prints one JSON object with, for each stride: wall time, patches/s, peak RSS
+and the time of each stage; the decode floor (time to just decode the bands the model reads);
+and the naive approach (open, read one 64×64 window of each band, classify it alone, write it,
+next) on a subset, with the speed-up of geolulc over it.
+
+    python benchmarks/bench_tile.py [--data ../shared/data] [--work /tmp/geolulc-bench]
+                                    [--strides 64 16] [--naive 300] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+ITEM = "S2A_29RKH_20200219_0_L2A"
+ASSETS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12", "B8A",
+          "SCL"]
+
+
+def build_tile(data: Path, work: Path) -> Path:
+    """Full-resolution COGs and a STAC item pointing at them (made once, then reused)."""
+    src_dir = data / "earth-search" / "sentinel-2-l2a" / ITEM
+    item_path = work / "item.json"
+    if item_path.exists():
+        return item_path
+    work.mkdir(parents=True, exist_ok=True)
+    item = json.loads((src_dir / f"{ITEM}.json").read_text())
+    for name in ASSETS:
+        with rasterio.open(src_dir / f"{name}.tif") as src:
+            profile = src.profile
+            height, width = src.height * 10, src.width * 10
+            pixels = src.read(1, out_shape=(height, width), resampling=Resampling.nearest)
+            transform = src.transform * src.transform.scale(0.1, 0.1)
+        profile.update(driver="COG", height=height, width=width, transform=transform,
+                       compress="DEFLATE", blocksize=512, predictor=2,
+                       overview_resampling="NEAREST" if name == "SCL" else "AVERAGE")
+        for key in ("blockxsize", "blockysize", "tiled", "interleave"):
+            profile.pop(key, None)
+        with rasterio.open(work / f"{name}.tif", "w", **profile) as dst:
+            dst.write(pixels, 1)
+        print(f"built {name} {width}x{height}", file=sys.stderr)
+    for asset in item["assets"].values():
+        name = asset["href"].rsplit("/", 1)[-1]
+        asset["href"] = str(work / name)
+    item_path.write_text(json.dumps(item))
+    return item_path
+
+
+def run_map(item: Path, out: Path, stride: int, device: str, model: str) -> dict:
+    """`geolulc map` in a child process, so its peak RSS is measured alone."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        ["geolulc", "map", "--scene", str(item), "--model", model, "--stride", str(stride),
+         "--device", device, "--out", str(out), "--name", f"tile-s{stride}", "--json",
+         "--quiet"], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(proc.stderr)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    summary = json.loads(proc.stdout)
+    return {"stride": stride, "wall_s": round(wall, 1),
+            "patches": summary["patches_classified"],
+            "patches_per_s": round(summary["patches_classified"] / wall, 1),
+            "peak_rss_mb": round(max(peak, before) / 1024),
+            "stages_s": summary["timings_s"], "model": summary["model"],
+            "map_shape": summary["shape"]}
+
+
+def decode_floor(item: Path, bands: list[str]) -> float:
+    """Seconds to decode every block of the bands the model reads, plus SCL, and nothing else."""
+    folder = item.parent
+    t0 = time.perf_counter()
+    for name in [*bands, "SCL"]:
+        with rasterio.open(folder / f"{name}.tif") as src:
+            for _, window in src.block_windows(1):
+                src.read(1, window=window)
+    return time.perf_counter() - t0
+
+
+def naive(item: Path, model_name: str, n: int, device: str, out: Path) -> dict:
+    """The seed projects' loop: per patch, read each band's 64×64 window, classify, write."""
+    from geolulc.model import load_model, predict_probabilities
+
+    model = load_model(model_name, device)
+    folder = item.parent
+    with rasterio.open(folder / "B02.tif") as ref:
+        profile = {"driver": "GTiff", "width": ref.width // 64, "height": ref.height // 64,
+                   "count": 1, "dtype": "uint8", "crs": ref.crs,
+                   "transform": ref.transform * ref.transform.scale(64, 64)}
+    rng = np.random.default_rng(0)
+    cells = rng.choice(profile["width"] * profile["height"], n, replace=False)
+    t0 = time.perf_counter()
+    with rasterio.open(out / "naive.tif", "w", **profile) as dst:
+        for cell in cells:
+            row, col = divmod(int(cell), profile["width"])
+            planes = []
+            for band in model.bands:
+                with rasterio.open(folder / f"{band}.tif") as src:
+                    f = src.width / (profile["width"] * 64)
+                    win = Window(col * 64 * f, row * 64 * f, 64 * f, 64 * f)
+                    planes.append(src.read(1, window=win, out_shape=(64, 64),
+                                           resampling=Resampling.bilinear))
+            x = torch.from_numpy(np.stack(planes)[None].astype(np.int32)).to(device)
+            with torch.inference_mode():
+                label = int(predict_probabilities(model, x).argmax(1)[0])
+            dst.write(np.array([[label]], dtype=np.uint8), 1, window=Window(col, row, 1, 1))
+    seconds = time.perf_counter() - t0
+    return {"patches": n, "seconds": round(seconds, 2), "patches_per_s": round(n / seconds, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    root = Path(__file__).resolve().parents[1]
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("GEOLULC_TEST_DATA", root.parent / "shared"
+                                                    / "data")))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/geolulc-bench"))
+    parser.add_argument("--strides", type=int, nargs="+", default=[64, 16])
+    parser.add_argument("--naive", type=int, default=300, help="patches for the naive loop")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="eurosat-rgb",
+                        help="bundled model (the L2A tile has no B10, so eurosat-ms cannot run)")
+    args = parser.parse_args()
+    item = build_tile(args.data, args.work)
+    out = args.work / "out"
+    out.mkdir(exist_ok=True)
+    from geolulc.model import load_model
+    bands = load_model(args.model).bands
+    floor = decode_floor(item, bands)
+    runs = [run_map(item, out, s, args.device, args.model) for s in args.strides]
+    slow = naive(item, args.model, args.naive, args.device, out)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"
+        + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""),
+        "tile": "10980 x 10980 at 10 m (real 29RKH L2A upsampled x10)",
+        "decode_floor_s": round(floor, 1),
+        "runs": runs,
+        "naive": slow,
+        "speedup_vs_naive": round(runs[0]["patches_per_s"] / slow["patches_per_s"], 1),
+    }
+    if len(runs) > 1:
+        result["time_ratio_stride"] = {f"{r['stride']}/{runs[0]['stride']}":
+                                       round(r["wall_s"] / runs[0]["wall_s"], 2)
+                                       for r in runs[1:]}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

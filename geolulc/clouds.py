@@ -1,0 +1,146 @@
+"""Cloud and shadow masks: the L2A scene classification (SCL), and for L1C the s2cloudless
+detector (its PyPI package ships its LightGBM model, so it works offline) with a cloud-shadow
+estimate from the sun geometry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: SCL classes that are not a clear view of the surface: 0 no data, 1 saturated or defective,
+#: 3 cloud shadow, 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus.
+#: Snow (11), water, vegetation, bare soil, dark area and unclassified are kept as surface.
+SCL_MASKED = (0, 1, 3, 8, 9, 10)
+
+#: Bands the s2cloudless model reads, in its order.
+S2CLOUDLESS_BANDS = ["B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12"]
+#: s2cloudless was trained at 160 m: the detector runs on 16×16 block means of the 10 m grid.
+CLOUD_BLOCK = 16
+CLOUD_THRESHOLD = 0.4
+SHADOW_HEIGHTS_M = np.arange(500, 4001, 250)
+
+
+def scl_cloudy(scl: np.ndarray) -> np.ndarray:
+    return np.isin(scl, SCL_MASKED)
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow a mask by `pixels` in every direction (square structuring element)."""
+    if pixels <= 0:
+        return mask
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        for shift in range(1, pixels + 1):
+            lo = [slice(None)] * 2
+            hi = [slice(None)] * 2
+            lo[axis], hi[axis] = slice(shift, None), slice(None, -shift)
+            grown[tuple(lo)] |= out[tuple(hi)]
+            grown[tuple(hi)] |= out[tuple(lo)]
+        out = grown
+    return out
+
+
+def _block_mean(band: np.ndarray, block: int) -> np.ndarray:
+    h, w = band.shape
+    hb, wb = -(-h // block), -(-w // block)
+    padded = np.zeros((hb * block, wb * block), dtype=np.float32)
+    padded[:h, :w] = band
+    return padded.reshape(hb, block, wb, block).mean(axis=(1, 3))
+
+
+_DETECTOR = None
+
+
+def s2cloudless_probability(bands: dict[str, np.ndarray]) -> np.ndarray:
+    """Cloud probability on 160 m blocks from L1C DNs (reflectance × 10000) of the ten bands."""
+    global _DETECTOR
+    from s2cloudless import S2PixelCloudDetector
+
+    if _DETECTOR is None:
+        _DETECTOR = S2PixelCloudDetector(threshold=CLOUD_THRESHOLD, average_over=1,
+                                         dilation_size=0, all_bands=False)
+    stack = np.stack([_block_mean(bands[b].astype(np.float32) / 10000, CLOUD_BLOCK)
+                      for b in S2CLOUDLESS_BANDS], axis=-1)
+    return _DETECTOR.get_cloud_probability_maps(stack[None])[0]
+
+
+def shadow_from_clouds(cloud: np.ndarray, dark: np.ndarray, sun_azimuth: float,
+                       sun_elevation: float, pixel_m: float) -> np.ndarray:
+    """Pixels that are dark and lie where a cloud's shadow falls for some cloud height.
+
+    The shadow of a cloud at height h is displaced h / tan(elevation) away from the sun.
+    """
+    if sun_elevation <= 1:
+        return np.zeros_like(cloud)
+    shadow = np.zeros_like(cloud)
+    away = math.radians(sun_azimuth + 180)
+    rows, cols = np.nonzero(cloud)
+    for height in SHADOW_HEIGHTS_M:
+        d = height / math.tan(math.radians(sun_elevation)) / pixel_m
+        r = np.round(rows - d * math.cos(away)).astype(int)  # image rows grow southwards
+        c = np.round(cols + d * math.sin(away)).astype(int)
+        ok = (r >= 0) & (r < cloud.shape[0]) & (c >= 0) & (c < cloud.shape[1])
+        shadow[r[ok], c[ok]] = True
+    return shadow & dark & ~cloud
+
+
+def sun_position(when: datetime, lon: float, lat: float) -> tuple[float, float]:
+    """Approximate solar azimuth and elevation in degrees (NOAA formulas, ±0.5°), for scenes
+    whose metadata do not carry them; `when` in UTC."""
+    day = when.timetuple().tm_yday
+    hour = when.hour + when.minute / 60 + when.second / 3600
+    gamma = 2 * math.pi / 365 * (day - 1 + (hour - 12) / 24)
+    eqtime = 229.18 * (0.000075 + 0.001868 * math.cos(gamma) - 0.032077 * math.sin(gamma)
+                       - 0.014615 * math.cos(2 * gamma) - 0.040849 * math.sin(2 * gamma))
+    decl = (0.006918 - 0.399912 * math.cos(gamma) + 0.070257 * math.sin(gamma)
+            - 0.006758 * math.cos(2 * gamma) + 0.000907 * math.sin(2 * gamma)
+            - 0.002697 * math.cos(3 * gamma) + 0.00148 * math.sin(3 * gamma))
+    solar_minutes = hour * 60 + eqtime + 4 * lon
+    ha = math.radians(solar_minutes / 4 - 180)
+    phi = math.radians(lat)
+    cos_zen = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha)
+    zen = math.acos(max(-1.0, min(1.0, cos_zen)))
+    az = math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(phi)
+                                 - math.tan(decl) * math.cos(phi))) + 180
+    return az % 360, 90 - math.degrees(zen)
+
+
+def neighbours(mask: np.ndarray) -> np.ndarray:
+    """Number of set 8-neighbours of every cell."""
+    padded = np.pad(mask.astype(np.int8), 1)
+    h, w = mask.shape
+    return sum(padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+
+
+def l1c_cloud_mask(bands: dict[str, np.ndarray], sun: tuple[float, float] | None,
+                   pixel_m: float) -> np.ndarray:
+    """Cloud (s2cloudless) and shadow mask of an L1C chunk on its 10 m grid.
+
+    s2cloudless flags some bright roofs as cloud; such blocks are isolated, so a cloud block
+    must have at least two cloudy neighbours (real clouds span several 160 m blocks), and the
+    kept clouds grow by one block to cover their edges. Shadows are searched along the sun's
+    direction for cloud heights of 0.5–4 km among blocks darker in the near infrared than half
+    the chunk's clear median.
+    """
+    h, w = bands["B02"].shape
+    prob = s2cloudless_probability(bands)
+    raw = prob >= CLOUD_THRESHOLD
+    core = raw & (neighbours(raw) >= 2)
+    cloud = dilate(core, 1)
+    if sun is not None and core.any():
+        nir = _block_mean(bands["B08"].astype(np.float32), CLOUD_BLOCK)
+        valid = nir > 0
+        if (valid & ~cloud).any():
+            dark = valid & (nir < 0.5 * np.median(nir[valid & ~cloud]))
+            shadow = shadow_from_clouds(core, dark, sun[0], sun[1], pixel_m * CLOUD_BLOCK)
+            cloud |= dilate(shadow, 1)
+    full = np.repeat(np.repeat(cloud, CLOUD_BLOCK, axis=0), CLOUD_BLOCK, axis=1)
+    return full[:h, :w]
