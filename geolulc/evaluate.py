@@ -40,8 +40,13 @@ def predict(model: Model, data: PatchSet, device: torch.device, batch: int = 512
 
 
 def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:
-    """The part of `data` that the model's training run held out, identified from its card."""
+    """The part of `data` that the model's training run held out, identified from its card
+    (the folder's fingerprint, the names it left out, the split's seed and fraction)."""
     training = model.card.get("training", {})
+    skip = set(training.get("excluded_names", []))
+    keep = [i for i, f in enumerate(data.files) if f.stem not in skip]
+    data = PatchSet(data.x[keep], data.y[keep], data.classes, data.bands, data.kind,
+                    [data.files[i] for i in keep], data.root)
     if training.get("data_fingerprint") != fingerprint(data.files, root):
         raise GeolulcError(f"--split val needs the folder {model.name} was trained on; "
                            f"{root} differs from it")

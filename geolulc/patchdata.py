@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class PatchSet:
     kind: str  # "rgb": 8-bit JPEG units; "ms": reflectance × 10000 DN
     files: list[Path]
     root: Path | None = None
+    excluded: list[str] = field(default_factory=list)  # names left out with `exclude`
 
 
 def _raster_bands(src: rasterio.DatasetReader) -> list[str]:
@@ -90,8 +91,9 @@ def load_patch_folder(
         if not Path(exclude).is_dir():
             raise GeolulcError(f"--exclude folder {exclude} does not exist")
         skip = {p.stem for files in list_patch_files(Path(exclude)).values() for p in files}
-    found = {k: [p for p in v if p.stem not in skip]
-             for k, v in list_patch_files(folder).items()}
+    listed = list_patch_files(folder)
+    found = {k: [p for p in v if p.stem not in skip] for k, v in listed.items()}
+    excluded = sorted(p.stem for v in listed.values() for p in v if p.stem in skip)
     found = {k: v for k, v in found.items() if v}
     if classes is None:
         if len(found) < 2:
@@ -130,7 +132,7 @@ def load_patch_folder(
         names = wanted
     log.info("loaded %d %s patches of %d classes from %s", len(x), kind, len(classes), folder)
     return PatchSet(x, np.array(labels, dtype=np.int64), list(classes), list(names), kind, files,
-                    folder)
+                    folder, excluded)
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

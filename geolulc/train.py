@@ -177,6 +177,7 @@ def train(
     card["training"] = {
         **card.get("training", {}),
         "data_fingerprint": fingerprint(data.files, data.root) if data.root else None,
+        "excluded_names": data.excluded,
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "wall_time_s": round(elapsed, 1),
