@@ -45,6 +45,13 @@ def friendly_errors(func):
     return wrapper
 
 
+def echo_outputs(outputs: dict[str, str]) -> None:
+    """One line per written file, kind then path."""
+    width = max(map(len, outputs)) + 2
+    for kind, path in outputs.items():
+        click.echo(f"  {kind:<{width}}{path}")
+
+
 def aoi_option(required: bool = False):
     return click.option(
         "--aoi", type=click.Path(path_type=Path), required=required,
@@ -52,11 +59,12 @@ def aoi_option(required: bool = False):
              "merged).")
 
 
-def search_options(func):
+def search_options(func, with_date: bool = True):
     """Options shared by every command that searches a STAC catalogue."""
+    date = click.option("--date", help="A day (2023-06-15), a month (2023-06), a year (2023) "
+                        "or a range (2023-06-01/2023-07-15).")
     options = [
-        click.option("--date", help="A day (2023-06-15), a month (2023-06), a year (2023) or a "
-                     "range (2023-06-01/2023-07-15)."),
+        *([date] if with_date else []),
         click.option("--catalog", default=EARTH_SEARCH, show_default=True,
                      help="STAC API URL (Earth Search, Planetary Computer, Copernicus Data "
                      "Space, or any other)."),
@@ -67,6 +75,24 @@ def search_options(func):
         click.option("--max-area", type=click.FloatRange(min=0, min_open=True),
                      default=DEFAULT_MAX_AREA_KM2, show_default=True,
                      help="Largest AOI accepted, in km²."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def output_options(func):
+    """Options shared by `map` and `change` for patch selection and outputs."""
+    options = [
+        click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5,
+                     show_default=True, help="Share of clear (not cloud, not no-data) pixels a "
+                     "patch needs to be classified."),
+        click.option("--out", "out_dir", type=click.Path(path_type=Path),
+                     default=Path("outputs"), show_default=True, help="Output folder."),
+        click.option("--name", default=None,
+                     help="Output file prefix (default: the AOI's name, and for map the date)."),
+        click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -130,13 +156,7 @@ def main(verbose: int) -> None:
               help="Run the chunks on a local Dask cluster of this many processes.")
 @click.option("--scheduler", default=None,
               help="Run the chunks on an existing Dask cluster (tcp://HOST:PORT).")
-@click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Share of clear (not cloud, not no-data) pixels a patch needs to be classified.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
-              show_default=True, help="Output folder.")
-@click.option("--name", default=None, help="Output file prefix (default: AOI name and date).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@output_options
 @friendly_errors
 def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate,
                 max_acquisitions, scenes, model, stride,
@@ -168,8 +188,7 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
     for row in summary["stats"]["classes"]:
         if row["pixels"]:
             click.echo(f"  {row['class']:<22}{row['area_km2']:>12.2f} km²{row['percent']:>8.1f} %")
-    for kind, path in summary["outputs"].items():
-        click.echo(f"  {kind:<12} {path}")
+    echo_outputs(summary["outputs"])
 
 
 @main.command("search")
@@ -337,8 +356,7 @@ def evaluate_command(model, data_dir, split, out_dir, device, as_json):
     for name, row in result["per_class"].items():
         click.echo(f"{name:<22}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}"
                    f"{row['support']:>7}")
-    for kind, path in result["reports"].items():
-        click.echo(f"  {kind:<14}{path}")
+    echo_outputs(result["reports"])
 
 
 @main.command("classify")
@@ -427,13 +445,7 @@ def models_command(as_json):
 @click.option("--resample", is_flag=True,
               help="Resample the --after map onto the grid of --before when the grids differ.")
 @click.option("--vector", is_flag=True, help="Also write change polygons (GeoPackage).")
-@click.option("--catalog", default=EARTH_SEARCH, show_default=True, help="STAC API URL.")
-@click.option("--collection", default=DEFAULT_COLLECTION, show_default=True,
-              help="Collection to search.")
-@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
-              help="Skip scenes whose cloud cover (%) is above this.")
-@click.option("--max-area", type=click.FloatRange(min=0, min_open=True),
-              default=DEFAULT_MAX_AREA_KM2, show_default=True, help="Largest AOI, in km².")
+@functools.partial(search_options, with_date=False)
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Model for the dates that are classified here.")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
@@ -441,13 +453,7 @@ def models_command(as_json):
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
               help="Patches per inference batch.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Share of clear pixels a patch needs to be classified.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
-              show_default=True, help="Output folder.")
-@click.option("--name", default=None, help="Output file prefix (default: AOI name).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@output_options
 @friendly_errors
 def change_command(aoi, composite, mask_dilate, max_acquisitions, dates, before, after,
                    threshold, method, resample, vector, catalog, collection,
@@ -475,8 +481,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, dates, before,
         share = 100 * change["changed_cells"] / max(change["valid_cells"], 1)
         click.echo(f"{change['before']} → {change['after']}: {change['changed_cells']} of "
                    f"{change['valid_cells']} cells changed ({share:.1f} %)")
-        for kind, path in change["outputs"].items():
-            click.echo(f"  {kind:<20}{path}")
+        echo_outputs(change["outputs"])
 
 
 @main.command("evaluate-change")
