@@ -116,3 +116,44 @@ def test_relative_hrefs_resolve_against_the_item(tmp_path, local_es_item):
     path = tmp_path / "my item.json"
     path.write_text(json.dumps(item))
     assert load_scene(path).bands["B02"] == str(target / "B02.tif")
+
+
+def test_scenes_in_two_utm_zones_are_mosaicked_on_one_grid(data_dir, tmp_path, local_es_item):
+    """Half of the area comes from a copy of the product reprojected into UTM zone 28: the
+    mosaic on the zone-29 grid must match the original there too (up to resampling)."""
+    from rasterio.warp import Resampling as R
+    from rasterio.warp import calculate_default_transform, reproject
+
+    folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
+    east_half = tmp_path / "zone28"
+    east_half.mkdir()
+    with rasterio.open(folder / "B04.tif") as src:
+        # keep only the western half of the tile in the zone-28 copy
+        data = src.read(1)
+        data[:, data.shape[1] // 2:] = 0
+        transform, width, height = calculate_default_transform(
+            src.crs, "EPSG:32628", src.width, src.height, *src.bounds)
+        out = np.zeros((height, width), dtype=np.uint16)
+        reproject(data, out, src_transform=src.transform, src_crs=src.crs,
+                  dst_transform=transform, dst_crs="EPSG:32628", resampling=R.nearest,
+                  src_nodata=0, dst_nodata=0)
+        profile = {**src.profile, "driver": "GTiff", "crs": "EPSG:32628",
+                   "transform": transform, "width": width, "height": height}
+    with rasterio.open(east_half / "T28_20200219T112111_L1C_B04.tif", "w", **profile) as dst:
+        dst.write(out, 1)
+    zone28 = load_scene(east_half)
+    original = load_scene(local_es_item)
+    utm29 = CRS.from_epsg(32629)
+    grid = grid_for_bounds((220000, 2750000, 280000, 2760000), utm29, 100, 64, 64)
+    window = Window(0, 0, *grid.read_shape[::-1])
+    with StackReader([zone28], ["B04"], grid) as reader:
+        from_28 = reader.read(window).dn[0].astype(int)
+    with StackReader([original], ["B04"], grid) as reader:
+        reference = reader.read(window).dn[0].astype(int)
+    both = (from_28 > 0) & (reference > 0)
+    west = np.zeros_like(both)
+    west[:, : both.shape[1] // 3] = True  # well inside the half the zone-28 copy keeps
+    assert both[west].mean() > 0.95
+    # two resamplings (to zone 28 and back) move values by about one 100 m pixel at most
+    assert np.median(np.abs(from_28 - reference)[both & west]) < 0.05 * np.median(reference)
+    assert (from_28[:, -both.shape[1] // 4:] == 0).all()  # the eastern part is not in the copy
