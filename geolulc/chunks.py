@@ -166,7 +166,7 @@ _WORKER_MODELS: dict[tuple[str, str], tuple[Model, Classifier]] = {}
 
 
 def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
-                  batch_size: int) -> ChunkResult:
+                  batch_size: int | None) -> ChunkResult:
     """One chunk on a Dask worker; the model is loaded once per worker process."""
     from .device import resolve_device
     from .model import load_model
@@ -187,7 +187,7 @@ def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
 
 
 def run_dask(job: ChunkJob, starts: list[int], model: Model, client, device: str,
-             batch_size: int) -> Iterator[ChunkResult]:
+             batch_size: int | None) -> Iterator[ChunkResult]:
     """Chunks as tasks on a dask.distributed cluster, yielded as they finish."""
     from distributed import as_completed
 

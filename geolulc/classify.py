@@ -13,16 +13,40 @@ from .model import Model, predict_probabilities
 log = logging.getLogger(__name__)
 
 
+CPU_BATCH = 256
+MAX_GPU_BATCH = 16384
+
+
+def auto_batch_size(model: Model, device: torch.device) -> int:
+    """Largest power-of-two batch that fits in half the free GPU memory (256 on CPU, where
+    larger batches only cost memory)."""
+    if device.type != "cuda":
+        return CPU_BATCH
+    probe = 64
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    x = torch.ones((probe, len(model.bands), model.patch_size, model.patch_size),
+                   dtype=torch.int32, device=device)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        predict_probabilities(model, x.contiguous(memory_format=torch.channels_last))
+    per_patch = max((torch.cuda.max_memory_allocated(device) - base) / probe, 1)
+    free, _ = torch.cuda.mem_get_info(device)
+    batch = 1 << int(np.log2(max(free * 0.5 / per_patch, probe)))
+    log.info("batch size auto: %d (%.1f MB per patch, %.1f GB free)", min(batch, MAX_GPU_BATCH),
+             per_patch / 1e6, free / 1e9)
+    return min(batch, MAX_GPU_BATCH)
+
+
 class Classifier:
     """Runs a model over batches of DN patches and returns class probabilities."""
 
-    def __init__(self, model: Model, device: torch.device, batch_size: int = 256):
+    def __init__(self, model: Model, device: torch.device, batch_size: int | None = None):
         self.model = model
         self.device = device
-        self.batch_size = batch_size
         model.network.to(device).eval()
         if device.type == "cuda":
             model.network.to(memory_format=torch.channels_last)
+        self.batch_size = batch_size or auto_batch_size(model, device)
 
     def _autocast(self):
         if self.device.type == "cuda":

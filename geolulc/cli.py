@@ -45,6 +45,26 @@ def friendly_errors(func):
     return wrapper
 
 
+class BatchSize(click.ParamType):
+    """A positive integer, or 'auto' (None)."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value in (None, "auto"):
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            self.fail(f"{value!r} is neither 'auto' nor a positive integer", param, ctx)
+        return number
+
+
+BATCH = BatchSize()
+
+
 def echo_outputs(outputs: dict[str, str]) -> None:
     """One line per written file, kind then path."""
     width = max(map(len, outputs)) + 2
@@ -142,8 +162,9 @@ def main(verbose: int) -> None:
 @click.option("--dense/--patchwise", default=True, show_default=True,
               help="For strides below 64, classify each chunk fully convolutionally (shared "
                    "work, fast) or patch by patch (exactly a lone patch's input, slower).")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
-              help="Patches per inference batch.")
+@click.option("--batch-size", type=BATCH, default="auto", show_default=True,
+              help="Patches per inference batch; auto: 256 on CPU, on a GPU the largest that "
+                   "fits in half its free memory.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda.")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
@@ -450,8 +471,8 @@ def models_command(as_json):
               help="Model for the dates that are classified here.")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Pixels between patch centres.")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
-              help="Patches per inference batch.")
+@click.option("--batch-size", type=BATCH, default="auto", show_default=True,
+              help="Patches per inference batch (auto: fits the device).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @output_options
 @friendly_errors

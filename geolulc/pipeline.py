@@ -55,7 +55,7 @@ class MapRequest:
     max_cloud: float | None = None
     model: str = DEFAULT_MODEL
     stride: int = 64
-    batch_size: int = 256
+    batch_size: int | None = None  # None: fits the device
     device: str = "auto"
     crs: str | None = None
     resolution: float = 10.0
@@ -155,7 +155,7 @@ def classify_grid(
     scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
     classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
     dense: bool = True, cache_root: Path | None = None, client=None,
-    worker_device: str = "auto", masking: Masking | None = None,
+    worker_device: str = "auto", masking: Masking | None = None, worker_batch: int | None = None,
 ) -> Classification:
     """Classify the grid chunk by chunk, in this process or on a Dask `client`.
 
@@ -177,7 +177,7 @@ def classify_grid(
         log.info("resuming: %d of %d chunks already done", len(done), len(job.starts))
     todo = [row0 for row0 in job.starts if row0 not in done]
     if client is not None:
-        fresh = run_dask(job, todo, model, client, worker_device, classifier.batch_size)
+        fresh = run_dask(job, todo, model, client, worker_device, worker_batch)
     else:
         fresh = run_local(job, todo, model, classifier)
     with tqdm(total=grid.rows * grid.cols, unit="cell", desc="mapping",
@@ -322,7 +322,7 @@ def run_map(req: MapRequest) -> dict:
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
             Classifier(model, device, req.batch_size), req.min_clear, req.chunk_rows,
             req.progress, req.dense, cache_root=req.out_dir, client=client,
-            worker_device=req.device, masking=masking_for(req))
+            worker_device=req.device, masking=masking_for(req), worker_batch=req.batch_size)
     if result.patches == 0:
         raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
                            "every patch is mostly cloud or no data")
