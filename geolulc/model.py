@@ -67,8 +67,13 @@ def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     """Scene digital numbers (harmonised reflectance × 10000) to the units the model was fed."""
     spec = card["input"]
     x = dn.float() * float(spec["dn_scale"]) + float(spec["dn_offset"])
-    if spec.get("clip"):
-        x = x.clamp(float(spec["clip"][0]), float(spec["clip"][1]))
+    clip = spec.get("clip")
+    if clip and isinstance(clip[0], list):  # one [low, high] per band
+        low = torch.tensor([c[0] for c in clip], dtype=x.dtype, device=x.device)
+        high = torch.tensor([c[1] for c in clip], dtype=x.dtype, device=x.device)
+        x = torch.maximum(torch.minimum(x, high.view(1, -1, 1, 1)), low.view(1, -1, 1, 1))
+    elif clip:
+        x = x.clamp(float(clip[0]), float(clip[1]))
     return x
 
 
@@ -81,7 +86,7 @@ def normalise(x: torch.Tensor, card: dict) -> torch.Tensor:
 
 def make_card(
     *, name: str, architecture: dict, bands: list[str], level: str, classes: list[str],
-    colors: list, dn_scale: float, dn_offset: float, clip: list[float] | None,
+    colors: list, dn_scale: float, dn_offset: float, clip: list | None,
     mean: list[float], std: list[float], patch_size: int = 64, **extra,
 ) -> dict:
     """Assemble a model card with every field the readers rely on."""
@@ -94,7 +99,8 @@ def make_card(
         "processing_level": level,
         "input": {
             "description": "x = clip(DN * dn_scale + dn_offset); x = (x - mean) / std, where DN is "
-            "reflectance × 10000 with the baseline-04.00 offset removed",
+            "reflectance × 10000 with the baseline-04.00 offset removed; clip is [low, high] or "
+            "one [low, high] per band",
             "dn_scale": dn_scale, "dn_offset": dn_offset, "clip": clip,
             "mean": mean, "std": std,
         },

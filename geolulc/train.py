@@ -51,11 +51,24 @@ class TrainConfig:
     extra_card: dict = field(default_factory=dict)
 
 
-def input_units(data: PatchSet) -> np.ndarray:
+#: Upper bound of the input units: 255 where the EuroSAT JPEGs clip (bands a model initialised
+#: from an RGB model inherits), else far above any real reflectance.
+JPEG_MAX, DN_MAX_UNITS = 255.0, 2000.0
+
+
+def input_clip(data: PatchSet, init: Model | None) -> list:
+    if data.kind == "rgb":
+        return [0, JPEG_MAX]
+    inherited = set(init.bands) if init is not None else set()
+    return [[0, JPEG_MAX if band in inherited else DN_MAX_UNITS] for band in data.bands]
+
+
+def input_units(data: PatchSet, clip: list) -> np.ndarray:
     """Patches in the model's input units: 8-bit JPEG units for every kind of patch."""
     if data.kind == "rgb":
         return data.x.astype(np.float32)
-    return np.clip(data.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, 0, 2000)
+    high = np.array([c[1] for c in clip], dtype=np.float32).reshape(1, -1, 1, 1)
+    return np.clip(data.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, 0, high)
 
 
 def augment(x: torch.Tensor, jitter: float, generator: torch.Generator) -> torch.Tensor:
@@ -95,7 +108,8 @@ def train(
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
     train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed)
-    x_all = input_units(data)
+    clip = input_clip(data, init)
+    x_all = input_units(data, clip)
     x_train, y_train = x_all[train_idx], data.y[train_idx]
     x_val, y_val = x_all[val_idx], data.y[val_idx]
     mean = x_train.mean(axis=(0, 2, 3)).tolist()
@@ -110,7 +124,7 @@ def train(
     card = make_card(
         name=config.name, architecture=arch, bands=data.bands, level=config.level,
         classes=data.classes, colors=colors_for(data.classes), dn_scale=JPEG_SCALE,
-        dn_offset=JPEG_OFFSET, clip=[0, 255] if data.kind == "rgb" else [0, 2000],
+        dn_offset=JPEG_OFFSET, clip=clip,
         mean=mean, std=std, patch_size=int(data.x.shape[-1]), **config.extra_card,
     )
     network = build_network(arch, len(data.bands), len(data.classes)).to(dev)
