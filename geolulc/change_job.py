@@ -38,7 +38,7 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
     """Classify each date's scenes on one grid (planned from the AOI or the first scene)."""
     grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0][1], model)
     inside = aoi_cells(grid, aoi.geometry if aoi else None)
-    classifier = Classifier(model, device, req.batch_size)
+    classifier = Classifier(model, device, req.batch_size, req.precision)
     maps = []
     for label, scenes in inputs:
         check_scenes(scenes, model)

@@ -82,7 +82,7 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
         rows, cols = rows[keep], cols[keep]
         t2 = time.perf_counter()
         if len(rows):
-            probs = dense_probabilities(model, dn, grid.stride, classifier.device)[rows, cols]
+            probs = dense_probabilities(model, dn, grid.stride, classifier)[rows, cols]
         rows = rows + row0
     else:
         cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, job.min_clear)
@@ -162,20 +162,20 @@ def run_local(job: ChunkJob, starts: list[int], model: Model,
             yield result
 
 
-_WORKER_MODELS: dict[tuple[str, str], tuple[Model, Classifier]] = {}
+_WORKER_MODELS: dict[tuple[str, str, str], tuple[Model, Classifier]] = {}
 
 
 def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
-                  batch_size: int | None) -> ChunkResult:
+                  batch_size: int | None, precision: str) -> ChunkResult:
     """One chunk on a Dask worker; the model is loaded once per worker process."""
     from .device import resolve_device
     from .model import load_model
 
-    key = (model_path, device)
+    key = (model_path, device, precision)
     if key not in _WORKER_MODELS:
         dev = resolve_device(device)
         model = load_model(model_path, dev)
-        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size))
+        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
     with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader:
@@ -187,13 +187,14 @@ def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
 
 
 def run_dask(job: ChunkJob, starts: list[int], model: Model, client, device: str,
-             batch_size: int | None) -> Iterator[ChunkResult]:
+             batch_size: int | None, precision: str) -> Iterator[ChunkResult]:
     """Chunks as tasks on a dask.distributed cluster, yielded as they finish."""
     from distributed import as_completed
 
     job_future = client.scatter(job, broadcast=True)
     futures = [client.submit(_worker_chunk, job_future, row0, str(model.source), device,
-                             batch_size, key=f"geolulc-chunk-{row0}-{id(job)}", pure=False)
+                             batch_size, precision, key=f"geolulc-chunk-{row0}-{id(job)}",
+                             pure=False)
                for row0 in starts]
     for future in as_completed(futures):
         yield future.result()

@@ -165,6 +165,9 @@ def main(verbose: int) -> None:
 @click.option("--batch-size", type=BATCH, default="auto", show_default=True,
               help="Patches per inference batch; auto: 256 on CPU, on a GPU the largest that "
                    "fits in half its free memory.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="Inference arithmetic; auto: bf16 on GPUs and on CPUs "
+                   "with native bf16 (2.2× faster there), else fp32.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda.")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
@@ -180,10 +183,9 @@ def main(verbose: int) -> None:
 @output_options
 @friendly_errors
 def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate,
-                max_acquisitions, scenes, model, stride,
-                dense, batch_size, device, crs, resolution, chunk_rows, workers, scheduler,
-                min_clear,
-                out_dir, name, as_json, quiet):
+                max_acquisitions, scenes, model, stride, dense, batch_size, precision, device,
+                crs, resolution, chunk_rows, workers, scheduler, min_clear, out_dir, name,
+                as_json, quiet):
     """Map land cover over an AOI for a date, or over local scenes.
 
     Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
@@ -195,8 +197,9 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
         raise GeolulcError("give --aoi and --date, or --scene")
     req = MapRequest(aoi=aoi, date=date, scenes=list(scenes), catalog=catalog,
                      collection=collection, max_cloud=max_cloud, model=model, stride=stride,
-                     batch_size=batch_size, device=device, crs=crs, resolution=resolution,
-                     out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
+                     batch_size=batch_size, precision=precision, device=device, crs=crs,
+                     resolution=resolution, out_dir=out_dir, name=name, min_clear=min_clear,
+                     max_area_km2=max_area,
                      progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
                      workers=workers, scheduler=scheduler, composite=composite,
                      mask_dilate=mask_dilate, max_acquisitions=max_acquisitions)

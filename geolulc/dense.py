@@ -10,12 +10,11 @@ the dense run sees the neighbouring pixels (the agreement is measured by the ben
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .classify import Classifier
 from .model import Model, normalise, scale_dn
 
 
@@ -36,7 +35,7 @@ def supports(model: Model, stride: int) -> bool:
 
 
 def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
-                        device: torch.device) -> np.ndarray:
+                        classifier: Classifier) -> np.ndarray:
     """Class probabilities (rows, cols, K) of every `patch`-sized window every `stride` pixels of
     `dn` (bands, h, w), in the same cell layout as `cut_patches`."""
     net = model.network
@@ -49,12 +48,11 @@ def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
     out = np.zeros((n_rows, n_cols, len(model.classes)), dtype=np.float32)
     offsets = [0] if stride % os_ == 0 else list(range(0, os_, stride))
     step = max(stride // os_, 1) if stride % os_ == 0 else 1
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), classifier.autocast():
         for dy in offsets:
             for dx in offsets:
-                x = torch.from_numpy(dn[None, :, dy:, dx:].astype(np.int32)).to(device)
+                x = torch.from_numpy(dn[None, :, dy:, dx:].astype(np.int32))
+                x = x.to(classifier.device).contiguous(memory_format=torch.channels_last)
                 x = normalise(scale_dn(x, model.card), model.card)
                 feat = net.features(net.stem(x))
                 pooled = F.avg_pool2d(feat, window, stride=step)

@@ -56,6 +56,7 @@ class MapRequest:
     model: str = DEFAULT_MODEL
     stride: int = 64
     batch_size: int | None = None  # None: fits the device
+    precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
     device: str = "auto"
     crs: str | None = None
     resolution: float = 10.0
@@ -177,7 +178,8 @@ def classify_grid(
         log.info("resuming: %d of %d chunks already done", len(done), len(job.starts))
     todo = [row0 for row0 in job.starts if row0 not in done]
     if client is not None:
-        fresh = run_dask(job, todo, model, client, worker_device, worker_batch)
+        fresh = run_dask(job, todo, model, client, worker_device, worker_batch,
+                         classifier.precision)
     else:
         fresh = run_local(job, todo, model, classifier)
     with tqdm(total=grid.rows * grid.cols, unit="cell", desc="mapping",
@@ -320,7 +322,8 @@ def run_map(req: MapRequest) -> dict:
     with dask_client(req) as client:
         result = classify_grid(
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
-            Classifier(model, device, req.batch_size), req.min_clear, req.chunk_rows,
+            Classifier(model, device, req.batch_size, req.precision), req.min_clear,
+            req.chunk_rows,
             req.progress, req.dense, cache_root=req.out_dir, client=client,
             worker_device=req.device, masking=masking_for(req), worker_batch=req.batch_size)
     if result.patches == 0:

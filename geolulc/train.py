@@ -156,6 +156,8 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         network.train()
+        if init is not None:
+            freeze_batchnorm(network)
         order = rng.permutation(len(x_train))
         seen = correct = 0
         loss_sum = 0.0
@@ -195,6 +197,8 @@ def train(
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "wall_time_s": round(elapsed, 1),
+        "initialised_from": init.name if init is not None else None,
+        "batchnorm_frozen": init is not None,
         "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
         + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
         "history": history,
@@ -203,6 +207,14 @@ def train(
         card["metrics"] = {"val_accuracy": history[-1]["val_accuracy"], "n_val": int(len(val_idx))}
     network.eval()
     return save_model(network, card, out_dir / config.name)
+
+
+def freeze_batchnorm(network: nn.Module) -> None:
+    """Keep the transferred normalisation statistics: re-estimating them on a few hundred
+    fine-tuning patches would shift every layer away from what the source learnt."""
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
 
 
 def transfer_weights(source: Model, target: nn.Module, target_bands: list[str]) -> None:
