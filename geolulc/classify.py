@@ -78,10 +78,9 @@ class Classifier:
         out = np.empty((len(pixels), len(self.model.classes)), dtype=np.float32)
         with torch.inference_mode(), self.autocast():
             for i in range(0, len(pixels), self.batch_size):
-                batch = torch.from_numpy(pixels[i:i + self.batch_size].astype(np.int32))
+                batch = torch.from_numpy(pixels[i:i + self.batch_size])
                 if self.device.type == "cuda":
                     batch = batch.pin_memory().to(self.device, non_blocking=True)
-                batch = batch.contiguous(memory_format=torch.channels_last)
                 probs = predict_probabilities(self.model, batch)
                 out[i:i + len(batch)] = probs.float().cpu().numpy()
         return out

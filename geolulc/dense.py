@@ -51,9 +51,9 @@ def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
     with torch.inference_mode(), classifier.autocast():
         for dy in offsets:
             for dx in offsets:
-                x = torch.from_numpy(dn[None, :, dy:, dx:].astype(np.int32))
-                x = x.to(classifier.device).contiguous(memory_format=torch.channels_last)
-                x = normalise(scale_dn(x, model.card), model.card)
+                x = torch.from_numpy(np.ascontiguousarray(dn[None, :, dy:, dx:]))
+                x = normalise(scale_dn(x.to(classifier.device), model.card), model.card)
+                x = x.contiguous(memory_format=torch.channels_last)
                 feat = net.features(net.stem(x))
                 pooled = F.avg_pool2d(feat, window, stride=step)
                 logits = net.head(pooled.permute(0, 2, 3, 1)).float()

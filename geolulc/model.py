@@ -66,14 +66,15 @@ class Model:
 def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     """Scene digital numbers (harmonised reflectance × 10000) to the units the model was fed."""
     spec = card["input"]
-    x = dn.float() * float(spec["dn_scale"]) + float(spec["dn_offset"])
+    x = dn.to(torch.float32, memory_format=torch.contiguous_format)  # in-place ops below
+    x.mul_(float(spec["dn_scale"])).add_(float(spec["dn_offset"]))
     clip = spec.get("clip")
     if clip and isinstance(clip[0], list):  # one [low, high] per band
-        low = torch.tensor([c[0] for c in clip], dtype=x.dtype, device=x.device)
-        high = torch.tensor([c[1] for c in clip], dtype=x.dtype, device=x.device)
-        x = torch.maximum(torch.minimum(x, high.view(1, -1, 1, 1)), low.view(1, -1, 1, 1))
+        bounds = torch.tensor(clip, dtype=x.dtype, device=x.device)
+        torch.clamp(x, min=bounds[:, 0].view(1, -1, 1, 1), max=bounds[:, 1].view(1, -1, 1, 1),
+                    out=x)
     elif clip:
-        x = x.clamp(float(clip[0]), float(clip[1]))
+        x.clamp_(float(clip[0]), float(clip[1]))
     return x
 
 
@@ -81,7 +82,7 @@ def normalise(x: torch.Tensor, card: dict) -> torch.Tensor:
     """Per-band standardisation with the statistics of the training split."""
     mean = torch.tensor(card["input"]["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(card["input"]["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return (x - mean).div_(std)
 
 
 def make_card(
@@ -203,8 +204,8 @@ def predict_probabilities(
     model: Model, batch: torch.Tensor, already_scaled: bool = False
 ) -> torch.Tensor:
     """Class probabilities for a batch of DN patches (N, bands, H, W) on the model's device."""
-    x = batch if already_scaled else scale_dn(batch, model.card)
-    x = normalise(x.float(), model.card)
+    x = batch.float() if already_scaled else scale_dn(batch, model.card)
+    x = normalise(x, model.card).contiguous(memory_format=torch.channels_last)
     return torch.softmax(model.network(x).float(), dim=1)
 
 

@@ -94,6 +94,7 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
     """On a uniform scene there is no context to disagree about: dense = patch by patch."""
     import torch
 
+    from geolulc.classify import Classifier
     from geolulc.dense import dense_probabilities
     from geolulc.model import Model, make_card
     from geolulc.network import build_network
@@ -105,9 +106,10 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
                      classes=["a", "b", "c"], colors=[(0, 0, 0)] * 3, dn_scale=1e-3,
                      dn_offset=0, clip=None, mean=[0, 0], std=[1, 1])
     model = Model(net, card)
+    cpu = Classifier(model, torch.device("cpu"), 64, precision="fp32")
     rng = np.random.default_rng(0)
     dn = rng.integers(100, 3000, (2, 64 + 5 * 16, 64 + 7 * 16)).astype(np.uint16)
-    dense = dense_probabilities(model, dn, 16, torch.device("cpu"))
+    dense = dense_probabilities(model, dn, 16, cpu)
     assert dense.shape == (6, 8, 3)
     np.testing.assert_allclose(dense.sum(-1), 1, atol=1e-5)
     # the first window of a dense run only differs from a lone patch by its right/bottom context
@@ -119,9 +121,9 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
                                                             dtype=torch.int32))
     assert np.abs(dense[0, 0] - lone[0].numpy()).max() < 0.5
     flat = np.full((2, 64 + 2 * 16, 64 + 2 * 16), 1500, dtype=np.uint16)
-    dense_flat = dense_probabilities(model, flat, 16, torch.device("cpu"))
+    dense_flat = dense_probabilities(model, flat, 16, cpu)
     # interior windows of a uniform input equal a lone patch, up to the zero-padded border
     np.testing.assert_allclose(dense_flat[1, 1], lone_flat[0].numpy(), atol=0.2)
-    stride8 = dense_probabilities(model, dn, 8, torch.device("cpu"))
+    stride8 = dense_probabilities(model, dn, 8, cpu)
     assert stride8.shape == (11, 15, 3)
     np.testing.assert_allclose(stride8[::2, ::2], dense, atol=1e-5)
