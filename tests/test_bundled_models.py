@@ -1,0 +1,62 @@
+"""The models shipped in the package: cards complete, and real patches classified well."""
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from geolulc.classes import EUROSAT_CLASSES
+from geolulc.model import bundled_models, load_model
+
+
+def test_bundled_cards_are_complete():
+    assert set(bundled_models()) >= {"eurosat-ms", "eurosat-rgb"}
+    for name in ("eurosat-ms", "eurosat-rgb"):
+        model = load_model(name)
+        card = model.card
+        assert model.classes == EUROSAT_CLASSES and len(card["colors"]) == 10
+        assert card["processing_level"] == "L1C" and card["patch_size"] == 64
+        assert card["training"]["seed"] == 0 and card["training"]["wall_time_s"] > 0
+        assert card["training"]["recipe"].startswith("pipelines/")
+        assert card["metrics"]["val_accuracy"] > 0.9
+        assert card["throughput"]["cpu_patches_per_s"] > 0
+    assert load_model("eurosat-ms").bands[:3] == ["B01", "B02", "B03"]
+    assert load_model("eurosat-rgb").bands == ["B04", "B03", "B02"]
+
+
+@pytest.mark.parametrize("name,folder,suffix", [("eurosat-ms", "ms", "tif"),
+                                                ("eurosat-rgb", "rgb", "jpg")])
+def test_real_patches_of_every_class(data_dir, name, folder, suffix, tmp_path):
+    """Three real patches per class (the last ones of each folder): far above the 10 % of
+    chance, through the CLI as a user runs it."""
+    paths = []
+    for cls in EUROSAT_CLASSES:
+        paths += sorted((data_dir / "eurosat" / folder / cls).glob(f"*.{suffix}"))[-3:]
+    result = run_cli("classify", *map(str, paths), "--json")  # --model auto picks by bands
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    correct = sum(r["class"] == r["path"].split("/")[-2] for r in rows)
+    assert correct / len(rows) >= 0.8, (name, correct)
+
+
+def test_models_command():
+    result = run_cli("models", "--json")
+    assert result.returncode == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert len(rows["eurosat-ms"]["bands"]) == 13
+    assert rows["eurosat-rgb"]["metrics"]["n_val"] > 4000
+    text = run_cli("models").stdout
+    assert "eurosat-rgb: L1C B04,B03,B02" in text
+
+
+def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
+    result = run_cli("evaluate", "--model", "eurosat-ms", "--data",
+                     str(data_dir / "eurosat" / "ms"), "--split", "val", "--json", "--out",
+                     str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["n"] == 54 and scores["accuracy"] >= 0.9
+    assert set(scores["per_class"]) == set(EUROSAT_CLASSES)
+    wrong_folder = run_cli("evaluate", "--model", "eurosat-ms", "--data",
+                           str(data_dir / "eurosat" / "rgb"), "--split", "val")
+    assert wrong_folder.returncode == 1
