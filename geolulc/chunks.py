@@ -26,7 +26,7 @@ from .atomic import atomic_path
 from .classify import Classifier
 from .dense import dense_probabilities
 from .grid import PatchGrid
-from .model import Model
+from .model import Model, neutral_dn
 from .patches import clear_cells, cut_patches
 from .read import Masking, Pixels, StackReader
 from .scenes import Scene
@@ -72,7 +72,8 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
                    classifier: Classifier) -> ChunkResult:
     """Cells of one chunk that are clear enough and inside the AOI, with their probabilities."""
     grid = job.grid
-    dn, clear, m = pixels.dn, pixels.clear, grid.margin
+    clear, m = pixels.clear, grid.margin
+    dn = np.where(clear, pixels.dn, neutral_dn(model.card)[:, None, None])
     count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
     t1 = time.perf_counter()
     probs = np.zeros((0, len(model.classes)), dtype=np.float32)

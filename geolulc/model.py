@@ -78,6 +78,18 @@ def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     return x
 
 
+def neutral_dn(card: dict) -> np.ndarray:
+    """Per band, the DN that the model's normalisation maps to 0 (the training mean).
+
+    Pixels without a clear view inside a classified patch (cloud, no data at a scene edge) are
+    given this value, so the network sees neither black holes nor made-up texture there.
+    """
+    spec = card["input"]
+    mean = np.array(spec["mean"], dtype=np.float64)
+    return np.clip(np.round((mean - spec["dn_offset"]) / spec["dn_scale"]), 1, 65535).astype(
+        np.uint16)
+
+
 def normalise(x: torch.Tensor, card: dict) -> torch.Tensor:
     """Per-band standardisation with the statistics of the training split."""
     mean = torch.tensor(card["input"]["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
