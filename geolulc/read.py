@@ -94,6 +94,9 @@ class _SceneSource:
             self.vrts[band] = stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         self.scl = None
+        if scene.level == "L2A" and not scene.scl:
+            log.warning("L2A scene %s has no scene classification (SCL): its clouds are not "
+                        "masked", scene.id)
         if scene.scl:
             src = stack.enter_context(_open(scene.scl, scene.id, "SCL"))
             self.scl = stack.enter_context(
@@ -124,9 +127,21 @@ class _SceneSource:
         try:
             return vrt.read(1, window=window)
         except RasterioError as exc:
-            cause = exc.__cause__ or exc
-            raise GeolulcError(f"cannot read band {band} of scene {self.scene.id} "
-                               f"({vrt.src_dataset.name}): {str(cause).splitlines()[0]}") from None
+            first = str(exc.__cause__ or exc).splitlines()[0]
+        href = self.scene.scl if band == "SCL" else self.scene.bands[band]
+        if _is_remote(href):  # a truncated or corrupted transfer: fetch it again, uncached
+            log.warning("band %s of %s failed to read (%s); fetching it again", band,
+                        self.scene.id, first)
+            try:
+                with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsi_path(href)), \
+                        rasterio.open(href) as src, WarpedVRT(
+                            src, crs=vrt.crs, transform=vrt.transform, width=vrt.width,
+                            height=vrt.height, nodata=0, resampling=Resampling.nearest
+                            if band == "SCL" else Resampling.bilinear) as fresh:
+                    return fresh.read(1, window=window)
+            except RasterioError as exc:
+                first = str(exc.__cause__ or exc).splitlines()[0] + " (also when fetched again)"
+        raise GeolulcError(f"cannot read band {band} of scene {self.scene.id} ({href}): {first}")
 
     def overlaps(self, window: Window) -> bool:
         return (self.row_range[0] < window.row_off + window.height
@@ -148,6 +163,15 @@ class _SceneSource:
             cloudy = np.zeros(has_data.shape, dtype=bool)
         clear = has_data & ~dilate(cloudy, self.masking.dilate)
         return dn, clear, has_data
+
+
+def _is_remote(href: str) -> bool:
+    return href.startswith(("http://", "https://", "/vsis3/", "/vsigs/", "/vsicurl/"))
+
+
+def _vsi_path(href: str) -> str:
+    """The GDAL virtual path under which an href is cached."""
+    return f"/vsicurl/{href}" if href.startswith("http") else href
 
 
 def _open(href: str, scene_id: str, band: str):

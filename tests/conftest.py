@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -72,10 +73,18 @@ def _tool(name: str, *extra: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def cog_server(data_dir, tmp_path_factory):
+def cog_server(data_dir):
     """nginx serving ../shared/data/earth-search over HTTP with Range support; yields (url, log)."""
     nginx = _tool("nginx", "/usr/sbin/nginx")
-    prefix = tmp_path_factory.mktemp("nginx")
+    # nginx workers may run as an unprivileged user: the served folder must be world-readable,
+    # which pytest's private temporary folders are not.
+    prefix = Path(tempfile.mkdtemp(prefix="geolulc-nginx-"))
+    prefix.chmod(0o755)
+    root = prefix / "root"  # the real product, plus a writable folder for broken files
+    (root / "broken").mkdir(parents=True)
+    for folder in (root, root / "broken"):
+        folder.chmod(0o755)
+    (root / "sentinel-2-l2a").symlink_to(data_dir / "earth-search" / "sentinel-2-l2a")
     port = _free_port()
     conf = prefix / "nginx.conf"
     conf.write_text(f"""
@@ -93,7 +102,7 @@ http {{
   types {{ image/tiff tif; application/json json; }}
   server {{
     listen 127.0.0.1:{port};
-    root {data_dir / "earth-search"};
+    root {root};
   }}
 }}
 """)
@@ -103,10 +112,11 @@ http {{
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/sentinel-2-l2a/{ES_ITEM_ID}/{ES_ITEM_ID}.json", proc)
-        yield url, prefix / "access.log"
+        yield url, prefix / "access.log", root / "broken"
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def served_items(data_dir: Path, cog_url: str) -> list[dict]:

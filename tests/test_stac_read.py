@@ -13,7 +13,7 @@ from conftest import DESERT_AOI, ES_ITEM_ID
 from geolulc.errors import GeolulcError
 from geolulc.grid import PatchGrid, grid_for_bounds, project_geometry
 from geolulc.read import StackReader
-from geolulc.scenes import load_scene
+from geolulc.scenes import load_scene, scene_from_item
 from geolulc.search import parse_date_range, search_scenes, select_covering
 
 AOI = shape(DESERT_AOI["features"][0]["geometry"])
@@ -157,3 +157,23 @@ def test_scenes_in_two_utm_zones_are_mosaicked_on_one_grid(data_dir, tmp_path, l
     # two resamplings (to zone 28 and back) move values by about one 100 m pixel at most
     assert np.median(np.abs(from_28 - reference)[both & west]) < 0.05 * np.median(reference)
     assert (from_28[:, -both.shape[1] // 4:] == 0).all()  # the eastern part is not in the copy
+
+
+def test_truncated_remote_file_is_fetched_again_and_never_used(data_dir, cog_server,
+                                                                local_es_item):
+    """A COG cut short in transfer: the read fails, is retried uncached, and then reported."""
+    url, log, broken = cog_server
+    folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
+    whole = (folder / "B04.tif").read_bytes()
+    (broken / "B04.tif").write_bytes(whole[: len(whole) // 3])
+    item = json.loads(local_es_item.read_text())
+    item["assets"]["red"]["href"] = f"{url}/broken/B04.tif"
+    scene = scene_from_item(item)
+    utm = CRS.from_epsg(32629)
+    grid = grid_for_bounds((280000, 2700000, 300000, 2720000), utm, 10, 64, 64)  # south-east
+    before = log.read_text() if log.exists() else ""
+    with StackReader([scene], ["B04"], grid) as reader, \
+            pytest.raises(GeolulcError, match="B04.*also when fetched again"):
+        reader.read(Window(0, 0, 256, 256))
+    requests = [r for r in log.read_text()[len(before):].splitlines() if "/broken/B04.tif" in r]
+    assert len(requests) >= 2
