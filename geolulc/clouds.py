@@ -20,6 +20,8 @@ SCL_MASKED = (0, 1, 3, 8, 9, 10)
 
 #: Bands the s2cloudless model reads, in its order.
 S2CLOUDLESS_BANDS = ["B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12"]
+#: Bands the L1C cloud and shadow mask reads (B03 tells water from shadow).
+L1C_MASK_BANDS = [*S2CLOUDLESS_BANDS, "B03"]
 #: s2cloudless was trained at 160 m: the detector runs on 16×16 block means of the 10 m grid.
 CLOUD_BLOCK = 16
 CLOUD_THRESHOLD = 0.4
@@ -127,8 +129,8 @@ def l1c_cloud_mask(bands: dict[str, np.ndarray], sun: tuple[float, float] | None
     s2cloudless flags some bright roofs as cloud; such blocks are isolated, so a cloud block
     must have at least two cloudy neighbours (real clouds span several 160 m blocks), and the
     kept clouds grow by one block to cover their edges. Shadows are searched along the sun's
-    direction for cloud heights of 0.5–4 km among blocks darker in the near infrared than half
-    the chunk's clear median.
+    direction for cloud heights of 0.5–4 km among land blocks (NDWI ≤ 0.2, which leaves open
+    water out) darker in the near infrared than half the chunk's clear median.
     """
     h, w = bands["B02"].shape
     prob = s2cloudless_probability(bands)
@@ -137,9 +139,11 @@ def l1c_cloud_mask(bands: dict[str, np.ndarray], sun: tuple[float, float] | None
     cloud = dilate(core, 1)
     if sun is not None and core.any():
         nir = _block_mean(bands["B08"].astype(np.float32), CLOUD_BLOCK)
+        green = _block_mean(bands["B03"].astype(np.float32), CLOUD_BLOCK)
         valid = nir > 0
         if (valid & ~cloud).any():
-            dark = valid & (nir < 0.5 * np.median(nir[valid & ~cloud]))
+            water = green > 1.5 * nir  # NDWI > 0.2: dark in the near infrared, but no shadow
+            dark = valid & ~water & (nir < 0.5 * np.median(nir[valid & ~cloud]))
             shadow = shadow_from_clouds(core, dark, sun[0], sun[1], pixel_m * CLOUD_BLOCK)
             cloud |= dilate(shadow, 1)
     full = np.repeat(np.repeat(cloud, CLOUD_BLOCK, axis=0), CLOUD_BLOCK, axis=1)

@@ -24,7 +24,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from .clouds import S2CLOUDLESS_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
+from .clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
 from .errors import GeolulcError
 from .grid import PatchGrid, transformer
 from .harmonize import harmonise
@@ -86,8 +86,8 @@ class _SceneSource:
         vrt_args = {"crs": grid.crs.to_wkt(), "transform": grid.read_transform,
                     "width": width, "height": height, "nodata": 0}
         self.detect = (masking.detect_l1c and not scene.scl and scene.level == "L1C"
-                       and all(b in scene.bands for b in S2CLOUDLESS_BANDS))
-        wanted = list(dict.fromkeys(bands + (S2CLOUDLESS_BANDS if self.detect else [])))
+                       and all(b in scene.bands for b in L1C_MASK_BANDS))
+        wanted = list(dict.fromkeys(bands + (L1C_MASK_BANDS if self.detect else [])))
         self.vrts = {}
         for band in wanted:
             src = stack.enter_context(_open(scene.bands[band], scene.id, band))
@@ -157,7 +157,7 @@ class _SceneSource:
         if self.scl is not None:
             cloudy = scl_cloudy(self._read("SCL", window))
         elif self.detect:
-            harmonised = {b: harmonise(planes[b], self.scene.offset) for b in S2CLOUDLESS_BANDS}
+            harmonised = {b: harmonise(planes[b], self.scene.offset) for b in L1C_MASK_BANDS}
             cloudy = l1c_cloud_mask(harmonised, self.sun, self.grid.resolution)
         else:
             cloudy = np.zeros(has_data.shape, dtype=bool)
