@@ -81,7 +81,7 @@ def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv"
     return np.clip(score, 0.0, 1.0)
 
 
-def compare(before: DateMap, after: DateMap, threshold: float = 0.5, method: str = "tv") -> Change:
+def compare(before: DateMap, after: DateMap, threshold: float = 0.3, method: str = "tv") -> Change:
     """From-to codes, change mask and change probability of two maps on the same grid."""
     k = len(before.classes)
     if k > MAX_CLASSES:

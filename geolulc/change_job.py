@@ -57,7 +57,7 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
 
 def run_change(
     req: MapRequest, dates: list[str], before: Path | None, after: Path | None,
-    threshold: float = 0.5, resample: bool = False, vector: bool = False, method: str = "tv",
+    threshold: float = 0.3, resample: bool = False, vector: bool = False, method: str = "tv",
 ) -> dict:
     """Maps of every date, then changes between consecutive dates and first → last."""
     if dates and (before or after):

@@ -460,8 +460,9 @@ def models_command(as_json):
               help="Earlier scene (as for `map --scene`) or land-cover GeoTIFF from `map`.")
 @click.option("--after", type=click.Path(path_type=Path), default=None,
               help="Later scene or land-cover GeoTIFF.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Change probability from which a cell counts as changed in the mask.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Change probability from which a cell counts as changed in the mask (0.3 "
+                   "scored best on the OSCD cities, see the README).")
 @click.option("--method", type=click.Choice(["tv", "independent"]), default="tv",
               show_default=True, help="How the two dates' class probabilities become a change "
               "probability: tv = total variation distance (0 for identical probabilities); "
