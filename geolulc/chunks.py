@@ -73,7 +73,8 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     """Cells of one chunk that are clear enough and inside the AOI, with their probabilities."""
     grid = job.grid
     clear, m = pixels.clear, grid.margin
-    dn = np.where(clear, pixels.dn, neutral_dn(model.card)[:, None, None])
+    dn = pixels.dn if clear.all() else np.where(clear, pixels.dn,
+                                                 neutral_dn(model.card)[:, None, None])
     count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
     t1 = time.perf_counter()
     probs = np.zeros((0, len(model.classes)), dtype=np.float32)

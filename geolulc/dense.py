@@ -10,6 +10,8 @@ the dense run sees the neighbouring pixels (the agreement is measured by the ben
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,16 +19,22 @@ import torch.nn.functional as F
 from .classify import Classifier
 from .model import Model, normalise, scale_dn
 
+_STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 def output_stride(model: Model) -> int:
-    """Pixels per cell of the network's last feature map (16 for the bundled networks)."""
+    """Pixels per cell of the network's last feature map (16 for the bundled networks),
+    probed once per network."""
     net = model.network
+    if net in _STRIDES:
+        return _STRIDES[net]
     size = model.patch_size
     with torch.inference_mode():
         probe = torch.zeros((1, len(model.bands), size, size),
                             device=next(net.parameters()).device)
         feat = net.features(net.stem(probe))
-    return size // feat.shape[-1]
+    _STRIDES[net] = size // feat.shape[-1]
+    return _STRIDES[net]
 
 
 def supports(model: Model, stride: int) -> bool:
