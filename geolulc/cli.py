@@ -31,8 +31,8 @@ def friendly_errors(func):
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo("Interrupted; finished outputs were kept, unfinished ones discarded.",
-                       err=True)
+            click.echo("Interrupted: nothing half-written was kept; run the same command "
+                       "again to resume from the finished chunks or checkpoint.", err=True)
             sys.exit(130)
         except Exception as exc:
             if os.environ.get("GEOLULC_DEBUG"):
