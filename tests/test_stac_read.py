@@ -177,3 +177,27 @@ def test_truncated_remote_file_is_fetched_again_and_never_used(data_dir, cog_ser
         reader.read(Window(0, 0, 256, 256))
     requests = [r for r in log.read_text()[len(before):].splitlines() if "/broken/B04.tif" in r]
     assert len(requests) >= 2
+
+
+def test_direct_read_on_the_grid_equals_the_warped_read(data_dir):
+    """Bands already on the grid skip warping; the values must be those of the warped path,
+    including where the window runs past the file's edge."""
+    from rasterio.vrt import WarpedVRT
+
+    from geolulc.read import _OnGrid
+
+    folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
+    with rasterio.open(folder / "B04.tif") as src:
+        x0, y0 = src.transform.c, src.transform.f
+        grid = PatchGrid(CRS.from_epsg(32629), 100, x0 - 6400, y0 + 6400, 3, 20, 64, 64)
+        direct = _OnGrid.fit(src, grid)
+        assert direct is not None and (direct.row_off, direct.col_off) == (-64, -64)
+        height, width = grid.read_shape
+        with WarpedVRT(src, crs=grid.crs.to_wkt(), transform=grid.read_transform,
+                       width=width, height=height, nodata=0,
+                       resampling=rasterio.enums.Resampling.bilinear) as vrt:
+            for window in (Window(0, 0, width, height), Window(100, 30, 500, 100)):
+                np.testing.assert_array_equal(direct.read(1, window),
+                                              vrt.read(1, window=window))
+        shifted = PatchGrid(CRS.from_epsg(32629), 100, x0 + 50, y0, 1, 1, 64, 64)
+        assert _OnGrid.fit(src, shifted) is None  # half a pixel off: warped
