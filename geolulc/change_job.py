@@ -46,9 +46,7 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
                                req.chunk_rows, req.progress, req.dense,
                                masking=masking_for(dataclasses.replace(
                                    req, date=label if searched else None)))
-        if result.patches == 0:
-            raise GeolulcError(f"{label}: no clear patch (the scenes do not cover the area, or "
-                               "every patch is cloud or no data)")
+        result.require_patches(label)
         write_map(req.out_dir, f"{req.name}_{label}", result, model, scenes, label)
         maps.append(DateMap(label, result.labels, result.probabilities, grid.crs,
                             grid.map_transform, model.name, model.classes, model.colors))

@@ -137,6 +137,12 @@ class Classification:
     count: np.ndarray  # uint8 clear observations per input pixel of the cells' extent
     cache: ChunkCache | None = None  # finished chunks, removed once the map is written
 
+    def require_patches(self, what: str) -> None:
+        """A map without a single classified patch is an error, not an empty map."""
+        if self.patches == 0:
+            raise GeolulcError(f"{what}: no clear patch to classify (the scenes do not cover "
+                               "the area, or every patch is mostly cloud or no data)")
+
     @property
     def confidence(self) -> np.ndarray:
         conf = np.round(self.probabilities.max(axis=2) * 100).astype(np.uint8)
@@ -323,12 +329,9 @@ def run_map(req: MapRequest) -> dict:
         result = classify_grid(
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
             Classifier(model, device, req.batch_size, req.precision), req.min_clear,
-            req.chunk_rows,
-            req.progress, req.dense, cache_root=req.out_dir, client=client,
+            req.chunk_rows, req.progress, req.dense, cache_root=req.out_dir, client=client,
             worker_device=req.device, masking=masking_for(req), worker_batch=req.batch_size)
-    if result.patches == 0:
-        raise GeolulcError("no clear patch to classify: the scenes do not cover the AOI, or "
-                           "every patch is mostly cloud or no data")
+    result.require_patches(req.date or "the scenes")
     t_write = time.perf_counter()
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))

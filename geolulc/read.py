@@ -152,14 +152,14 @@ class _SceneSource:
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Harmonised DNs (bands, h, w), the clear-pixel mask and the has-data mask."""
-        planes = {band: self._read(band, window) for band in self.vrts}
-        dn = harmonise(np.stack([planes[b] for b in self.bands]), self.scene.offset)
+        planes = {band: harmonise(self._read(band, window), self.scene.offset)
+                  for band in self.vrts}
+        dn = np.stack([planes[b] for b in self.bands])
         has_data = np.all(dn > 0, axis=0)
         if self.scl is not None:
             cloudy = scl_cloudy(self._read("SCL", window))
         elif self.detect:
-            harmonised = {b: harmonise(planes[b], self.scene.offset) for b in L1C_MASK_BANDS}
-            cloudy = l1c_cloud_mask(harmonised, self.sun, self.grid.resolution)
+            cloudy = l1c_cloud_mask(planes, self.sun, self.grid.resolution)
         else:
             cloudy = np.zeros(has_data.shape, dtype=bool)
         clear = has_data & ~dilate(cloudy, self.masking.dilate)
