@@ -9,4 +9,5 @@ DATA=${1:-../shared/data/eurosat}
 OUT=${2:-runs/eurosat-rgb}
 shift $(( $# > 2 ? 2 : $# )) || true
 geolulc -v train --data "$DATA/rgb" --exclude "$DATA/ms" --out "$OUT" --name eurosat-rgb \
-  --epochs 40 --batch-size 128 --lr 3e-3 --widths 32,64,128,256 --seed 0 --resume "$@"
+  --epochs 100 --batch-size 128 --lr 3e-3 --weight-decay 0.05 --widths 32,64,128,256 \
+  --blocks 2,2,2,2 --shift 4 --ema 0.999 --seed 0 --resume "$@"

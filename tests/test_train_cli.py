@@ -148,3 +148,75 @@ def test_model_refuses_a_scene_without_its_bands(tmp_path, tiny_model):
                                  "Bright": {"b.png": np.zeros((3, 64, 64), np.uint8)}})
     result = run_cli("evaluate", "--model", str(tiny_model), "--data", str(rgb))
     assert result.returncode == 1 and "lacks band(s) B01" in result.stderr
+
+
+def dihedral(x, code):
+    part = torch.rot90(x, code % 4, dims=(-2, -1))
+    return part.flip(-1) if code >= 4 else part
+
+
+def test_augmentation_is_a_dihedral_transform_of_a_mirrored_shift():
+    from geolulc.train import augment
+    x = torch.arange(6 * 2 * 16 * 16, dtype=torch.float32).reshape(6, 2, 16, 16)
+    out = augment(x, jitter=0.0, shift=3, generator=torch.Generator().manual_seed(1))
+    assert out.shape == x.shape
+    shifted_somewhere = 0
+    for sample, result in zip(x, out):
+        padded = torch.nn.functional.pad(sample[None], (3,) * 4, mode="reflect")[0]
+        matches = [(code, dy, dx) for code in range(8) for dy in range(7) for dx in range(7)
+                   if torch.equal(dihedral(padded, code)[:, dy:dy + 16, dx:dx + 16], result)]
+        assert matches, "not a dihedral transform of a shifted patch"
+        shifted_somewhere += all((dy, dx) != (3, 3) for _, dy, dx in matches)
+    assert shifted_somewhere >= 3  # 6 samples, 48 of 49 offsets are real shifts
+    gain = augment(x, jitter=0.1, shift=0, generator=torch.Generator().manual_seed(2))
+    ratio = [float(g.sum() / s.sum()) for g, s in zip(gain, x)]
+    assert all(0.9 <= r <= 1.1 for r in ratio) and len(set(np.round(ratio, 6))) > 1
+
+
+def test_weight_average_follows_the_decay_with_warm_up():
+    from geolulc.train import WeightAverage
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.constant_(net.weight, 0.0)
+    average = WeightAverage(net, decay=0.9)
+    expected = 0.0
+    for step in range(1, 30):
+        torch.nn.init.constant_(net.weight, float(step))
+        average.update(net)
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * step
+        assert float(average.network.weight) == pytest.approx(expected, rel=1e-6)
+    last = WeightAverage(net, decay=0.0)
+    last.update(net)
+    assert float(last.network.weight) == 29.0 and net.weight.requires_grad
+
+
+def test_blocks_must_match_widths(tmp_path):
+    result = run_cli("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--widths",
+                     "8,16", "--blocks", "1,2,2")
+    assert result.returncode == 1 and "one number per stage" in result.stderr
+
+
+def test_transfer_without_training_is_exactly_the_source_model(data_dir, tmp_path):
+    """RGB model → 13-band model with --epochs 0: the other bands' filters are zero, so every
+    real 13-band patch gets the probabilities the RGB model gives its B04/B03/B02."""
+    rgb = run_cli("train", "--data", str(real_subset(data_dir, tmp_path)), "--out",
+                  str(tmp_path / "rgb"), "--name", "rgb", "--epochs", "1", "--batch-size", "16",
+                  "--widths", "8,16", "--device", "cpu")
+    assert rgb.returncode == 0, rgb.stderr
+    ms_data = real_subset(data_dir, tmp_path, per_class=5, kind="ms")
+    ms = run_cli("train", "--data", str(ms_data), "--init", str(tmp_path / "rgb" / "rgb.json"),
+                 "--out", str(tmp_path / "ms"), "--name", "ms", "--epochs", "0", "--device", "cpu")
+    assert ms.returncode == 0, ms.stderr
+    card = json.loads((tmp_path / "ms" / "ms.json").read_text())
+    assert len(card["bands"]) == 13 and card["training"]["epochs"] == 0
+    assert 0 <= card["metrics"]["val_accuracy"] <= 1 and card["metrics"]["n_val"] == 3
+    patches = [str(p) for p in sorted(ms_data.glob("*/*.tif"))]
+    out = {name: json.loads(run_cli("classify", *patches, "--model", str(tmp_path / name /
+                                                                         f"{name}.json"),
+                                    "--json").stdout)
+           for name in ("rgb", "ms")}
+    for a, b in zip(out["rgb"], out["ms"]):
+        for cls in CLASSES:
+            assert a["probabilities"][cls] == pytest.approx(b["probabilities"][cls], abs=2e-4)
+    alone = run_cli("train", "--data", str(ms_data), "--out", str(tmp_path / "x"), "--epochs", "0")
+    assert alone.returncode == 1 and "only makes sense with --init" in alone.stderr
