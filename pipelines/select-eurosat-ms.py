@@ -26,7 +26,7 @@ from geolulc.model import load_model
 from geolulc.patchdata import PatchSet, load_patch_folder, stratified_split
 from geolulc.train import TrainConfig, train
 
-CANDIDATES = [(0, 0.0)] + [(e, lr) for e in (5, 10, 20) for lr in (1e-4, 3e-4, 1e-3)]
+CANDIDATES = [(0, 0.0), (5, 1e-4), (10, 1e-4), (10, 3e-4), (20, 1e-4)]
 
 
 def subset(data: PatchSet, idx: np.ndarray) -> PatchSet:

@@ -16,7 +16,7 @@ def test_bundled_cards_are_complete():
         card = model.card
         assert model.classes == EUROSAT_CLASSES and len(card["colors"]) == 10
         assert card["processing_level"] == "L1C" and card["patch_size"] == 64
-        assert card["training"]["seed"] == 0 and card["training"]["wall_time_s"] > 0
+        assert card["training"]["seed"] == 0 and card["training"]["wall_time_s"] >= 0
         assert card["training"]["recipe"].startswith("pipelines/")
         assert card["metrics"]["val_accuracy"] > 0.9
         assert card["throughput"]["cpu_patches_per_s"] > 0
