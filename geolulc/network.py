@@ -1,12 +1,14 @@
-"""The classifier network: a compact ResNet for 64×64 patches with any number of bands.
+"""The networks: a compact ResNet patch classifier and the Dynamic World per-pixel segmenter.
 
-Plain torch (torchvision cannot be used: its wheels need a CUDA build of torch). The network ends
-in global average pooling, so it also runs fully convolutionally over larger chunks.
+Plain torch (torchvision cannot be used: its wheels need a CUDA build of torch). The patch
+classifier ends in global average pooling, so it also runs fully convolutionally over larger
+chunks; the segmenter returns logits at the input's resolution.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -65,7 +67,83 @@ class PatchResNet(nn.Module):
         return self.head(self.dropout(x))
 
 
-ARCHITECTURES = {"patch-resnet": PatchResNet}
+class ConvMish(nn.Module):
+    """Convolution (batch norm folded into its weights and bias) followed by Mish."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, depthwise: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2,
+                              groups=cin if depthwise else 1)
+        self.act = nn.Mish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+def _separable_stack(cin: int, width: int) -> nn.Sequential:
+    """Three pointwise + depthwise 3×3 pairs: the body of each Dynamic World stage."""
+    layers: list[nn.Module] = []
+    for i in range(3):
+        layers += [ConvMish(cin if i == 0 else width, width), ConvMish(width, width, 3, True)]
+    return nn.Sequential(*layers)
+
+
+def halve_antialiased(x: torch.Tensor) -> torch.Tensor:
+    """Halve height and width as `tf.image.resize(..., antialias=True)` does for bilinear.
+
+    The antialiased triangle kernel at scale 1/2 weights input rows 2o-1…2o+2 by (1, 3, 3, 1)/8;
+    at the borders the weights that fall outside are dropped and the rest renormalised (7/8),
+    exactly as TensorFlow's ScaleAndTranslate kernel does.
+    """
+    n, c, h, w = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"Dynamic World needs an even height and width, got {h}×{w}")
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype, device=x.device) / 8
+    kernel = (taps[:, None] * taps[None, :]).expand(c, 1, 4, 4)
+    out = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernel, stride=2, groups=c)
+    rows = torch.ones(h // 2, dtype=x.dtype, device=x.device)
+    cols = torch.ones(w // 2, dtype=x.dtype, device=x.device)
+    rows[0] = rows[-1] = cols[0] = cols[-1] = 7 / 8
+    if h == 2:
+        rows[:] = 6 / 8
+    if w == 2:
+        cols[:] = 6 / 8
+    return out / (rows[:, None] * cols[None, :])
+
+
+class DynamicWorldNet(nn.Module):
+    """The Dynamic World land-cover network (Brown et al. 2022), re-implemented from its
+    published TensorFlow graph: a 3×3 stem at 10 m, an antialiased halving, three residual
+    stages of separable convolutions plus a short branch at 20 m, bilinear upsampling back to
+    10 m, L2 normalisation of the features and a 1×1 classifier. Mish activations throughout.
+    The context it sees is about ±24 pixels, which is what lets tiles with a halo reproduce a
+    whole-scene forward pass exactly."""
+
+    def __init__(self, in_channels: int = 9, num_classes: int = 9) -> None:
+        super().__init__()
+        self.stem = ConvMish(in_channels, 64, 3)
+        self.stage1 = _separable_stack(64, 96)
+        self.skip1 = ConvMish(64, 96)
+        self.stage2 = _separable_stack(96, 144)
+        self.skip2 = ConvMish(96, 144)
+        self.branch = nn.Sequential(ConvMish(64, 48), ConvMish(48, 48, 3, True))
+        self.stage3 = _separable_stack(192, 144)
+        self.skip3 = ConvMish(192, 144)
+        self.head = nn.Conv2d(144, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        low = halve_antialiased(self.stem(x))
+        a = self.stage1(low) + self.skip1(low)
+        b = self.stage2(a) + self.skip2(a)
+        cat = torch.cat([b, self.branch(low)], dim=1)
+        f = self.stage3(cat) + self.skip3(cat)
+        f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+        f = f * torch.rsqrt(torch.clamp((f * f).sum(dim=1, keepdim=True), min=1e-12))
+        return self.head(f)
+
+
+ARCHITECTURES = {"patch-resnet": PatchResNet, "dynamic-world": DynamicWorldNet}
 
 
 def build_network(spec: dict, in_channels: int, num_classes: int) -> nn.Module:
