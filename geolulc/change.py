@@ -31,7 +31,7 @@ from rasterio.warp import reproject
 from .atomic import atomic_path, staged_outputs, write_text_atomic
 from .errors import GeolulcError
 from .quicklook import render_labels
-from .write import NODATA, write_cog
+from .write import NODATA, PROB_SCALE, write_cog
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def read_map(path: Path) -> DateMap:
     prob_path = Path(str(path).replace("_landcover.tif", "_probabilities.tif"))
     if prob_path != path and prob_path.exists():
         with rasterio.open(prob_path) as src:
-            probs = np.moveaxis(src.read().astype(np.float32) / 250.0, 0, 2)
+            probs = np.moveaxis(src.read().astype(np.float32) / PROB_SCALE, 0, 2)
         probs[labels == NODATA] = 0
     else:
         log.warning("%s has no probabilities beside it; change probability is 0 or 1", path)

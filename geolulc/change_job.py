@@ -6,6 +6,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from .aoi import load_aoi
 from .change import DateMap, check_comparable, compare, read_map, write_change
 from .classify import Classifier
@@ -16,6 +18,7 @@ from .pipeline import (
     MapRequest,
     aoi_cells,
     check_scenes,
+    chunk_rows_for,
     classify_grid,
     find_scenes,
     masking_for,
@@ -43,12 +46,13 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
     for label, scenes in inputs:
         check_scenes(scenes, model)
         result = classify_grid(scenes, model, grid, inside, classifier, req.min_clear,
-                               req.chunk_rows, req.progress, req.dense,
+                               chunk_rows_for(req, model), req.progress, req.dense,
                                masking=masking_for(dataclasses.replace(
                                    req, date=label if searched else None)))
         result.require_patches(label)
         write_map(req.out_dir, f"{req.name}_{label}", result, model, scenes, label)
-        maps.append(DateMap(label, result.labels, result.probabilities, grid.crs,
+        maps.append(DateMap(label, result.labels,
+                            result.probabilities.astype(np.float32) / PROB_SCALE, grid.crs,
                             grid.map_transform, model.name, model.classes, model.colors))
     return maps
 

@@ -25,11 +25,14 @@ from rasterio.windows import Window
 from .atomic import atomic_path
 from .classify import Classifier
 from .dense import dense_probabilities
+from .errors import GeolulcError
 from .grid import PatchGrid
-from .model import Model, neutral_dn
-from .patches import clear_cells, cut_patches
+from .model import Model
+from .patches import clear_cells, cut_patches, fill_unclear
 from .read import Masking, Pixels, StackReader
 from .scenes import Scene
+from .tiles import segment
+from .write import NODATA, PROB_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -59,41 +62,67 @@ class ChunkJob:
 
 @dataclass
 class ChunkResult:
+    """One chunk of the map: its rows of labels and probabilities, and what was read."""
+
     row0: int
-    rows: np.ndarray
-    cols: np.ndarray
-    probs: np.ndarray  # (n, classes) float32
+    labels: np.ndarray  # uint8 (rows, cols), NODATA where not classified
+    probs: np.ndarray  # uint8 (rows, cols, classes): probability × PROB_SCALE
     masked: int
     count: np.ndarray  # uint8 clear observations of the chunk's cell rows at input resolution
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def cells(self) -> int:
+        return int(np.count_nonzero(self.labels != NODATA))
+
+
+def _store(labels: np.ndarray, probs: np.ndarray, where, p: np.ndarray) -> None:
+    """Labels and quantised probabilities of the classified cells; non-finite probabilities (a
+    broken model or input) are an error, never a map."""
+    if not np.isfinite(p).all():
+        raise GeolulcError("the model produced non-finite probabilities: its weights or the "
+                           "input are corrupt; no map was written")
+    labels[where] = p.argmax(-1)
+    probs[where] = np.round(p * PROB_SCALE).astype(np.uint8)
+
 
 def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
                    classifier: Classifier) -> ChunkResult:
-    """Cells of one chunk that are clear enough and inside the AOI, with their probabilities."""
+    """Cells of one chunk that are clear enough and inside the AOI, with their probabilities.
+
+    Pixels without a clear view (cloud, no data beyond a scene edge) take the value of the
+    nearest clear pixel, so a window that runs off the data sees the real surface it touches,
+    never a constant that the network could read as water. A per-pixel model labels the clear
+    pixels only; a patch classifier labels cells whose patch is clear enough (`min_clear`).
+    """
     grid = job.grid
     clear, m = pixels.clear, grid.margin
-    dn = pixels.dn if clear.all() else np.where(clear, pixels.dn,
-                                                 neutral_dn(model.card)[:, None, None])
-    count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
+    n_rows = min(job.chunk_rows, grid.rows - row0)
+    labels = np.full((n_rows, grid.cols), NODATA, dtype=np.uint8)
+    probs = np.zeros((n_rows, grid.cols, len(model.classes)), dtype=np.uint8)
     t1 = time.perf_counter()
-    probs = np.zeros((0, len(model.classes)), dtype=np.float32)
-    if job.dense:
-        rows, cols = clear_cells(clear, grid.patch, grid.stride, job.min_clear)
+    dn = fill_unclear(pixels.dn, clear)
+    count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
+    if model.kind == "segmenter":
+        valid = clear[m:clear.shape[0] - m, m:clear.shape[1] - m] & job.inside[row0:row0 + n_rows]
+        t2 = time.perf_counter()
+        if valid.any():
+            p = segment(dn, classifier.probabilities, len(model.classes), halo=m)
+            _store(labels, probs, valid, p[valid])
+    else:
+        if job.dense:
+            rows, cols = clear_cells(clear, grid.patch, grid.stride, job.min_clear)
+        else:
+            cut = cut_patches(dn, clear, grid.patch, grid.stride, 0, job.min_clear)
+            rows, cols = cut.rows, cut.cols
         keep = job.inside[rows + row0, cols]
         rows, cols = rows[keep], cols[keep]
         t2 = time.perf_counter()
         if len(rows):
-            probs = dense_probabilities(model, dn, grid.stride, classifier)[rows, cols]
-        rows = rows + row0
-    else:
-        cut = cut_patches(dn, clear, grid.patch, grid.stride, row0, job.min_clear)
-        keep = job.inside[cut.rows, cut.cols]
-        rows, cols = cut.rows[keep], cut.cols[keep]
-        t2 = time.perf_counter()
-        if len(rows):
-            probs = classifier.probabilities(cut.pixels[keep])
-    return ChunkResult(row0, rows, cols, probs, pixels.masked, np.ascontiguousarray(count),
+            p = (dense_probabilities(model, dn, grid.stride, classifier)[rows, cols] if job.dense
+                 else classifier.probabilities(cut.pixels[keep]))
+            _store(labels, probs, (rows, cols), p)
+    return ChunkResult(row0, labels, probs, pixels.masked, np.ascontiguousarray(count),
                        {"patch": t2 - t1, "classify": time.perf_counter() - t2})
 
 
@@ -105,6 +134,7 @@ def job_key(job: ChunkJob, model: Model) -> str:
         "grid": [job.grid.crs.to_wkt(), job.grid.resolution, job.grid.x0, job.grid.y0,
                  job.grid.rows, job.grid.cols, job.grid.patch, job.grid.stride],
         "inside": hashlib.sha256(np.packbits(job.inside).tobytes()).hexdigest(),
+        "halo": job.grid.halo, "fill": "nearest-clear",
         "min_clear": job.min_clear, "dense": job.dense, "chunk_rows": job.chunk_rows,
         "masking": [job.masking.composite, job.masking.dilate, job.masking.detect_l1c],
     }
@@ -125,14 +155,14 @@ class ChunkCache:
         if not path.exists():
             return None
         with np.load(path) as data:
-            return ChunkResult(row0, data["rows"], data["cols"], data["probs"],
-                               int(data["masked"]), data["count"])
+            return ChunkResult(row0, data["labels"], data["probs"], int(data["masked"]),
+                               data["count"])
 
     def put(self, result: ChunkResult) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, rows=result.rows, cols=result.cols, probs=result.probs,
-                     masked=result.masked, count=result.count)
+            np.savez_compressed(fh, labels=result.labels, probs=result.probs,
+                                masked=result.masked, count=result.count)
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -15,23 +15,27 @@ log = logging.getLogger(__name__)
 
 CPU_BATCH = 256
 MAX_GPU_BATCH = 16384
+#: Tiles per forward pass of a segmenter on CPU: two 576² tiles already fill the cores.
+CPU_TILE_BATCH = 2
 
 
 def auto_batch_size(model: Model, device: torch.device) -> int:
-    """Largest power-of-two batch that fits in half the free GPU memory (256 on CPU, where
-    larger batches only cost memory)."""
+    """Largest power-of-two batch of patches (or tiles) that fits in half the free GPU memory
+    (on CPU 256 patches or 2 tiles, where larger batches only cost memory)."""
     if device.type != "cuda":
-        return CPU_BATCH
-    probe = 64
+        return CPU_TILE_BATCH if model.kind == "segmenter" else CPU_BATCH
+    from .tiles import HALO, TILE
+
+    probe, size = (2, TILE + 2 * HALO) if model.kind == "segmenter" else (64, model.patch_size)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
-    x = torch.ones((probe, len(model.bands), model.patch_size, model.patch_size),
+    x = torch.ones((probe, len(model.bands), size, size),
                    dtype=torch.int32, device=device)
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
         predict_probabilities(model, x.contiguous(memory_format=torch.channels_last))
     per_patch = max((torch.cuda.max_memory_allocated(device) - base) / probe, 1)
     free, _ = torch.cuda.mem_get_info(device)
-    batch = 1 << int(np.log2(max(free * 0.5 / per_patch, probe)))
+    batch = 1 << int(np.log2(max(free * 0.5 / per_patch, 1)))
     log.info("batch size auto: %d (%.1f MB per patch, %.1f GB free)", min(batch, MAX_GPU_BATCH),
              per_patch / 1e6, free / 1e9)
     return min(batch, MAX_GPU_BATCH)
@@ -74,8 +78,10 @@ class Classifier:
         return contextlib.nullcontext()
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, bands, P, P) uint16 DN -> (N, classes) float32 probabilities."""
-        out = np.empty((len(pixels), len(self.model.classes)), dtype=np.float32)
+        """(N, bands, P, P) uint16 DN -> (N, classes) float32 probabilities for a classifier,
+        (N, classes, P, P) for a segmenter."""
+        per_pixel = pixels.shape[2:] if self.model.kind == "segmenter" else ()
+        out = np.empty((len(pixels), len(self.model.classes), *per_pixel), dtype=np.float32)
         with torch.inference_mode(), self.autocast():
             for i in range(0, len(pixels), self.batch_size):
                 batch = torch.from_numpy(pixels[i:i + self.batch_size])

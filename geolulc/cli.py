@@ -155,16 +155,18 @@ def main(verbose: int) -> None:
                    "rasters (*_B02.tif …), or STAC item JSON. Repeat to mosaic several.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Bundled model name (see `geolulc models`) or path to a model card; auto "
-                   "takes eurosat-ms where the scenes have all 13 bands (L1C), else "
-                   "eurosat-rgb.")
+                   "takes dynamic-world (a 10 m per-pixel model) where the scenes have its nine "
+                   "bands, else eurosat-ms (13 bands) or eurosat-rgb.")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
-              help="Pixels between patch centres; the map's cells are stride × resolution.")
+              help="Patch classifiers only: pixels between patch centres; the map's cells are "
+                   "stride × resolution. A per-pixel model always maps every pixel.")
 @click.option("--dense/--patchwise", default=True, show_default=True,
               help="For strides below 64, classify each chunk fully convolutionally (shared "
                    "work, fast) or patch by patch (exactly a lone patch's input, slower).")
 @click.option("--batch-size", type=BATCH, default="auto", show_default=True,
-              help="Patches per inference batch; auto: 256 on CPU, on a GPU the largest that "
-                   "fits in half its free memory.")
+              help="Patches (or 576-pixel tiles of a per-pixel model) per inference batch; "
+                   "auto: 256 patches or 2 tiles on CPU, on a GPU the largest that fits in half "
+                   "its free memory.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True, help="Inference arithmetic; auto: bf16 on GPUs and on CPUs "
                    "with native bf16 (2.2× faster there), else fp32.")
@@ -173,9 +175,10 @@ def main(verbose: int) -> None:
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
 @click.option("--resolution", type=float, default=10.0, show_default=True,
               help="Input pixel size in metres that bands are resampled to.")
-@click.option("--chunk-rows", type=click.IntRange(1), default=8, show_default=True,
+@click.option("--chunk-rows", type=click.IntRange(1), default=None,
               help="Map rows read and classified at a time (the unit of streaming, resuming "
-                   "and distribution); fewer rows use less memory.")
+                   "and distribution); fewer rows use less memory. Default: 8 for a patch "
+                   "classifier, 512 (one row of tiles) for a per-pixel model.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Run the chunks on a local Dask cluster of this many processes.")
 @click.option("--scheduler", default=None,
@@ -207,7 +210,8 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"Mapped {summary['patches_classified']} patches from "
+    unit = "pixels" if summary["model_kind"] == "segmenter" else "patches"
+    click.echo(f"Mapped {summary['cells_classified']} {unit} from "
                f"{len(summary['scenes'])} scene(s) in {summary['wall_time_s']:.1f} s")
     for row in summary["stats"]["classes"]:
         if row["pixels"]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .classify import Classifier
-from .model import Model, normalise, scale_dn
+from .model import Model, prepare_input
 
 _STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -60,7 +60,7 @@ def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
         for dy in offsets:
             for dx in offsets:
                 x = torch.from_numpy(np.ascontiguousarray(dn[None, :, dy:, dx:]))
-                x = normalise(scale_dn(x.to(classifier.device), model.card), model.card)
+                x = prepare_input(x.to(classifier.device), model.card)
                 x = x.contiguous(memory_format=torch.channels_last)
                 feat = net.features(net.stem(x))
                 pooled = F.avg_pool2d(feat, window, stride=step)

@@ -2,7 +2,8 @@
 
 A patch of `patch` pixels is read every `stride` pixels; its label is given to the central
 stride × stride block (its cell). The map therefore has pixels of stride × resolution metres, and
-the pixels read extend (patch - stride) / 2 beyond the cells on each side.
+the pixels read extend (patch - stride) / 2 beyond the cells on each side. A per-pixel model has
+patch = stride = 1 (a cell is a pixel) and reads `halo` pixels of context beyond the cells.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class PatchGrid:
     cols: int
     patch: int
     stride: int
+    halo: int = 0  # context read beyond the patches (per-pixel models)
 
     def __post_init__(self) -> None:
         if self.stride <= 0 or self.stride > self.patch or (self.patch - self.stride) % 2:
@@ -46,7 +48,7 @@ class PatchGrid:
 
     @property
     def margin(self) -> int:
-        return (self.patch - self.stride) // 2
+        return (self.patch - self.stride) // 2 + self.halo
 
     @property
     def cell_size(self) -> float:
@@ -74,7 +76,7 @@ class PatchGrid:
 
 def grid_for_bounds(
     bounds: tuple[float, float, float, float], crs: CRS, resolution: float, patch: int,
-    stride: int,
+    stride: int, halo: int = 0,
 ) -> PatchGrid:
     """Smallest cell grid covering `bounds` (in `crs`), aligned to multiples of the cell size.
 
@@ -87,7 +89,8 @@ def grid_for_bounds(
     y0 = math.ceil(maxy / cell) * cell
     cols = max(1, math.ceil((maxx - x0) / cell - 1e-9))
     rows = max(1, math.ceil((y0 - miny) / cell - 1e-9))
-    return PatchGrid(CRS.from_user_input(crs), resolution, x0, y0, rows, cols, patch, stride)
+    return PatchGrid(CRS.from_user_input(crs), resolution, x0, y0, rows, cols, patch, stride,
+                     halo)
 
 
 def choose_crs(geometry_wgs84: BaseGeometry, crs: str | None) -> CRS:

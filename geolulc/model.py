@@ -2,7 +2,10 @@
 to use them (bands, processing level, input scaling, normalisation, classes, colours).
 
 A model is stored as two files with the same stem, ``NAME.safetensors`` and ``NAME.json``. The
-card is the single source of truth for `map`, `evaluate` and `classify`.
+card is the single source of truth for `map`, `evaluate` and `classify`. Two kinds exist:
+``classifier`` (one label per patch, EuroSAT) and ``segmenter`` (one label per pixel, Dynamic
+World). The card carries the SHA-256 of its weights, checked at every load, and loading refuses
+non-finite weights and degenerate normalisation, so a corrupt file never makes a confident map.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
@@ -30,7 +33,9 @@ FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = "auto"
 #: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
-AUTO_ORDER = ("eurosat-ms", "eurosat-rgb")
+AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
+KINDS = ("classifier", "segmenter")
+INPUT_KINDS = ("linear", "dynamic-world")
 
 
 @dataclass
@@ -62,6 +67,11 @@ class Model:
     def name(self) -> str:
         return self.card.get("name", "model")
 
+    @property
+    def kind(self) -> str:
+        """'classifier' (a label per patch) or 'segmenter' (a label per pixel)."""
+        return self.card.get("kind", "classifier")
+
 
 def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     """Scene digital numbers (harmonised reflectance × 10000) to the units the model was fed."""
@@ -78,23 +88,24 @@ def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     return x
 
 
-def neutral_dn(card: dict) -> np.ndarray:
-    """Per band, the DN that the model's normalisation maps to 0 (the training mean).
-
-    Pixels without a clear view inside a classified patch (cloud, no data at a scene edge) are
-    given this value, so the network sees neither black holes nor made-up texture there.
-    """
-    spec = card["input"]
-    mean = np.array(spec["mean"], dtype=np.float64)
-    return np.clip(np.round((mean - spec["dn_offset"]) / spec["dn_scale"]), 1, 65535).astype(
-        np.uint16)
-
-
 def normalise(x: torch.Tensor, card: dict) -> torch.Tensor:
     """Per-band standardisation with the statistics of the training split."""
     mean = torch.tensor(card["input"]["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(card["input"]["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return (x - mean).div_(std)
+
+
+def prepare_input(dn: torch.Tensor, card: dict) -> torch.Tensor:
+    """Scene DNs (N, bands, H, W) to the network's input, as the card's `input` prescribes."""
+    spec = card["input"]
+    if spec.get("kind", "linear") == "dynamic-world":
+        # x = log(DN·s + 1); x = (x − p30) / p70; x = exp(5x − 1) / (exp(5x − 1) + 1)
+        x = dn.to(torch.float32, memory_format=torch.contiguous_format)
+        p30 = torch.tensor(spec["p30"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        p70 = torch.tensor(spec["p70"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        x.mul_(float(spec["dn_scale"])).log1p_().sub_(p30).div_(p70)
+        return x.mul_(5).sub_(1).sigmoid_()
+    return normalise(scale_dn(dn, card), card)
 
 
 def make_card(
@@ -107,6 +118,7 @@ def make_card(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": name,
+        "kind": "classifier",
         "architecture": architecture,
         "bands": bands,
         "processing_level": level,
@@ -134,6 +146,7 @@ def save_model(network: torch.nn.Module, card: dict, path: str | Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "name": card.get("name", "")})
+        card = {**card, "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
     write_text_atomic(stem.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return stem.with_suffix(".json")
 
@@ -186,10 +199,58 @@ def read_card(path: Path) -> dict:
             f"model {path} has format version {card.get('format_version')}, this geolulc "
             f"({__version__}) reads version {FORMAT_VERSION}: upgrade geolulc or re-export the model"
         )
-    missing = [k for k in ("architecture", "bands", "classes", "colors", "input") if k not in card]
+    missing = [k for k in ("architecture", "bands", "classes", "colors", "input",
+                           "weights_sha256") if k not in card]
     if missing:
         raise GeolulcError(f"model card {path} lacks {', '.join(missing)}")
+    problem = card_problem(card)
+    if problem:
+        raise GeolulcError(f"model card {path} is inconsistent: {problem}")
     return card
+
+
+def _finite_list(values, length: int) -> bool:
+    return (isinstance(values, list) and len(values) == length
+            and all(isinstance(v, (int, float)) and np.isfinite(v) for v in values))
+
+
+def card_problem(card: dict) -> str | None:
+    """What makes a card unusable (None when it is sound): classes, colours, bands and the input
+    normalisation must agree with each other and be finite and non-degenerate."""
+    from .bands import BAND_RESOLUTION
+
+    classes, colors, bands = card["classes"], card["colors"], card["bands"]
+    if card.get("kind", "classifier") not in KINDS:
+        return f"kind {card.get('kind')!r} is not one of {', '.join(KINDS)}"
+    if not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes):
+        return "it needs at least two distinct class names"
+    if not isinstance(colors, list) or len(colors) != len(classes) or not all(
+            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255
+                                                        for v in c) for c in colors):
+        return f"{len(classes)} classes need {len(classes)} RGB colours of 0–255"
+    if not isinstance(bands, list) or not bands or any(b not in BAND_RESOLUTION for b in bands) \
+            or len(set(bands)) != len(bands):
+        return f"bands {bands} are not distinct Sentinel-2 band names (B01…B12, B8A)"
+    spec = card["input"]
+    kind = spec.get("kind", "linear") if isinstance(spec, dict) else None
+    if kind not in INPUT_KINDS:
+        return f"input kind {kind!r} is not one of {', '.join(INPUT_KINDS)}"
+    n = len(bands)
+    if kind == "dynamic-world":
+        if not (_finite_list(spec.get("p30"), n) and _finite_list(spec.get("p70"), n)):
+            return f"input p30/p70 need {n} finite values each"
+        scale_ok = isinstance(spec.get("dn_scale"), (int, float)) and spec["dn_scale"] > 0
+        if not scale_ok or min(abs(v) for v in spec["p70"]) < 1e-6:
+            return "input dn_scale and p70 must be positive"
+        return None
+    if not (_finite_list(spec.get("mean"), n) and _finite_list(spec.get("std"), n)):
+        return f"input mean/std need {n} finite values each"
+    if min(spec["std"]) <= 1e-6:
+        return "input std must be positive (a zero std divides by zero)"
+    if not all(isinstance(spec.get(k), (int, float)) and np.isfinite(spec[k])
+               for k in ("dn_scale", "dn_offset")) or spec["dn_scale"] <= 0:
+        return "input dn_scale must be positive and dn_offset finite"
+    return None
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> Model:
@@ -198,9 +259,19 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     card = read_card(card_path)
     weights = card_path.with_suffix(".safetensors")
     try:
-        state = load_file(str(weights))
-    except (OSError, SafetensorError) as exc:
-        raise GeolulcError(f"model weights {weights} are unreadable or corrupt: {exc}") from None
+        blob = weights.read_bytes()
+    except OSError as exc:
+        raise GeolulcError(f"model weights {weights} are unreadable: {exc.strerror}") from None
+    if hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
+        raise GeolulcError(f"model weights {weights} do not match the SHA-256 in their card "
+                           "(corrupt or replaced)")
+    try:
+        state = load(blob)
+    except (SafetensorError, ValueError) as exc:
+        raise GeolulcError(f"model weights {weights} are corrupt: {exc}") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise GeolulcError(f"model weights {weights} hold non-finite values ({bad[0]})")
     try:
         network = build_network(card["architecture"], len(card["bands"]), len(card["classes"]))
         network.load_state_dict(state)
@@ -208,16 +279,20 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
         first = str(exc).splitlines()[0]
         raise GeolulcError(f"model {card_path} does not match its weights: {first}") from None
     network.eval().to(device)
-    digest = hashlib.sha256(card_path.read_bytes() + weights.read_bytes()).hexdigest()[:20]
+    digest = hashlib.sha256(card_path.read_bytes() + blob).hexdigest()[:20]
     return Model(network, card, card_path.resolve(), digest)
 
 
 def predict_probabilities(
     model: Model, batch: torch.Tensor, already_scaled: bool = False
 ) -> torch.Tensor:
-    """Class probabilities for a batch of DN patches (N, bands, H, W) on the model's device."""
-    x = batch.float() if already_scaled else scale_dn(batch, model.card)
-    x = normalise(x, model.card).contiguous(memory_format=torch.channels_last)
+    """Class probabilities for a batch of DN patches (N, bands, H, W) on the model's device:
+    (N, classes) for a classifier, (N, classes, H, W) for a segmenter."""
+    if already_scaled:
+        x = normalise(batch.float(), model.card)
+    else:
+        x = prepare_input(batch, model.card)
+    x = x.contiguous(memory_format=torch.channels_last)
     return torch.softmax(model.network(x).float(), dim=1)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import distance_transform_edt
 
 
 @dataclass
@@ -52,3 +53,15 @@ def cut_patches(
     windows = sliding_window_view(dn, (patch, patch), axis=(1, 2))[:, ::stride, ::stride]
     pixels = np.ascontiguousarray(windows[:, keep_r, keep_c].transpose(1, 0, 2, 3))
     return Patches(pixels, keep_r + first_row, keep_c)
+
+
+def fill_unclear(dn: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """`dn` (bands, h, w) with every unclear pixel replaced by its nearest clear pixel.
+
+    The networks see context beyond the pixels they label: at a scene edge or around a cloud
+    that context is the nearest real surface, not zeros or a constant (which read as water).
+    """
+    if clear.all() or not clear.any():
+        return dn
+    rows, cols = distance_transform_edt(~clear, return_distances=False, return_indices=True)
+    return dn[:, rows, cols]

@@ -38,7 +38,8 @@ from .search import (
     select_covering,
 )
 from .stats import areas_csv, class_areas
-from .write import NODATA, class_colormap, write_cog, write_qgis_style
+from .tiles import HALO, TILE
+from .write import NODATA, PROB_SCALE, class_colormap, write_cog, write_qgis_style
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class MapRequest:
     name: str | None = None
     min_clear: float = 0.5
     max_area_km2: float = DEFAULT_MAX_AREA_KM2
-    chunk_rows: int = 8
+    chunk_rows: int | None = None  # None: 8 rows of patches, or one row of tiles per chunk
     progress: bool = True
     dense: bool = True
     composite: str = "auto"  # auto: median over a period of several days, else none
@@ -118,10 +119,24 @@ def scene_extent_wgs84(scene: Scene):
 
 
 def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) -> PatchGrid:
+    """The cell grid of the map: patches every `stride` pixels for a classifier, every pixel
+    (with a halo of context) for a per-pixel model."""
     region = aoi_geometry if aoi_geometry is not None else scene_extent_wgs84(scenes[0])
     crs = choose_crs(region, req.crs)
     bounds = project_geometry(region, crs).bounds
+    if model.kind == "segmenter":
+        return grid_for_bounds(bounds, crs, req.resolution, 1, 1, HALO)
     return grid_for_bounds(bounds, crs, req.resolution, model.patch_size, req.stride)
+
+
+def chunk_rows_for(req: MapRequest, model: Model) -> int:
+    """Map rows per chunk: the user's, else 8 rows of patches or one row of tiles."""
+    if req.chunk_rows:
+        if model.kind == "segmenter" and req.chunk_rows % 2:
+            raise GeolulcError("--chunk-rows must be even for a per-pixel model (its network "
+                               "halves the resolution)")
+        return req.chunk_rows
+    return TILE if model.kind == "segmenter" else 8
 
 
 @dataclass
@@ -130,8 +145,8 @@ class Classification:
 
     grid: PatchGrid
     labels: np.ndarray  # uint8 class codes, NODATA where not classified
-    probabilities: np.ndarray  # float32 (rows, cols, classes), 0 where not classified
-    patches: int
+    probabilities: np.ndarray  # uint8 (rows, cols, classes), probability × PROB_SCALE
+    patches: int  # cells classified (patches of a classifier, pixels of a per-pixel model)
     masked_pixels: int
     timings: dict[str, float]
     count: np.ndarray  # uint8 clear observations per input pixel of the cells' extent
@@ -145,7 +160,9 @@ class Classification:
 
     @property
     def confidence(self) -> np.ndarray:
-        conf = np.round(self.probabilities.max(axis=2) * 100).astype(np.uint8)
+        """Probability of the mapped class in percent, NODATA where not classified."""
+        top = self.probabilities.max(axis=2).astype(np.uint16)
+        conf = ((top * 100 + PROB_SCALE // 2) // PROB_SCALE).astype(np.uint8)
         conf[self.labels == NODATA] = NODATA
         return conf
 
@@ -171,10 +188,10 @@ def classify_grid(
     finished chunks are kept there until the map is written, and a rerun resumes from them.
     """
     job = ChunkJob(scenes, model.bands, grid, inside, min_clear,
-                   dense and supports(model, grid.stride), chunk_rows, masking or Masking())
+                   dense and model.kind == "classifier" and supports(model, grid.stride), chunk_rows, masking or Masking())
     count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
     labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
-    probabilities = np.zeros((grid.rows, grid.cols, len(model.classes)), dtype=np.float32)
+    probabilities = np.zeros((grid.rows, grid.cols, len(model.classes)), dtype=np.uint8)
     timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
     n_patches = masked_px = 0
     cache = ChunkCache(cache_root, job_key(job, model)) if cache_root else None
@@ -193,17 +210,17 @@ def classify_grid(
         for result in itertools.chain(done.values(), fresh):  # cached as each one finishes
             if cache and result.row0 not in done:
                 cache.put(result)
-            if len(result.rows):
-                probabilities[result.rows, result.cols] = result.probs
-                labels[result.rows, result.cols] = result.probs.argmax(1)
-            n_patches += len(result.rows)
+            rows = slice(result.row0, result.row0 + len(result.labels))
+            labels[rows] = result.labels
+            probabilities[rows] = result.probs
+            n_patches += result.cells
             masked_px += result.masked
             top = result.row0 * grid.stride
             count[top:top + result.count.shape[0]] = result.count
             for stage, seconds in result.timings.items():
                 timings[stage] += seconds
             bar.update(min(chunk_rows, grid.rows - result.row0) * grid.cols)
-            bar.set_postfix(patches=n_patches)
+            bar.set_postfix(classified=n_patches)
     return Classification(grid, labels, probabilities, n_patches, masked_px, timings, count,
                           cache)
 
@@ -226,14 +243,14 @@ def write_map(
         "geolulc_version": __version__, "model": model.name, "scenes": scene_summary(scenes),
         "date": date, "crs": grid.crs.to_string(), "transform": list(grid.map_transform)[:6],
         "shape": [grid.rows, grid.cols], "cell_size_m": grid.cell_size, "stride": grid.stride,
-        "patches_classified": result.patches, "cloud_masked_pixels": result.masked_pixels,
+        "model_kind": model.kind, "cells_classified": result.patches, "cloud_masked_pixels": result.masked_pixels,
         "clear_observations": {"pixels_never_clear": int(np.count_nonzero(result.count == 0)),
                                "mean": round(float(result.count.mean()), 3)},
     }
     tags = {"classes": model.classes, "model": model.name, "scenes": [s.id for s in scenes],
             "geolulc_version": __version__, "date": date or ""}
     colors = model.colors
-    probs = np.round(np.moveaxis(result.probabilities, 2, 0) * 250).astype(np.uint8)
+    probs = np.moveaxis(result.probabilities, 2, 0).copy()
     probs[:, result.labels == NODATA] = NODATA
     files = {}
     with staged_outputs(out_dir) as stage:
@@ -248,8 +265,8 @@ def write_map(
             description="clear observations", resampling="AVERAGE")
         files["probabilities"] = write_cog(
             stage / f"{name}_probabilities.tif", probs, grid.crs, grid.map_transform, NODATA,
-            tags={**tags, "scale": "probability = value / 250"}, description=model.classes,
-            resampling="AVERAGE")
+            tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
+            description=model.classes, resampling="AVERAGE", scale=1 / PROB_SCALE)
         write_text_atomic(stage / f"{name}_stats.json",
                           json.dumps({**stats, "run": run_info}, indent=2) + "\n")
         files["stats_json"] = stage / f"{name}_stats.json"
@@ -329,7 +346,7 @@ def run_map(req: MapRequest) -> dict:
         result = classify_grid(
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
             Classifier(model, device, req.batch_size, req.precision), req.min_clear,
-            req.chunk_rows, req.progress, req.dense, cache_root=req.out_dir, client=client,
+            chunk_rows_for(req, model), req.progress, req.dense, cache_root=req.out_dir, client=client,
             worker_device=req.device, masking=masking_for(req), worker_batch=req.batch_size)
     result.require_patches(req.date or "the scenes")
     t_write = time.perf_counter()

@@ -13,19 +13,24 @@ from pyproj import CRS
 
 from .atomic import atomic_path, write_text_atomic
 
+#: No-data code of every uint8 raster geolulc writes (land cover, confidence, probabilities).
 NODATA = 255
+#: Probabilities are stored as uint8: value = round(probability × PROB_SCALE).
+PROB_SCALE = 250
 
 
 def write_cog(
     path: str | Path, array: np.ndarray, crs: CRS, transform: Affine, nodata: float | None,
     colormap: dict[int, tuple[int, int, int]] | None = None, tags: dict | None = None,
     description: str | list[str] | None = None, resampling: str = "NEAREST",
+    scale: float | None = None,
 ) -> Path:
     """Write a (height, width) or (bands, height, width) array as a COG (tiled, deflate,
     internal overviews), atomically.
 
     `resampling` is the overview resampling: NEAREST for categories, AVERAGE for quantities.
-    `description` names the band, or each band when given as a list.
+    `description` names the band, or each band when given as a list; `scale` is written as
+    GDAL's band scale, so GIS software shows physical values.
     """
     path = Path(path)
     stack = array[None] if array.ndim == 2 else array
@@ -44,6 +49,9 @@ def write_cog(
             if tags:
                 dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
                                    for k, v in tags.items()})
+            if scale is not None:
+                dst.scales = [scale] * count
+                dst.offsets = [0.0] * count
             names = [description] if isinstance(description, str) else description or []
             for band, name in enumerate(names, start=1):
                 dst.set_band_description(band, name)

@@ -1,6 +1,7 @@
 """Store a model's floating-point weights as float16 for shipping in the package.
 
-Halves the file (2.8 M parameters: 11 MB → 5.6 MB); loading casts them back to float32. Check the
+Halves the file (2.8 M parameters: 11 MB → 5.6 MB); loading casts them back to float32. The
+card beside the weights gets their new SHA-256. Check the
 packed model with `geolulc evaluate --split val` before shipping it. Usage:
 
     python pipelines/pack-model.py MODEL.safetensors [OUT.safetensors]
@@ -8,7 +9,10 @@ packed model with `geolulc evaluate --split val` before shipping it. Usage:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+from pathlib import Path
 
 import torch
 from safetensors import safe_open
@@ -25,6 +29,11 @@ def main() -> None:
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise SystemExit(f"{name} does not fit in float16")
     save_file(tensors, out, metadata=metadata)
+    card = Path(out).with_suffix(".json")
+    if card.exists():  # the card carries the digest of its weights, checked at every load
+        data = json.loads(card.read_text())
+        data["weights_sha256"] = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+        card.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_map_over_stac_api(stac_api, desert_aoi, tiny_l2a_model, tmp_path):
     assert bounds.left <= minx < bounds.left + 640 and bounds.right - 640 < maxx <= bounds.right
     assert bounds.bottom <= miny < bounds.bottom + 640 and bounds.top - 640 < maxy <= bounds.top
     assert stats["run"]["cloud_masked_pixels"] > 0  # the SCL removed the cirrus
-    assert summary["patches_classified"] == summary["stats"]["classes"][0]["pixels"] + sum(
+    assert summary["cells_classified"] == summary["stats"]["classes"][0]["pixels"] + sum(
         r["pixels"] for r in summary["stats"]["classes"][1:])
 
 
