@@ -28,6 +28,7 @@ from .pipeline import (
 )
 from .scenes import Scene, load_scene
 from .search import parse_date_range
+from .write import PROB_SCALE
 
 log = logging.getLogger(__name__)
 

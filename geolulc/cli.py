@@ -437,7 +437,8 @@ def classify_command(paths, model, top, as_json):
             raise GeolulcError(f"patch {path} does not exist")
         arr, bands, kind = read_patch(path)
         if loaded is None:
-            loaded = load_model(auto_model(set(bands)) if model == DEFAULT_MODEL else model)
+            loaded = load_model(auto_model(set(bands), ("classifier",)) if model == DEFAULT_MODEL
+                                else model)
         single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
                           [path])
         probs = predict(loaded, single, torch.device("cpu"))[0]
@@ -481,11 +482,36 @@ def models_command(as_json):
                    f"{acc if acc is not None else '-'}; trained on {row['training_data']}")
 
 
-@main.command("change")
+class SpacedDates(click.Command):
+    """`--dates A B C` as the README writes it: every word after --dates up to the next option
+    is a date (click's own options take one value each, so they are rewritten to
+    `--dates A --dates B --dates C` before parsing)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        greedy = False
+        for arg in args:
+            if arg == "--dates":
+                greedy = True
+                continue
+            if arg.startswith("--dates="):
+                out += ["--dates", arg.split("=", 1)[1]]
+                greedy = True
+                continue
+            if greedy and not arg.startswith("-"):
+                out += ["--dates", arg]
+                continue
+            greedy = False
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+@main.command("change", cls=SpacedDates)
 @aoi_option()
 @masking_options
 @click.option("--dates", multiple=True, help="Two or more dates (day, month, year or range); "
-              "repeat or separate with spaces: --dates 2018-06 --dates 2023-06.")
+              "separate with spaces (--dates 2018-06 2023-06) or repeat the option "
+              "(--dates 2018-06 --dates 2023-06).")
 @click.option("--before", type=click.Path(path_type=Path), default=None,
               help="Earlier scene (as for `map --scene`) or land-cover GeoTIFF from `map`.")
 @click.option("--after", type=click.Path(path_type=Path), default=None,

@@ -155,12 +155,15 @@ def bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
 
 
-def auto_model(available: set[str]) -> str:
-    """The best bundled model for inputs with these bands (13-band L1C → eurosat-ms; L2A, which
-    has no B10, or RGB patches → eurosat-rgb)."""
+def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
+    """The best bundled model of these kinds for inputs with these bands (dynamic-world where
+    its nine bands exist; then 13-band L1C → eurosat-ms; RGB → eurosat-rgb)."""
     for name in AUTO_ORDER:
         path = BUNDLED_DIR / f"{name}.json"
-        if path.exists() and set(read_card(path)["bands"]) <= available:
+        if not path.exists():
+            continue
+        card = read_card(path)
+        if card.get("kind", "classifier") in kinds and set(card["bands"]) <= available:
             log.info("model auto: %s", name)
             return name
     raise GeolulcError(f"no bundled model fits inputs with bands {', '.join(sorted(available))}")
@@ -263,8 +266,8 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     except OSError as exc:
         raise GeolulcError(f"model weights {weights} are unreadable: {exc.strerror}") from None
     if hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
-        raise GeolulcError(f"model weights {weights} do not match the SHA-256 in their card "
-                           "(corrupt or replaced)")
+        raise GeolulcError(f"model weights {weights} do not match the SHA-256 in their card: "
+                           "corrupt or replaced")
     try:
         state = load(blob)
     except (SafetensorError, ValueError) as exc:

@@ -56,12 +56,24 @@ def cut_patches(
 
 
 def fill_unclear(dn: np.ndarray, clear: np.ndarray) -> np.ndarray:
-    """`dn` (bands, h, w) with every unclear pixel replaced by its nearest clear pixel.
+    """`dn` (bands, h, w) with every unclear pixel replaced by the clear surface mirrored
+    across its nearest clear pixel.
 
-    The networks see context beyond the pixels they label: at a scene edge or around a cloud
-    that context is the nearest real surface, not zeros or a constant (which read as water).
+    The networks see context beyond the pixels they label. At a scene edge or around a cloud
+    that context is the real surface reflected into the gap, with its texture, so a window
+    running off the data sees land where there is land. Zeros or any constant (read as water or
+    snow) and repeating the nearest pixel (smooth streaks, read as water) both bias edges.
     """
     if clear.all() or not clear.any():
         return dn
-    rows, cols = distance_transform_edt(~clear, return_distances=False, return_indices=True)
-    return dn[:, rows, cols]
+    near_r, near_c = distance_transform_edt(~clear, return_distances=False, return_indices=True)
+    rows, cols = np.indices(clear.shape)
+    mirror_r, mirror_c = 2 * near_r - rows, 2 * near_c - cols
+    inside = ((mirror_r >= 0) & (mirror_r < clear.shape[0]) & (mirror_c >= 0)
+              & (mirror_c < clear.shape[1]))
+    np.clip(mirror_r, 0, clear.shape[0] - 1, out=mirror_r)
+    np.clip(mirror_c, 0, clear.shape[1] - 1, out=mirror_c)
+    usable = inside & clear[mirror_r, mirror_c]
+    src_r = np.where(usable, mirror_r, near_r)
+    src_c = np.where(usable, mirror_c, near_c)
+    return dn[:, src_r, src_c]

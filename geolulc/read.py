@@ -38,8 +38,10 @@ GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing of the bucket per file
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
-    "GDAL_HTTP_MAX_RETRY": 3,
+    "GDAL_HTTP_MAX_RETRY": 3,  # with backoff, on 429/5xx and dropped connections
     "GDAL_HTTP_RETRY_DELAY": 1,
+    "GDAL_HTTP_CONNECTTIMEOUT": 10,  # seconds; a server that never answers is an error
+    "GDAL_HTTP_TIMEOUT": 60,
     "VSI_CACHE": "TRUE",
     "GDAL_CACHEMAX": 512,
 }

@@ -7,8 +7,13 @@ import logging
 import re
 from datetime import date
 
+from pystac import STACTypeError
 from pystac_client import Client
 from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import RetryError, Timeout
+from urllib3.util.retry import Retry
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
@@ -21,6 +26,15 @@ log = logging.getLogger(__name__)
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 COLLECTIONS = ("sentinel-2-l2a", "sentinel-2-l1c", "sentinel-2-c1-l2a")
 DEFAULT_COLLECTION = "sentinel-2-l2a"
+
+#: Seconds to wait for a connection and for each answer of a STAC API.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 60.0
+#: Retries, with exponential backoff, of requests that fail or answer 429/5xx.
+RETRIES = 3
+
+# urllib3 logs every retry as a warning; geolulc reports the outcome once, in one line.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -76,8 +90,12 @@ def search_scenes(
 ) -> list[Scene]:
     """All scenes intersecting `geometry` in the period, least cloudy first."""
     interval = parse_date_range(dates)
-    try:
-        client = Client.open(catalog, modifier=_modifier(catalog))
+    retry = Retry(total=RETRIES, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
+                  allowed_methods=None, raise_on_status=False)
+    timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+    try:  # Client.open resets the I/O's timeout to its own argument: give it both
+        client = Client.open(catalog, modifier=_modifier(catalog), timeout=timeout,
+                             stac_io=StacApiIO(timeout=timeout, max_retries=retry))
         search = client.search(
             collections=[collection], intersects=mapping(geometry), datetime=interval,
             max_items=limit, limit=min(limit, 100),
@@ -85,10 +103,34 @@ def search_scenes(
         items = [item.to_dict() for item in search.items()]
     except APIError as exc:
         if getattr(exc, "status_code", None) is None:  # no HTTP answer at all
-            raise GeolulcError(f"cannot reach STAC API {catalog}: connection failed") from None
-        raise GeolulcError(f"STAC API {catalog} refused the search (HTTP {exc.status_code}): "
-                           f"{str(exc).strip().splitlines()[0][:200]}") from None
-    except OSError as exc:  # requests' ConnectionError derives from OSError
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, Timeout) or "timed out" in str(exc).lower():
+                raise GeolulcError(f"STAC API {catalog} did not answer within "
+                                   f"{READ_TIMEOUT_S:.0f} s ({RETRIES} retries)") from None
+            if isinstance(cause, RetryError) or "too many" in str(exc).lower():
+                raise GeolulcError(f"STAC API {catalog} kept failing (HTTP 429/5xx after "
+                                   f"{RETRIES} retries)") from None
+            raise GeolulcError(f"cannot reach STAC API {catalog} (no network?); for local "
+                               "data use --scene") from None
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        if exc.status_code == 429 or exc.status_code >= 500:
+            raise GeolulcError(f"STAC API {catalog} kept failing (HTTP {exc.status_code} after "
+                               f"{RETRIES} retries): {detail}") from None
+        raise GeolulcError(f"STAC API {catalog} refused the request (HTTP {exc.status_code}): "
+                           f"{detail}") from None
+    except Timeout:
+        raise GeolulcError(f"STAC API {catalog} did not answer within {READ_TIMEOUT_S:.0f} s "
+                           f"({RETRIES} retries)") from None
+    except RetryError:
+        raise GeolulcError(f"STAC API {catalog} kept failing (HTTP 429/5xx after {RETRIES} "
+                           "retries)") from None
+    except RequestsConnectionError:
+        raise GeolulcError(f"cannot reach STAC API {catalog} (no network?); for local data "
+                           "use --scene") from None
+    except (ValueError, STACTypeError, KeyError, TypeError) as exc:  # HTML, truncated JSON …
+        raise GeolulcError(f"{catalog} did not answer with STAC JSON ({type(exc).__name__}): "
+                           "is it a STAC API URL?") from None
+    except OSError as exc:
         raise GeolulcError(f"cannot reach STAC API {catalog}: {type(exc).__name__}") from None
     scenes = []
     for item in items:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import pickle
 import os
 import platform
 import time
@@ -136,6 +137,20 @@ def _accuracy_loss(network: nn.Module, card: dict, x: np.ndarray, y: np.ndarray,
     return correct / max(len(x), 1), loss_sum / max(len(x), 1)
 
 
+def load_checkpoint(path: Path, device) -> dict:
+    """A training checkpoint, unpickled with torch's weights-only loader: tensors and plain
+    types only, so a crafted file cannot run code; anything else is refused."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise GeolulcError(f"checkpoint {path} refused: not a plain geolulc checkpoint "
+                           f"(truncated, or it holds objects other than tensors: {first})") from None
+    if not isinstance(ckpt, dict) or not {"network", "card", "epoch"} <= set(ckpt):
+        raise GeolulcError(f"checkpoint {path} is not a geolulc training checkpoint")
+    return ckpt
+
+
 def train(
     data: PatchSet, out_dir: str | Path, config: TrainConfig, device: str = "auto",
     resume: bool = False, init: Model | None = None,
@@ -187,7 +202,7 @@ def train(
     ckpt_path = out_dir / "checkpoint.pt"
     start_epoch, history, elapsed = 0, [], 0.0
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        ckpt = load_checkpoint(ckpt_path, dev)
         if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
             raise GeolulcError(f"{ckpt_path} was made for other classes or bands; cannot resume")
         if ckpt.get("total_epochs") != config.epochs:

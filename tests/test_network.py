@@ -1,0 +1,107 @@
+"""STAC requests never hang and fail in one line: loopback servers that hang, fail, or lie."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from shapely.geometry import box
+
+import geolulc.search as search
+from geolulc.errors import GeolulcError
+
+AOI = box(-1.7, 48.1, -1.6, 48.2)
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setattr(search, "READ_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(search, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(search, "RETRIES", 2)
+
+
+def serve(answers):
+    """An HTTP server on loopback answering each request with the next (status, body); the
+    last answer repeats. Returns its URL and the list of requests it saw."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            seen.append((self.command, self.path))
+            status, body = answers[min(len(seen) - 1, len(answers) - 1)]
+            if callable(body):
+                body = body(self.server.server_address[1])
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", seen
+
+
+def landing(port: int) -> str:
+    return json.dumps({
+        "type": "Catalog", "id": "test", "description": "loopback", "stac_version": "1.0.0",
+        "conformsTo": ["https://api.stacspec.org/v1.0.0/core",
+                       "https://api.stacspec.org/v1.0.0/item-search"],
+        "links": [{"rel": "self", "href": f"http://127.0.0.1:{port}/"},
+                  {"rel": "search", "href": f"http://127.0.0.1:{port}/search",
+                   "type": "application/geo+json", "method": "POST"}]})
+
+
+EMPTY = json.dumps({"type": "FeatureCollection", "features": [], "links": []})
+
+
+def test_a_server_that_never_answers_times_out(fast):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)  # accepts connections, never reads or answers
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    t0 = time.perf_counter()
+    with pytest.raises(GeolulcError, match=f"{url} did not answer within 1 s"):
+        search.search_scenes(AOI, "2023-06", url)
+    assert time.perf_counter() - t0 < 15
+    sock.close()
+
+
+def test_server_errors_are_retried(fast):
+    server, url, seen = serve([(500, "oops"), (503, "busy"), (200, landing), (200, EMPTY)])
+    assert search.search_scenes(AOI, "2023-06", url) == []
+    assert [m for m, _ in seen] == ["GET", "GET", "GET", "POST"]
+    server.shutdown()
+
+
+def test_persistent_server_errors_fail_in_one_line(fast):
+    server, url, seen = serve([(500, "oops")])
+    with pytest.raises(GeolulcError, match=f"{url} kept failing"):
+        search.search_scenes(AOI, "2023-06", url)
+    assert len(seen) == 3  # the request and two retries
+    server.shutdown()
+
+
+@pytest.mark.parametrize("body", ["<html><body>Welcome to nginx</body></html>",
+                                  '{"type": "Catalog", "id": "x", "links": [{"rel": "se'])
+def test_html_or_truncated_json_is_named(fast, body):
+    server, url, _ = serve([(200, body)])
+    with pytest.raises(GeolulcError, match=f"{url} did not answer with STAC JSON"):
+        search.search_scenes(AOI, "2023-06", url)
+    server.shutdown()
+
+
+def test_gdal_reads_have_timeouts():
+    from geolulc.read import GDAL_OPTIONS
+    assert GDAL_OPTIONS["GDAL_HTTP_TIMEOUT"] > 0 and GDAL_OPTIONS["GDAL_HTTP_CONNECTTIMEOUT"] > 0
+    assert GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"] >= 1
