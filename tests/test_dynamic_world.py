@@ -85,14 +85,16 @@ def test_tiles_with_halo_reproduce_a_whole_scene_pass(dw, data_dir):
     assert (seams.argmax(-1) != whole.argmax(-1)).sum() > 100
 
 
-def test_fill_takes_the_nearest_clear_pixel():
-    dn = np.arange(2 * 4 * 5, dtype=np.uint16).reshape(2, 4, 5)
-    clear = np.zeros((4, 5), dtype=bool)
-    clear[1:3, 1:3] = True
+def test_fill_mirrors_the_clear_surface_across_the_edge():
+    dn = np.arange(2 * 6 * 7, dtype=np.uint16).reshape(2, 6, 7)
+    clear = np.zeros((6, 7), dtype=bool)
+    clear[:, :4] = True  # columns 4-6 beyond the scene's edge
     out = fill_unclear(dn, clear)
-    assert out[:, 0, 0].tolist() == dn[:, 1, 1].tolist()  # corner → nearest clear corner
-    assert out[:, 3, 4].tolist() == dn[:, 2, 2].tolist()
-    assert (out[:, clear] == dn[:, clear]).all()
+    assert (out[:, :, :4] == dn[:, :, :4]).all()
+    assert (out[:, :, 4] == dn[:, :, 2]).all() and (out[:, :, 6] == dn[:, :, 0]).all()
+    strip = np.zeros((6, 7), dtype=bool)
+    strip[:, 0] = True  # the mirror image would lie outside the array: the nearest pixel
+    assert (fill_unclear(dn, strip)[:, :, 5] == dn[:, :, 0]).all()
 
 
 def test_default_map_is_10m_dynamic_world_with_water_right(data_dir, tmp_path):
