@@ -49,3 +49,6 @@ def asset_key_candidates(band: str) -> list[str]:
 
 
 SCL_KEYS = ["scl", "SCL", "SCL_20m", "SCL_60m"]
+
+#: Asset keys of the L2A aerosol optical thickness layer (AOT at 550 nm × 1000).
+AOT_KEYS = ["aot", "AOT", "AOT_10m", "AOT_20m", "AOT_60m"]

@@ -24,6 +24,7 @@ from .pipeline import (
     masking_for,
     model_for,
     plan_grid,
+    restores_toa,
     write_map,
 )
 from .scenes import Scene, load_scene
@@ -45,11 +46,11 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
     classifier = Classifier(model, device, req.batch_size, req.precision)
     maps = []
     for label, scenes in inputs:
-        check_scenes(scenes, model)
+        check_scenes(scenes, model, restores_toa(req, model))
         result = classify_grid(scenes, model, grid, inside, classifier, req.min_clear,
                                chunk_rows_for(req, model), req.progress, req.dense,
                                masking=masking_for(dataclasses.replace(
-                                   req, date=label if searched else None)))
+                                   req, date=label if searched else None), model))
         result.require_patches(label)
         write_map(req.out_dir, f"{req.name}_{label}", result, model, scenes, label)
         maps.append(DateMap(label, result.labels,

@@ -136,7 +136,8 @@ def job_key(job: ChunkJob, model: Model) -> str:
         "inside": hashlib.sha256(np.packbits(job.inside).tobytes()).hexdigest(),
         "halo": job.grid.halo, "fill": "nearest-clear",
         "min_clear": job.min_clear, "dense": job.dense, "chunk_rows": job.chunk_rows,
-        "masking": [job.masking.composite, job.masking.dilate, job.masking.detect_l1c],
+        "masking": [job.masking.composite, job.masking.dilate, job.masking.detect_l1c,
+                    job.masking.restore_toa],
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 

@@ -131,6 +131,12 @@ def masking_options(func):
                      help="Grow cloud and shadow masks by this many pixels."),
         click.option("--max-acquisitions", type=click.IntRange(1), default=12,
                      show_default=True, help="Least cloudy acquisitions used by a composite."),
+        click.option("--l2a", type=click.Choice(["auto", "toa", "as-is"]), default="auto",
+                     show_default=True,
+                     help="L2A input: toa = put a modelled atmosphere back (from the item's sun "
+                     "angle and AOT layer) so models trained on L1C see L1C-like reflectance; "
+                     "as-is = feed bottom-of-atmosphere values; auto = toa for L1C models (all "
+                     "bundled ones)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -185,7 +191,7 @@ def main(verbose: int) -> None:
               help="Run the chunks on an existing Dask cluster (tcp://HOST:PORT).")
 @output_options
 @friendly_errors
-def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate,
+def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate, l2a,
                 max_acquisitions, scenes, model, stride, dense, batch_size, precision, device,
                 crs, resolution, chunk_rows, workers, scheduler, min_clear, out_dir, name,
                 as_json, quiet):
@@ -205,7 +211,7 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
                      max_area_km2=max_area,
                      progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
                      workers=workers, scheduler=scheduler, composite=composite,
-                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions)
+                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a)
     summary = run_map(req)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -536,7 +542,7 @@ class SpacedDates(click.Command):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @output_options
 @friendly_errors
-def change_command(aoi, composite, mask_dilate, max_acquisitions, dates, before, after,
+def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, before, after,
                    threshold, method, resample, vector, catalog, collection,
                    max_cloud, max_area, model, stride, batch_size, device, min_clear, out_dir,
                    name, as_json, quiet):
@@ -553,7 +559,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, dates, before,
                      model=model, stride=stride, batch_size=batch_size, device=device,
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
                      progress=not quiet and not as_json, composite=composite,
-                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions)
+                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a)
     summary = run_change(req, date_list, before, after, threshold, resample, vector, method)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

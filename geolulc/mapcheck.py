@@ -4,9 +4,10 @@ A test-set score says little about a map. These figures are measured on the scen
 mapped, in blocks of `BLOCK` × `BLOCK` input pixels (160 m, the cell of a stride-16 patch map;
 a per-pixel map is judged by the majority label of each block):
 
-- open-water recall: of the blocks that are ≥ 90 % water by NDWI = (B03 − B08) / (B03 + B08) > 0
-  (McFeeters 1996), the share the map calls water;
-- false water: of the blocks without a single NDWI-water pixel, the share the map calls water;
+- open-water recall: of the blocks whose pixels are ≥ 90 % open water by
+  NDWI = (B03 − B08) / (B03 + B08) > 0.2 (McFeeters 1996, with the margin that keeps the
+  building shadows of a winter city out), the share the map calls water;
+- false water: of the blocks without a single pixel of NDWI > 0, the share the map calls water;
 - edges: the same false-water share and the class mix of the blocks within `EDGE` pixels of the
   scene's no-data boundary, against the interior. A map whose windows run off the data and see
   a fill that looks like water shows it here.
@@ -24,6 +25,7 @@ WATER_CLASSES = ("water", "River", "SeaLake")
 BLOCK = 16
 EDGE = 64
 OPEN_WATER_SHARE = 0.9
+OPEN_WATER_NDWI = 0.2
 
 
 @dataclass
@@ -58,16 +60,17 @@ def check_map(labels: np.ndarray, classes: list[str], green: np.ndarray, nir: np
     water_codes = [i for i, c in enumerate(classes) if c in WATER_CLASSES]
     g, n = green.astype(np.float32), nir.astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi_water = (g - n) / (g + n) > 0
+        ndwi = (g - n) / (g + n)
     edge_px = distance_transform_edt(has_data) <= edge  # near the scene's no-data boundary
     lab = _blocks(labels, block).reshape(-1, block * block)
     full = _blocks(has_data & (labels != nodata), block).reshape(-1, block * block).all(1)
-    wet = _blocks(ndwi_water, block).reshape(-1, block * block).mean(1)
+    wet = _blocks(ndwi > 0, block).reshape(-1, block * block).mean(1)
+    open_share = _blocks(ndwi > OPEN_WATER_NDWI, block).reshape(-1, block * block).mean(1)
     near = _blocks(edge_px, block).reshape(-1, block * block).any(1)
     counts = np.stack([(lab == k).sum(1) for k in range(len(classes))], axis=1)
     majority = counts.argmax(1)
     called_water = np.isin(majority, water_codes)
-    open_water = full & (wet >= OPEN_WATER_SHARE)
+    open_water = full & (open_share >= OPEN_WATER_SHARE)
     dry = full & (wet == 0)
     excess = {}
     for k, name in enumerate(classes):

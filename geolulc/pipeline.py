@@ -71,6 +71,7 @@ class MapRequest:
     composite: str = "auto"  # auto: median over a period of several days, else none
     mask_dilate: int = 0
     max_acquisitions: int = 12
+    l2a: str = "auto"  # auto/toa: restore top-of-atmosphere reflectance for L1C models; as-is
     workers: int | None = None  # local Dask cluster of this many processes
     scheduler: str | None = None  # address of an existing Dask scheduler
 
@@ -103,8 +104,17 @@ def find_scenes(req: MapRequest, geometry) -> list[Scene]:
     return [s for group in groups for s in group]
 
 
-def masking_for(req: MapRequest) -> Masking:
-    return Masking(composite_mode(req), req.mask_dilate)
+def restores_toa(req: MapRequest, model: Model) -> bool:
+    """Whether L2A input gets its atmosphere back: always with --l2a toa, with auto when the
+    model was trained on L1C (all bundled models)."""
+    if req.l2a not in ("auto", "toa", "as-is"):
+        raise GeolulcError(f"--l2a must be auto, toa or as-is, not {req.l2a!r}")
+    return req.l2a == "toa" or (req.l2a == "auto"
+                                and model.card.get("processing_level") == "L1C")
+
+
+def masking_for(req: MapRequest, model: Model) -> Masking:
+    return Masking(composite_mode(req), req.mask_dilate, restore_toa=restores_toa(req, model))
 
 
 def scene_extent_wgs84(scene: Scene):
@@ -187,8 +197,9 @@ def classify_grid(
     instead of patch by patch, sharing the work of overlapping windows. With `cache_root`,
     finished chunks are kept there until the map is written, and a rerun resumes from them.
     """
-    job = ChunkJob(scenes, model.bands, grid, inside, min_clear,
-                   dense and model.kind == "classifier" and supports(model, grid.stride), chunk_rows, masking or Masking())
+    dense = dense and model.kind == "classifier" and supports(model, grid.stride)
+    job = ChunkJob(scenes, model.bands, grid, inside, min_clear, dense, chunk_rows,
+                   masking or Masking())
     count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
     labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
     probabilities = np.zeros((grid.rows, grid.cols, len(model.classes)), dtype=np.uint8)
@@ -243,7 +254,8 @@ def write_map(
         "geolulc_version": __version__, "model": model.name, "scenes": scene_summary(scenes),
         "date": date, "crs": grid.crs.to_string(), "transform": list(grid.map_transform)[:6],
         "shape": [grid.rows, grid.cols], "cell_size_m": grid.cell_size, "stride": grid.stride,
-        "model_kind": model.kind, "cells_classified": result.patches, "cloud_masked_pixels": result.masked_pixels,
+        "model_kind": model.kind, "cells_classified": result.patches,
+        "cloud_masked_pixels": result.masked_pixels,
         "clear_observations": {"pixels_never_clear": int(np.count_nonzero(result.count == 0)),
                                "mean": round(float(result.count.mean()), 3)},
     }
@@ -318,10 +330,13 @@ def model_for(name: str, scenes: list[Scene]) -> str:
     return auto_model(set.intersection(*(set(s.bands) for s in scenes)))
 
 
-def check_scenes(scenes: list[Scene], model: Model) -> None:
+def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
     for scene in scenes:
         scene.require(model.bands)
-        if scene.level != model.card.get("processing_level", scene.level):
+        if toa and scene.level == "L2A":
+            log.info("scene %s: L2A, top-of-atmosphere reflectance restored for %s", scene.id,
+                     model.name)
+        elif scene.level != model.card.get("processing_level", scene.level):
             log.warning("model %s was trained on %s data, scene %s is %s", model.name,
                         model.card["processing_level"], scene.id, scene.level)
 
@@ -338,7 +353,7 @@ def run_map(req: MapRequest) -> dict:
         resolve_model_path(req.model)  # an unknown model is reported before any search
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
     model = load_model(model_for(req.model, scenes), device)
-    check_scenes(scenes, model)
+    check_scenes(scenes, model, restores_toa(req, model))
     grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
     log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
              grid.cols, grid.cell_size, len(scenes))
@@ -347,7 +362,7 @@ def run_map(req: MapRequest) -> dict:
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
             Classifier(model, device, req.batch_size, req.precision), req.min_clear,
             chunk_rows_for(req, model), req.progress, req.dense, cache_root=req.out_dir, client=client,
-            worker_device=req.device, masking=masking_for(req), worker_batch=req.batch_size)
+            worker_device=req.device, masking=masking_for(req, model), worker_batch=req.batch_size)
     result.require_patches(req.date or "the scenes")
     t_write = time.perf_counter()
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else

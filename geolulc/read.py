@@ -25,6 +25,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from .atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa
 from .clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
 from .errors import GeolulcError
 from .grid import PatchGrid, transformer
@@ -64,6 +65,7 @@ class Masking:
     composite: str = "none"  # none: least cloudy first; median: per-pixel; best: per cell
     dilate: int = 0  # pixels added around every masked pixel
     detect_l1c: bool = True  # s2cloudless + shadow for L1C scenes without an SCL
+    restore_toa: bool = False  # put a modelled atmosphere back into L2A (for L1C models)
 
 
 @dataclass
@@ -109,7 +111,20 @@ class _SceneSource:
         t = grid.read_transform
         self.col_range = ((west - t.c) / t.a, (east - t.c) / t.a)
         self.row_range = ((t.f - north) / -t.e, (t.f - south) / -t.e)
-        self.sun = self._sun(west, south, east, north) if self.detect else None
+        self.toa = masking.restore_toa and scene.level == "L2A"
+        need_sun = self.detect or self.toa
+        self.sun = self._sun(west, south, east, north) if need_sun else None
+        self.aot = None
+        if self.toa and scene.aot:
+            src = stack.enter_context(_open(scene.aot, scene.id, "AOT"))
+            self.aot = stack.enter_context(
+                WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
+        elif self.toa:
+            log.warning("L2A scene %s has no AOT layer: its atmosphere is restored with AOT "
+                        "%.2f everywhere", scene.id, DEFAULT_AOT)
+        if self.toa and self.sun is None:
+            raise GeolulcError(f"L2A scene {scene.id} has no date or sun angles, which restoring "
+                               "top-of-atmosphere reflectance needs; use --l2a as-is")
 
     def _sun(self, west, south, east, north) -> tuple[float, float] | None:
         props = self.scene.properties
@@ -126,12 +141,12 @@ class _SceneSource:
         return sun_position(when, lon, lat)
 
     def _read(self, band: str, window: Window) -> np.ndarray:
-        vrt = self.scl if band == "SCL" else self.vrts[band]
+        vrt = {"SCL": self.scl, "AOT": self.aot}.get(band) or self.vrts[band]
         try:
             return vrt.read(1, window=window)
         except RasterioError as exc:
             first = str(exc.__cause__ or exc).splitlines()[0]
-        href = self.scene.scl if band == "SCL" else self.scene.bands[band]
+        href = {"SCL": self.scene.scl, "AOT": self.scene.aot}.get(band) or self.scene.bands[band]
         if _is_remote(href):  # a truncated or corrupted transfer: fetch it again, uncached
             log.warning("band %s of %s failed to read (%s); fetching it again", band,
                         self.scene.id, first)
@@ -156,6 +171,13 @@ class _SceneSource:
         """Harmonised DNs (bands, h, w), the clear-pixel mask and the has-data mask."""
         planes = {band: harmonise(self._read(band, window), self.scene.offset)
                   for band in self.vrts}
+        if self.toa:
+            aot = (self._read("AOT", window).astype(np.float32) / AOT_QUANTIFICATION
+                   if self.aot is not None else DEFAULT_AOT)
+            if self.aot is not None:
+                aot[aot <= 0] = DEFAULT_AOT
+            zenith = 90.0 - self.sun[1]
+            planes = {b: boa_to_toa(p, b, zenith, aot) for b, p in planes.items()}
         dn = np.stack([planes[b] for b in self.bands])
         has_data = np.all(dn > 0, axis=0)
         if self.scl is not None:

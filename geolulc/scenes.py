@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .bands import ALL_BANDS, SCL_KEYS, asset_key_candidates
+from .bands import ALL_BANDS, AOT_KEYS, SCL_KEYS, asset_key_candidates
 from .errors import GeolulcError
 from .harmonize import baseline_offset, parse_baseline
 
@@ -36,6 +36,7 @@ class Scene:
     datetime: datetime | None = None
     baseline: tuple[int, int] | None = None
     scl: str | None = None
+    aot: str | None = None  # L2A aerosol optical thickness layer
     cloud_cover: float | None = None
     footprint: BaseGeometry | None = None  # EPSG:4326
     harmonised: bool = False  # True when the stored DNs already had the baseline offset removed
@@ -130,6 +131,7 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene:
         if asset is not None:
             bands[band] = resolve(asset)
     scl_asset = _find_asset(assets, SCL_KEYS)
+    aot_asset = _find_asset(assets, AOT_KEYS)
     when = props.get("datetime") or props.get("start_datetime")
     return Scene(
         id=item.get("id", "item"),
@@ -138,6 +140,7 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene:
         datetime=datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
         baseline=_item_baseline(item),
         scl=resolve(scl_asset) if scl_asset else None,
+        aot=resolve(aot_asset) if aot_asset else None,
         cloud_cover=props.get("eo:cloud_cover"),
         footprint=shape(item["geometry"]) if item.get("geometry") else None,
         harmonised=bool(props.get("geolulc:harmonised", False)),
@@ -221,6 +224,7 @@ def _scene_from_band_folder(path: Path) -> Scene:
         if m:
             bands[m.group(1).upper()] = str(file)
     scl = next((str(f) for f in path.iterdir() if re.search(r"(^|_)SCL\.tif$", f.name, re.I)), None)
+    aot = next((str(f) for f in path.iterdir() if re.search(r"(^|_)AOT\.tif$", f.name, re.I)), None)
     if not bands:
         raise GeolulcError(f"{path} holds no per-band rasters (expected names like *_B02.tif)")
     names = " ".join(Path(b).name for b in bands.values()).upper()
@@ -235,6 +239,7 @@ def _scene_from_band_folder(path: Path) -> Scene:
         datetime=datetime.strptime(when.group(1), "%Y%m%d") if when else None,
         baseline=parse_baseline(names),
         scl=scl,
+        aot=aot,
     )
 
 

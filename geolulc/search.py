@@ -13,10 +13,10 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RetryError, Timeout
-from urllib3.util.retry import Retry
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
+from urllib3.util.retry import Retry
 
 from .errors import GeolulcError
 from .scenes import Scene, scene_from_item

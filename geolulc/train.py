@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import pickle
 import os
+import pickle
 import platform
 import time
 from dataclasses import dataclass, field

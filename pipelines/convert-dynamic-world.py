@@ -30,7 +30,6 @@ import tensorflow as tf
 import torch
 from rasterio.enums import Resampling
 from safetensors.numpy import save_file
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
