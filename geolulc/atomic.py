@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str, fallback: str = "output") -> str:
+    """A file-name stem from text that came from a file, an item or a card: letters, digits,
+    '.', '_' and '-' only, no leading dot, so '../x' or '/etc/passwd' never becomes a path."""
+    name = _UNSAFE.sub("_", str(text)).lstrip("._-")[:120]
+    return name or fallback
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(out_dir: Path) -> None:
+    """Staging folders left by runs that were killed mid-write (their process is gone)."""
+    for folder in out_dir.glob(".staging-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -43,7 +71,8 @@ def staged_outputs(out_dir: str | Path, last: str = "_landcover.tif") -> Iterato
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=out_dir))
     try:
         yield staging
         files = sorted(staging.iterdir(), key=lambda p: (p.name.endswith(last), p.name))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .aoi import load_aoi
+from .atomic import safe_name
 from .change import DateMap, check_comparable, compare, read_map, write_change
 from .classify import Classifier
 from .device import resolve_device
@@ -52,7 +53,7 @@ def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[
                                masking=masking_for(dataclasses.replace(
                                    req, date=label if searched else None), model))
         result.require_patches(label)
-        write_map(req.out_dir, f"{req.name}_{label}", result, model, scenes, label)
+        write_map(req.out_dir, safe_name(f"{req.name}_{label}"), result, model, scenes, label)
         maps.append(DateMap(label, result.labels,
                             result.probabilities.astype(np.float32) / PROB_SCALE, grid.crs,
                             grid.map_transform, model.name, model.classes, model.colors))
@@ -76,7 +77,7 @@ def run_change(
     elif not (before and after):
         raise GeolulcError("give --aoi with --dates D1 D2 [...], or --before and --after")
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
-    req = dataclasses.replace(req, name=req.name or (aoi.name if aoi else "change"))
+    req = dataclasses.replace(req, name=safe_name(req.name or (aoi.name if aoi else "change")))
     if before and after and _is_map(before) and _is_map(after):
         first = read_map(before)
         maps = [first, check_comparable(first, read_map(after), resample)]
@@ -105,7 +106,8 @@ def run_change(
     results = []
     for a, b in pairs:
         change = compare(a, b, threshold, method)
-        outputs = write_change(req.out_dir, f"{req.name}_{a.name}_{b.name}", a, b, change, vector)
+        outputs = write_change(req.out_dir, safe_name(f"{req.name}_{a.name}_{b.name}"), a, b,
+                               change, vector)
         results.append({"before": a.name, "after": b.name, "outputs": outputs,
                         "changed_cells": int((change.mask == 1).sum()),
                         "valid_cells": int((change.mask != 255).sum())})

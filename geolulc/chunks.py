@@ -142,11 +142,21 @@ def job_key(job: ChunkJob, model: Model) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
+#: Caches of interrupted runs that were not resumed are removed after this many days.
+CACHE_MAX_AGE_DAYS = 7
+
+
 class ChunkCache:
-    """Finished chunks of one job on disk, written atomically."""
+    """Finished chunks of one job on disk, written atomically and compressed. Caches of other
+    jobs untouched for CACHE_MAX_AGE_DAYS are removed when a new one starts."""
 
     def __init__(self, root: Path, key: str):
         self.dir = Path(root) / ".geolulc-cache" / key
+        cutoff = time.time() - CACHE_MAX_AGE_DAYS * 86400
+        for other in self.dir.parent.glob("*") if self.dir.parent.is_dir() else []:
+            if other != self.dir and other.stat().st_mtime < cutoff:
+                log.info("removing the stale chunk cache %s", other)
+                shutil.rmtree(other, ignore_errors=True)
 
     def _path(self, row0: int) -> Path:
         return self.dir / f"chunk-{row0:06d}.npz"

@@ -391,6 +391,7 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
 @friendly_errors
 def evaluate_command(model, data_dir, split, out_dir, device, as_json):
     """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
+    from .atomic import safe_name
     from .device import resolve_device
     from .evaluate import metrics, predict, validation_subset, write_reports
     from .model import load_model
@@ -406,7 +407,8 @@ def evaluate_command(model, data_dir, split, out_dir, device, as_json):
     result["model"] = loaded.name
     result["data"] = str(data_dir)
     result["split"] = split
-    result["reports"] = write_reports(result, out_dir, f"{loaded.name}_{Path(data_dir).name}")
+    result["reports"] = write_reports(result, out_dir,
+                                      safe_name(f"{loaded.name}_{Path(data_dir).name}"))
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -472,8 +474,9 @@ def models_command(as_json):
     for name in bundled_models():
         card = read_card(BUNDLED_DIR / f"{name}.json")
         training = card.get("training", {})
-        rows.append({"name": name, "bands": card["bands"], "level": card["processing_level"],
-                     "classes": card["classes"], "training_data": training.get("data"),
+        rows.append({"name": name, "kind": card.get("kind", "classifier"), "bands": card["bands"],
+                     "level": card["processing_level"], "classes": card["classes"],
+                     "training_data": training.get("data") or card.get("source", {}).get("project"),
                      "metrics": card.get("metrics", {}),
                      "patches_per_s_cpu": card.get("throughput", {}).get("cpu_patches_per_s")})
     if as_json:
@@ -483,9 +486,11 @@ def models_command(as_json):
         click.echo("No bundled models.")
     for row in rows:
         acc = row["metrics"].get("val_accuracy")
-        click.echo(f"{row['name']}: {row['level']} {','.join(row['bands'])}; "
-                   f"{len(row['classes'])} classes; validation accuracy "
-                   f"{acc if acc is not None else '-'}; trained on {row['training_data']}")
+        published = row["metrics"].get("published_overall_accuracy")
+        score = (f"validation accuracy {acc:.4f}" if acc is not None else
+                 f"published accuracy {published:.2f}" if published is not None else "no accuracy")
+        click.echo(f"{row['name']} ({row['kind']}): {row['level']} {','.join(row['bands'])}; "
+                   f"{len(row['classes'])} classes; {score}; from {row['training_data']}")
 
 
 class SpacedDates(click.Command):

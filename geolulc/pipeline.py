@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
-from .atomic import staged_outputs, write_text_atomic
+from .atomic import safe_name, staged_outputs, write_text_atomic
 from .chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
 from .classify import Classifier
 from .dense import supports
@@ -367,7 +367,7 @@ def run_map(req: MapRequest) -> dict:
     t_write = time.perf_counter()
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
-    outputs, info = write_map(req.out_dir, name.replace("/", "_"), result, model, scenes,
+    outputs, info = write_map(req.out_dir, safe_name(name, "map"), result, model, scenes,
                               req.date)
     if result.cache:
         result.cache.clear()

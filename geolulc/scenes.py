@@ -217,6 +217,23 @@ def _scene_from_safe(path: Path) -> Scene:
 _BAND_FILE = re.compile(r"(?:^|_)(B\d[\dA])\.(tif|tiff|jp2)$", re.I)
 
 
+def _oscd_date(path: Path) -> datetime | None:
+    """The acquisition date of an OSCD `imgs_1`/`imgs_2` folder from the `dates.txt` beside it
+    (old products' file names carry the processing date, not the acquisition's)."""
+    dates = path.parent / "dates.txt"
+    if path.name not in ("imgs_1", "imgs_2") or not dates.is_file():
+        return None
+    key = "date_1" if path.name == "imgs_1" else "date_2"
+    for line in dates.read_text(errors="replace").splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == key:
+            try:
+                return datetime.strptime(value.strip(), "%Y%m%d")
+            except ValueError:
+                return None
+    return None
+
+
 def _scene_from_band_folder(path: Path) -> Scene:
     bands = {}
     for file in sorted(path.iterdir()):
@@ -232,11 +249,12 @@ def _scene_from_band_folder(path: Path) -> Scene:
     if "L1C" not in names and level == "L1C":
         log.warning("%s does not say its processing level; assuming L1C", path)
     when = re.search(r"(20\d{6})T\d{6}", names)
+    acquired = _oscd_date(path) or (datetime.strptime(when.group(1), "%Y%m%d") if when else None)
     return Scene(
         id=path.name if path.name not in ("imgs_1", "imgs_2") else f"{path.parent.name}-{path.name}",
         level=level,
         bands=bands,
-        datetime=datetime.strptime(when.group(1), "%Y%m%d") if when else None,
+        datetime=acquired,
         baseline=parse_baseline(names),
         scl=scl,
         aot=aot,

@@ -142,9 +142,11 @@ def test_maps_of_different_models_refused(data_dir, tiny_model, tiny_l2a_model, 
     assert refused.returncode == 1 and "different models (tiny and tiny4)" in refused.stderr
 
 
-def test_change_over_stac_api_dates(stac_api, desert_aoi, tiny_l2a_model, tmp_path):
+@pytest.mark.parametrize("dates", [["--dates", "2020-02-19", "2020-02-24"],  # the README's
+                                   ["--dates", "2020-02-19", "--dates", "2020-02-24"]])
+def test_change_over_stac_api_dates(stac_api, desert_aoi, tiny_l2a_model, tmp_path, dates):
     """The two served items share their pixels, so nothing may change between the dates."""
-    result = run_cli("change", "--aoi", str(desert_aoi), "--dates", "2020-02-19 2020-02-24",
+    result = run_cli("change", "--aoi", str(desert_aoi), *dates,
                      "--catalog", stac_api, "--model", str(tiny_l2a_model), "--out",
                      str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
