@@ -114,6 +114,10 @@ class _SceneSource:
         self.toa = masking.restore_toa and scene.level == "L2A"
         need_sun = self.detect or self.toa
         self.sun = self._sun(west, south, east, north) if need_sun else None
+        if self.toa and self.sun is None:
+            log.warning("L2A scene %s has no date or sun angles: its reflectance is used as it "
+                        "is, without the atmosphere an L1C model expects", scene.id)
+            self.toa = False
         self.aot = None
         if self.toa and scene.aot:
             src = stack.enter_context(_open(scene.aot, scene.id, "AOT"))
@@ -122,9 +126,6 @@ class _SceneSource:
         elif self.toa:
             log.warning("L2A scene %s has no AOT layer: its atmosphere is restored with AOT "
                         "%.2f everywhere", scene.id, DEFAULT_AOT)
-        if self.toa and self.sun is None:
-            raise GeolulcError(f"L2A scene {scene.id} has no date or sun angles, which restoring "
-                               "top-of-atmosphere reflectance needs; use --l2a as-is")
 
     def _sun(self, west, south, east, north) -> tuple[float, float] | None:
         props = self.scene.properties
