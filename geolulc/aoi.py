@@ -12,12 +12,12 @@ from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
+from .defaults import DEFAULT_MAX_AREA_KM2
 from .errors import GeolulcError
 
 log = logging.getLogger(__name__)
 
 #: Default upper bound on the AOI area: about two Sentinel-2 tiles.
-DEFAULT_MAX_AREA_KM2 = 25_000.0
 _GEOD = Geod(ellps="WGS84")
 
 

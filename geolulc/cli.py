@@ -12,10 +12,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .aoi import DEFAULT_MAX_AREA_KM2
+from .defaults import (
+    COLLECTIONS,
+    DEFAULT_COLLECTION,
+    DEFAULT_MAX_AREA_KM2,
+    DEFAULT_MODEL,
+    EARTH_SEARCH,
+)
 from .errors import GeolulcError
-from .model import DEFAULT_MODEL
-from .search import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH
 
 log = logging.getLogger("geolulc")
 

@@ -23,6 +23,7 @@ from safetensors.torch import load, save_file
 
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
+from .defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
 from .errors import GeolulcError
 from .network import build_network
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 FORMAT = "geolulc-model"
 FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = "auto"
 #: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
 AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
 KINDS = ("classifier", "segmenter")

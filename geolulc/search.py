@@ -18,14 +18,12 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 from urllib3.util.retry import Retry
 
+from .defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH  # noqa: F401 (re-exported)
 from .errors import GeolulcError
 from .scenes import Scene, scene_from_item
 
 log = logging.getLogger(__name__)
 
-EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
-COLLECTIONS = ("sentinel-2-l2a", "sentinel-2-l1c", "sentinel-2-c1-l2a")
-DEFAULT_COLLECTION = "sentinel-2-l2a"
 
 #: Seconds to wait for a connection and for each answer of a STAC API.
 CONNECT_TIMEOUT_S = 10.0

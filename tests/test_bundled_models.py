@@ -46,7 +46,9 @@ def test_models_command():
     assert len(rows["eurosat-ms"]["bands"]) == 13
     assert rows["eurosat-rgb"]["metrics"]["n_val"] > 4000
     text = run_cli("models").stdout
-    assert "eurosat-rgb: L1C B04,B03,B02" in text
+    assert "eurosat-rgb (classifier): L1C B04,B03,B02" in text
+    assert "dynamic-world (segmenter): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
+    assert rows["dynamic-world"]["kind"] == "segmenter" and len(rows["dynamic-world"]["classes"]) == 9
 
 
 def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):

@@ -43,6 +43,12 @@ def test_corrupt_and_foreign_model_files(tiny_model, tmp_path):
     with pytest.raises(GeolulcError, match="weights .* corrupt"):
         load_model(variant("c", json.dumps(card), weights[: len(weights) // 2]))
     with pytest.raises(GeolulcError, match="does not match its weights"):
-        load_model(variant("d", json.dumps({**card, "classes": card["classes"] + ["X"]})))
+        load_model(variant("d", json.dumps({**card, "classes": card["classes"] + ["X"],
+                                            "colors": card["colors"] + [[1, 2, 3]]})))
+    with pytest.raises(GeolulcError, match="colours"):
+        load_model(variant("e", json.dumps({**card, "classes": card["classes"] + ["X"]})))
+    with pytest.raises(GeolulcError, match="std must be positive"):
+        load_model(variant("f", json.dumps(
+            {**card, "input": {**card["input"], "std": [0.0] * len(card["bands"])}})))
     with pytest.raises(GeolulcError, match="not found"):
         load_model(tmp_path / "missing.json")
