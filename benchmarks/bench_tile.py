@@ -3,13 +3,15 @@
 Builds a full-size Sentinel-2 tile (10980 × 10980 at 10 m) from the real, 10× decimated Earth
 Search L2A product in ../shared/data (upsampled ×10 with nearest neighbour, written as COGs laid
 out like the real ones: 512-pixel deflate tiles with overviews, each band at its native
-resolution), then prints one JSON object with, for each stride: wall time, patches/s, peak RSS
-and the time of each stage; the decode floor (time to just decode the bands the model reads);
-and the naive approach (open, read one 64×64 window of each band, classify it alone, write it,
+resolution), maps it with the default per-pixel model (or a patch classifier at each stride)
+and prints one JSON object: wall time, cells and input pixels per second, peak RSS and the time
+of each stage; the decode floor (time to just decode the bands the model reads); and the naive
+approach (open, read one window of each band, run the network on it alone in fp32, write,
 next) on a subset, with the speed-up of geolulc over it.
 
     python benchmarks/bench_tile.py [--data ../shared/data] [--work /tmp/geolulc-bench]
                                     [--strides 64 16] [--naive 300] [--device cpu]
+                                    [--model dynamic-world]
 """
 
 from __future__ import annotations
