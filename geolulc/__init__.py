@@ -1,3 +1,28 @@
-"""geolulc: land-cover maps from Sentinel-2 imagery."""
+"""geolulc: land-cover maps from Sentinel-2 imagery.
+
+    import geolulc
+    scenes = geolulc.search(aoi="aoi/rennes.geojson", date="2023-06")
+    landcover = geolulc.classify(scenes=scenes, aoi="aoi/rennes.geojson")
+    geolulc.write(landcover, "outputs")
+
+The functions are imported on first use, so `import geolulc` (and `geolulc --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "search": "geolulc.api", "classify": "geolulc.api", "write": "geolulc.api",
+    "load_model": "geolulc.model", "LandCover": "geolulc.pipeline", "Scene": "geolulc.scenes",
+    "load_scene": "geolulc.scenes", "GeolulcError": "geolulc.errors",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'geolulc' has no attribute {name!r}")

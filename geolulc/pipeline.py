@@ -50,7 +50,7 @@ class MapRequest:
 
     aoi: Path | None = None
     date: str | None = None
-    scenes: list[Path] = field(default_factory=list)
+    scenes: list[Path | Scene] = field(default_factory=list)  # paths, or scenes already loaded
     catalog: str = EARTH_SEARCH
     collection: str = DEFAULT_COLLECTION
     max_cloud: float | None = None
@@ -341,13 +341,43 @@ def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
                         model.card["processing_level"], scene.id, scene.level)
 
 
-def run_map(req: MapRequest) -> dict:
-    """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
-    t_start = time.perf_counter()
+@dataclass
+class LandCover:
+    """A classified area in memory: labels and probabilities on their grid, with the model and
+    scenes they came from. `geolulc.write` turns it into files."""
+
+    result: Classification
+    model: Model
+    scenes: list[Scene]
+    date: str | None
+    name: str  # default stem of the output files
+
+    @property
+    def grid(self) -> PatchGrid:
+        return self.result.grid
+
+    @property
+    def labels(self) -> np.ndarray:
+        """uint8 class codes (rows, cols), NODATA (255) where nothing was classified."""
+        return self.result.labels
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """float32 (rows, cols, classes), 0 where nothing was classified."""
+        return self.result.probabilities.astype(np.float32) / PROB_SCALE
+
+    @property
+    def classes(self) -> list[str]:
+        return self.model.classes
+
+
+def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
+    """Search (or load) the scenes, read them and classify the area; nothing is written but the
+    chunk cache in `req.out_dir` (when `cache`), which lets an interrupted run resume."""
     if req.date:
         parse_date_range(req.date)  # the user's input is checked before any work starts
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
-    local = [load_scene(p) for p in req.scenes]
+    local = [p if isinstance(p, Scene) else load_scene(p) for p in req.scenes]
     device = resolve_device(req.device)
     if req.model != DEFAULT_MODEL:
         resolve_model_path(req.model)  # an unknown model is reported before any search
@@ -361,17 +391,34 @@ def run_map(req: MapRequest) -> dict:
         result = classify_grid(
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
             Classifier(model, device, req.batch_size, req.precision), req.min_clear,
-            chunk_rows_for(req, model), req.progress, req.dense, cache_root=req.out_dir, client=client,
+            chunk_rows_for(req, model), req.progress, req.dense,
+            cache_root=req.out_dir if cache else None, client=client,
             worker_device=req.device, masking=masking_for(req, model), worker_batch=req.batch_size)
     result.require_patches(req.date or "the scenes")
-    t_write = time.perf_counter()
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
-    outputs, info = write_map(req.out_dir, safe_name(name, "map"), result, model, scenes,
-                              req.date)
-    if result.cache:
-        result.cache.clear()
-    timings = {**result.timings, "write": time.perf_counter() - t_write}
+    return LandCover(result, model, scenes, req.date, safe_name(name, "map"))
+
+
+def write_landcover(landcover: LandCover, out_dir: Path, name: str | None = None
+                    ) -> tuple[dict[str, str], dict]:
+    """Every output of a map, staged and moved into `out_dir` together; the chunk cache of the
+    run is removed once the map is in place."""
+    outputs, info = write_map(Path(out_dir), safe_name(name or landcover.name, "map"),
+                              landcover.result, landcover.model, landcover.scenes,
+                              landcover.date)
+    if landcover.result.cache:
+        landcover.result.cache.clear()
+    return outputs, info
+
+
+def run_map(req: MapRequest) -> dict:
+    """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
+    t_start = time.perf_counter()
+    landcover = classify_request(req)
+    t_write = time.perf_counter()
+    outputs, info = write_landcover(landcover, req.out_dir)
+    timings = {**landcover.result.timings, "write": time.perf_counter() - t_write}
     return {
         "outputs": outputs,
         **info,

@@ -1,0 +1,47 @@
+"""The Python API does what `geolulc map` does, and the command line starts without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import rasterio
+
+from conftest import run_cli
+
+
+def test_python_api_maps_exactly_like_the_cli(data_dir, tmp_path):
+    import geolulc
+
+    scene = data_dir / "oscd" / "rennes" / "imgs_1"
+    landcover = geolulc.classify(scenes=[scene])
+    assert landcover.classes[0] == "water" and landcover.grid.cell_size == 10.0
+    assert landcover.labels.dtype == np.uint8 and landcover.probabilities.shape[2] == 9
+    valid = landcover.labels != 255
+    assert np.allclose(landcover.probabilities[valid].sum(1), 1, atol=0.05)
+    assert (landcover.probabilities[valid].argmax(1) == landcover.labels[valid]).mean() > 0.99
+    outputs = geolulc.write(landcover, tmp_path / "api", name="r")
+    result = run_cli("map", "--scene", str(scene), "--out", str(tmp_path / "cli"), "--name", "r",
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    with rasterio.open(outputs["landcover"]) as a, \
+            rasterio.open(tmp_path / "cli" / "r_landcover.tif") as b:
+        assert a.transform == b.transform and a.crs == b.crs
+        assert (a.read(1) == b.read(1)).all() and (a.read(1) == landcover.labels).all()
+
+
+def test_help_does_not_import_torch_or_geopandas():
+    code = ("import sys; from click.testing import CliRunner; import geolulc.cli as c; "
+            "r = CliRunner().invoke(c.main, ['map', '--help']); assert r.exit_code == 0; "
+            "r = CliRunner().invoke(c.main, ['map', '--stride', 'x']); assert r.exit_code == 2; "
+            "print(sorted(m for m in ('torch', 'geopandas', 'rasterio') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "geolulc", "--version"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and "geolulc" in out.stdout
