@@ -34,18 +34,18 @@ from rasterio.windows import Window
 
 ITEM = "S2A_29RKH_20200219_0_L2A"
 ASSETS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12", "B8A",
-          "SCL"]
+          "SCL", "AOT"]
 
 
 def build_tile(data: Path, work: Path) -> Path:
     """Full-resolution COGs and a STAC item pointing at them (made once, then reused)."""
     src_dir = data / "earth-search" / "sentinel-2-l2a" / ITEM
     item_path = work / "item.json"
-    if item_path.exists():
-        return item_path
     work.mkdir(parents=True, exist_ok=True)
     item = json.loads((src_dir / f"{ITEM}.json").read_text())
     for name in ASSETS:
+        if (work / f"{name}.tif").exists():
+            continue
         with rasterio.open(src_dir / f"{name}.tif") as src:
             profile = src.profile
             height, width = src.height * 10, src.width * 10
@@ -53,7 +53,7 @@ def build_tile(data: Path, work: Path) -> Path:
             transform = src.transform * src.transform.scale(0.1, 0.1)
         profile.update(driver="COG", height=height, width=width, transform=transform,
                        compress="DEFLATE", blocksize=512, predictor=2,
-                       overview_resampling="NEAREST" if name == "SCL" else "AVERAGE")
+                       overview_resampling="NEAREST" if name in ("SCL", "AOT") else "AVERAGE")
         for key in ("blockxsize", "blockysize", "tiled", "interleave"):
             profile.pop(key, None)
         with rasterio.open(work / f"{name}.tif", "w", **profile) as dst:

@@ -162,7 +162,10 @@ def check_comparable(before: DateMap, after: DateMap, resample: bool) -> DateMap
     if not resample:
         raise GeolulcError("the maps lie on different grids (CRS, pixel size or extent); "
                            "pass --resample to resample the second onto the first")
-    return resample_onto(after, before)
+    resampled = resample_onto(after, before)
+    if not ((resampled.labels != NODATA) & (before.labels != NODATA)).any():
+        raise GeolulcError("the two maps do not overlap: there is nothing to compare")
+    return resampled
 
 
 def transitions(change: Change, classes: list[str], cell_area_m2: float) -> list[dict]:

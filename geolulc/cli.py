@@ -38,6 +38,10 @@ def friendly_errors(func):
             click.echo("Interrupted: nothing half-written was kept; run the same command "
                        "again to resume from the finished chunks or checkpoint.", err=True)
             sys.exit(130)
+        except OSError as exc:  # read-only or full disk, a file where a folder should be …
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"Error: {exc.strerror or type(exc).__name__}{where}", err=True)
+            sys.exit(1)
         except Exception as exc:
             if os.environ.get("GEOLULC_DEBUG"):
                 raise
@@ -85,8 +89,8 @@ def aoi_option(required: bool = False):
 
 def search_options(func, with_date: bool = True):
     """Options shared by every command that searches a STAC catalogue."""
-    date = click.option("--date", help="A day (2023-06-15), a month (2023-06), a year (2023) "
-                        "or a range (2023-06-01/2023-07-15).")
+    date = click.option("--date", help="Required with --aoi: a day (2023-06-15), a month "
+                        "(2023-06), a year (2023) or a range (2023-06-01/2023-07-15).")
     options = [
         *([date] if with_date else []),
         click.option("--catalog", default=EARTH_SEARCH, show_default=True,
@@ -111,7 +115,7 @@ def output_options(func):
         click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5,
                      show_default=True, help="Share of clear (not cloud, not no-data) pixels a "
                      "patch needs to be classified."),
-        click.option("--out", "out_dir", type=click.Path(path_type=Path),
+        click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
                      default=Path("outputs"), show_default=True, help="Output folder."),
         click.option("--name", default=None,
                      help="Output file prefix (default: the AOI's name, and for map the date)."),
@@ -183,7 +187,7 @@ def main(verbose: int) -> None:
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda.")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
-@click.option("--resolution", type=float, default=10.0, show_default=True,
+@click.option("--resolution", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
               help="Input pixel size in metres that bands are resampled to.")
 @click.option("--chunk-rows", type=click.IntRange(1), default=None,
               help="Map rows read and classified at a time (the unit of streaming, resuming "
@@ -274,7 +278,7 @@ def search_command(aoi, date, catalog, collection, max_cloud, max_area, limit, a
 @click.option("--bands", default=None,
               help="Comma-separated bands to save (default: all 13, or 12 for L2A).")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
-@click.option("--resolution", type=float, default=10.0, show_default=True,
+@click.option("--resolution", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
               help="Pixel size in metres.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for the per-band COGs and their STAC item (item.json).")
@@ -451,6 +455,13 @@ def classify_command(paths, model, top, as_json):
         if loaded is None:
             loaded = load_model(auto_model(set(bands), ("classifier",)) if model == DEFAULT_MODEL
                                 else model)
+            if loaded.kind != "classifier":
+                raise GeolulcError(f"{loaded.name} labels pixels, not patches: map a scene "
+                                   "with it (geolulc map --scene …)")
+        if arr.shape[-2:] != (loaded.patch_size, loaded.patch_size):
+            raise GeolulcError(f"patch {path} is {arr.shape[-1]}×{arr.shape[-2]} pixels; "
+                               f"{loaded.name} classifies {loaded.patch_size}×"
+                               f"{loaded.patch_size} patches")
         single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
                           [path])
         probs = predict(loaded, single, torch.device("cpu"))[0]

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,10 +123,16 @@ def scene_extent_wgs84(scene: Scene):
     if scene.footprint is not None:
         return scene.footprint
     import rasterio
+    from rasterio.errors import RasterioError
 
     from .read import gdal_env
-    with gdal_env(), rasterio.open(next(iter(scene.bands.values()))) as src:
-        return box(*bounds_to_wgs84(src.bounds, src.crs))
+    href = next(iter(scene.bands.values()))
+    try:
+        with gdal_env(), rasterio.open(href) as src:
+            return box(*bounds_to_wgs84(src.bounds, src.crs))
+    except RasterioError as exc:
+        raise GeolulcError(f"cannot read scene {scene.id} ({href}): "
+                           f"{str(exc).splitlines()[0]}") from None
 
 
 def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) -> PatchGrid:
@@ -134,9 +141,29 @@ def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) 
     region = aoi_geometry if aoi_geometry is not None else scene_extent_wgs84(scenes[0])
     crs = choose_crs(region, req.crs)
     bounds = project_geometry(region, crs).bounds
+    if req.resolution <= 0:
+        raise GeolulcError(f"--resolution must be positive, not {req.resolution}")
     if model.kind == "segmenter":
-        return grid_for_bounds(bounds, crs, req.resolution, 1, 1, HALO)
-    return grid_for_bounds(bounds, crs, req.resolution, model.patch_size, req.stride)
+        grid = grid_for_bounds(bounds, crs, req.resolution, 1, 1, HALO)
+    else:
+        grid = grid_for_bounds(bounds, crs, req.resolution, model.patch_size, req.stride)
+    check_grid_fits(grid, len(model.classes))
+    return grid
+
+
+def check_grid_fits(grid: PatchGrid, n_classes: int) -> None:
+    """Refuse, before allocating anything, a map larger than this machine's memory."""
+    cells = grid.rows * grid.cols
+    need = cells * (n_classes + 2) + grid.rows * grid.cols * grid.stride ** 2
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.8 * memory:
+        raise GeolulcError(
+            f"the map would be {grid.rows:,} × {grid.cols:,} cells ({need / 2**30:.1f} GiB in "
+            f"memory, this machine has {memory / 2**30:.1f} GiB): use a coarser --resolution "
+            "or a smaller AOI")
 
 
 def chunk_rows_for(req: MapRequest, model: Model) -> int:
@@ -317,6 +344,9 @@ def dask_client(req: MapRequest) -> Iterator[object | None]:
             yield client
         return
     quiet = logging.WARNING if log.getEffectiveLevel() >= logging.WARNING else logging.INFO
+    if not req.progress:  # --quiet: the cluster's own INFO lines too
+        quiet = logging.ERROR
+        logging.getLogger("distributed").setLevel(logging.ERROR)
     with LocalCluster(n_workers=req.workers, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=quiet) as cluster, \
             Client(cluster) as client:

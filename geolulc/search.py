@@ -99,6 +99,11 @@ def search_scenes(
             max_items=limit, limit=min(limit, 100),
         )
         items = [item.to_dict() for item in search.items()]
+        if not items:  # an unknown collection is an error, not "no scenes"
+            known = [c.id for c in client.get_collections()]
+            if known and collection not in known:
+                raise GeolulcError(f"collection {collection!r} is not in {catalog} (it has "
+                                   f"{', '.join(sorted(known)[:12])})")
     except APIError as exc:
         if getattr(exc, "status_code", None) is None:  # no HTTP answer at all
             cause = exc.__cause__ or exc.__context__
