@@ -22,8 +22,8 @@ import torch
 from pyproj import Transformer
 
 import geolulc.atmosphere as atm
-from geolulc.classify import Classifier
 from geolulc.clouds import sun_position
+from geolulc.inference import Classifier
 from geolulc.model import load_model
 from geolulc.scenes import load_scene
 from geolulc.tiles import HALO, segment

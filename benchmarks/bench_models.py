@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from geolulc.classify import Classifier
+from geolulc.inference import Classifier
 from geolulc.model import BUNDLED_DIR, bundled_models, load_model
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geolulc.classify import Classifier
+from geolulc.inference import Classifier
 from geolulc.model import load_model
 from geolulc.scenes import load_scene
 from geolulc.tiles import segment

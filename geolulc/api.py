@@ -24,7 +24,7 @@ def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
     """Scenes of a STAC catalogue that intersect the AOI (a vector file) in the period (day,
     month, year or range), least cloudy first."""
     from .aoi import load_aoi
-    from .search import search_scenes
+    from .catalog import search_scenes
 
     area = load_aoi(Path(aoi), max_area_km2)
     return search_scenes(area.geometry, date, catalog, collection, max_cloud)

@@ -31,7 +31,7 @@ from rasterio.warp import reproject
 from .atomic import atomic_path, staged_outputs, write_text_atomic
 from .errors import GeolulcError
 from .quicklook import render_labels
-from .write import NODATA, PROB_SCALE, write_cog
+from .rasters import NODATA, PROB_SCALE, write_cog
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,11 @@ import numpy as np
 
 from .aoi import load_aoi
 from .atomic import safe_name
+from .catalog import parse_date_range
 from .change import DateMap, check_comparable, compare, read_map, write_change
-from .classify import Classifier
 from .device import resolve_device
 from .errors import GeolulcError
+from .inference import Classifier
 from .model import Model, load_model
 from .pipeline import (
     MapRequest,
@@ -28,9 +29,8 @@ from .pipeline import (
     restores_toa,
     write_map,
 )
+from .rasters import PROB_SCALE
 from .scenes import Scene, load_scene
-from .search import parse_date_range
-from .write import PROB_SCALE
 
 log = logging.getLogger(__name__)
 

@@ -23,16 +23,16 @@ import numpy as np
 from rasterio.windows import Window
 
 from .atomic import atomic_path
-from .classify import Classifier
 from .dense import dense_probabilities
 from .errors import GeolulcError
 from .grid import PatchGrid
+from .inference import Classifier
 from .model import Model
 from .patches import clear_cells, cut_patches, fill_unclear
+from .rasters import NODATA, PROB_SCALE
 from .read import Masking, Pixels, StackReader
 from .scenes import Scene
 from .tiles import segment
-from .write import NODATA, PROB_SCALE
 
 log = logging.getLogger(__name__)
 

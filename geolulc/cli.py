@@ -243,7 +243,7 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
 def search_command(aoi, date, catalog, collection, max_cloud, max_area, limit, as_json):
     """List the scenes a catalogue holds for an AOI and date, least cloudy first."""
     from .aoi import load_aoi
-    from .search import search_scenes
+    from .catalog import search_scenes
 
     if not date:
         raise GeolulcError("--date is required")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classify import Classifier
+from .inference import Classifier
 from .model import Model, prepare_input
 
 _STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

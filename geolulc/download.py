@@ -7,10 +7,14 @@ cloud, shadow or defect are stored as no data (0).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
+import numpy as np
 import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import mapping
 
@@ -18,10 +22,10 @@ from . import __version__
 from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
 from .atomic import staged_outputs, write_text_atomic
 from .bands import ALL_BANDS, COMMON_NAMES, normalise_band
+from .catalog import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
 from .errors import GeolulcError
 from .grid import choose_crs, grid_for_bounds, project_geometry
-from .read import StackReader
-from .search import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
+from .read import StackReader, gdal_env
 
 CHUNK_ROWS = 1024
 
@@ -50,13 +54,29 @@ def download_stack(
                "dtype": "uint16", "crs": grid.crs.to_wkt(), "transform": grid.read_transform,
                "nodata": 0, "tiled": True, "blockxsize": 512, "blockysize": 512,
                "compress": "DEFLATE", "predictor": 2, "BIGTIFF": "IF_SAFER"}
-    with staged_outputs(out_dir, last="item.json") as stage, StackReader(scenes, wanted, grid) as reader:
+    with_aot = all(s.aot for s in scenes)  # kept, so an offline map restores L2A identically
+    with staged_outputs(out_dir, last="item.json") as stage, \
+            StackReader(scenes, wanted, grid) as reader, contextlib.ExitStack() as stack:
+        stack.enter_context(gdal_env())
         outputs = [rasterio.open(stage / f"{band}.tif", "w", **profile) for band in wanted]
+        aot_vrts = [stack.enter_context(WarpedVRT(stack.enter_context(rasterio.open(s.aot)),
+                                                  crs=grid.crs.to_wkt(), width=width,
+                                                  height=height, transform=grid.read_transform,
+                                                  nodata=0, resampling=Resampling.bilinear))
+                    for s in scenes] if with_aot else []
+        if with_aot:
+            outputs.append(rasterio.open(stage / "AOT.tif", "w", **profile))
         try:
             for row0 in range(0, height, CHUNK_ROWS):
                 window = Window(0, row0, width, min(CHUNK_ROWS, height - row0))
-                dn = reader.read(window).dn
-                for dst, plane in zip(outputs, dn):
+                planes = list(reader.read(window).dn)
+                if with_aot:
+                    aot = np.zeros(planes[0].shape, dtype=np.uint16)
+                    for vrt in aot_vrts:  # first scene that has a value, as the mosaic does
+                        part = vrt.read(1, window=window)
+                        aot = np.where(aot == 0, part, aot)
+                    planes.append(aot)
+                for dst, plane in zip(outputs, planes):
                     dst.write(plane, 1, window=window)
         finally:
             for dst in outputs:
@@ -73,6 +93,8 @@ def download_stack(
                 "eo:cloud_cover": first.cloud_cover,
                 "proj:code": grid.crs.to_string(),
                 "geolulc:harmonised": True,
+                **{k: first.properties[k] for k in ("view:sun_azimuth", "view:sun_elevation")
+                   if k in first.properties},
                 "geolulc:sources": [s.id for s in scenes],
                 "geolulc:version": __version__,
             },
@@ -82,5 +104,8 @@ def download_stack(
                                          "eo:bands": [{"name": b}], "roles": ["data"]}
                        for b in wanted},
         }
+        if with_aot:
+            item["assets"]["aot"] = {"href": "AOT.tif", "type": "image/tiff; application=geotiff",
+                                     "roles": ["data"], "description": "AOT at 550 nm × 1000"}
         write_text_atomic(stage / "item.json", json.dumps(item, indent=2) + "\n")
     return Path(out_dir) / "item.json"

@@ -21,26 +21,26 @@ from tqdm import tqdm
 from . import __version__
 from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
 from .atomic import safe_name, staged_outputs, write_text_atomic
-from .chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
-from .classify import Classifier
-from .dense import supports
-from .device import resolve_device
-from .errors import GeolulcError
-from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
-from .quicklook import write_quicklook
-from .read import Masking, acquisitions
-from .scenes import Scene, load_scene
-from .search import (
+from .catalog import (
     DEFAULT_COLLECTION,
     EARTH_SEARCH,
     parse_date_range,
     search_scenes,
     select_covering,
 )
+from .chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
+from .dense import supports
+from .device import resolve_device
+from .errors import GeolulcError
+from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
+from .inference import Classifier
+from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
+from .quicklook import write_quicklook
+from .rasters import NODATA, PROB_SCALE, class_colormap, write_cog, write_qgis_style
+from .read import Masking, acquisitions
+from .scenes import Scene, load_scene
 from .stats import areas_csv, class_areas
 from .tiles import HALO, TILE
-from .write import NODATA, PROB_SCALE, class_colormap, write_cog, write_qgis_style
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +289,7 @@ def write_map(
     tags = {"classes": model.classes, "model": model.name, "scenes": [s.id for s in scenes],
             "geolulc_version": __version__, "date": date or ""}
     colors = model.colors
-    probs = np.moveaxis(result.probabilities, 2, 0).copy()
-    probs[:, result.labels == NODATA] = NODATA
+    probs = np.moveaxis(result.probabilities, 2, 0)  # a view: written band by band below
     files = {}
     with staged_outputs(out_dir) as stage:
         files["confidence"] = write_cog(
@@ -305,7 +304,8 @@ def write_map(
         files["probabilities"] = write_cog(
             stage / f"{name}_probabilities.tif", probs, grid.crs, grid.map_transform, NODATA,
             tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
-            description=model.classes, resampling="AVERAGE", scale=1 / PROB_SCALE)
+            description=model.classes, resampling="AVERAGE", scale=1 / PROB_SCALE,
+            nodata_where=result.labels == NODATA)
         write_text_atomic(stage / f"{name}_stats.json",
                           json.dumps({**stats, "run": run_info}, indent=2) + "\n")
         files["stats_json"] = stage / f"{name}_stats.json"

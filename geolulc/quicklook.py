@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
-from .write import NODATA
+from .rasters import NODATA
 
 NODATA_RGB = (255, 255, 255)
 

@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .classes import colors_for
-from .classify import resolve_precision
 from .device import resolve_device
 from .errors import GeolulcError
 from .evaluate import fingerprint
+from .inference import resolve_precision
 from .model import Model, make_card, normalise, save_model
 from .network import build_network
 from .patchdata import PatchSet, stratified_split

@@ -43,7 +43,8 @@ def test_out_under_a_file_is_one_line(data_dir, tmp_path):
 
 @pytest.mark.parametrize("args,exit_code,message", [
     (["map", "--scene", "x", "--resolution", "0"], 2, "--resolution"),
-    (["download", "--scene", "x", "--out", "d", "--resolution", "-10"], 2, "--resolution"),
+    (["download", "--aoi", "x", "--date", "2023-06", "--out", "d", "--resolution", "-10"], 2,
+     "--resolution"),
     (["map", "--scene", "x", "--out", "README.md"], 2, "is a file"),
 ])
 def test_argument_errors(args, exit_code, message, tmp_path, monkeypatch):

@@ -13,8 +13,8 @@ import torch
 from rasterio.enums import Resampling
 
 from conftest import ROOT
-from geolulc.classify import Classifier
 from geolulc.errors import GeolulcError
+from geolulc.inference import Classifier
 from geolulc.mapcheck import evaluate_map
 from geolulc.model import load_model, predict_probabilities, prepare_input
 from geolulc.patches import fill_unclear

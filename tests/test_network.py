@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from shapely.geometry import box
 
-import geolulc.search as search
+import geolulc.catalog as search
 from geolulc.errors import GeolulcError
 
 AOI = box(-1.7, 48.1, -1.6, 48.2)

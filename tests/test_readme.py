@@ -7,7 +7,6 @@ Commands that search a catalogue run against the loopback STAC API (which holds 
 
 from __future__ import annotations
 
-import re
 import shlex
 
 import pytest
@@ -16,14 +15,17 @@ from conftest import ROOT, run_cli
 
 
 def readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    commands = []
-    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S):
-        for line in block.splitlines():
-            line = line.strip().removeprefix("$ ")
-            part = line[line.index("geolulc "):] if "geolulc " in line else ""
-            if part.startswith("geolulc "):
-                commands.append(part)
+    commands, fence = [], None
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            fence = None if fence is not None else line[3:].strip()
+            continue
+        if fence not in ("", "bash", "sh", "console"):
+            continue  # prose, or a Python block
+        line = line.strip().removeprefix("$ ")
+        part = line[line.index("geolulc "):] if "geolulc " in line else ""
+        if part.startswith("geolulc "):
+            commands.append(part)
     return commands
 
 

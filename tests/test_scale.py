@@ -11,6 +11,12 @@ import rasterio
 from conftest import run_cli
 
 
+def default_sigint() -> None:
+    """The child handles Ctrl-C as a user's shell would, even when the suite runs in the
+    background (where SIGINT is inherited as ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def read_map(folder, name="r"):
     with rasterio.open(folder / f"{name}_landcover.tif") as a, \
             rasterio.open(folder / f"{name}_probabilities.tif") as p:
@@ -65,7 +71,8 @@ def test_interrupted_run_resumes(data_dir, tiny_model, tmp_path):
     args = ["map", "--scene", scene, "--model", str(model), "--stride", "32",
             "--patchwise", "--chunk-rows", "1", "--quiet", "--name", "r"]
     out = tmp_path / "out"
-    proc = subprocess.Popen(["geolulc", *args, "--out", str(out)], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["geolulc", *args, "--out", str(out)], stderr=subprocess.DEVNULL,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob(".geolulc-cache/*/chunk-*.npz"))) < 3:
         time.sleep(0.05)
@@ -94,8 +101,8 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
     """On a uniform scene there is no context to disagree about: dense = patch by patch."""
     import torch
 
-    from geolulc.classify import Classifier
     from geolulc.dense import dense_probabilities
+    from geolulc.inference import Classifier
     from geolulc.model import Model, make_card
     from geolulc.network import build_network
 

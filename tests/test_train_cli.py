@@ -17,6 +17,12 @@ from conftest import run_cli
 CLASSES = ["Forest", "SeaLake", "Industrial"]
 
 
+def default_sigint() -> None:
+    """The child handles Ctrl-C as a user's shell would, even when the suite runs in the
+    background (where SIGINT is inherited as ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def real_subset(data_dir, tmp_path, per_class=12, kind="rgb"):
     """A small labelled folder of real EuroSAT patches (symlinks)."""
     root = tmp_path / f"real-{kind}"
@@ -48,7 +54,8 @@ def test_train_resume_evaluate_classify_on_real_patches(data_dir, tmp_path):
     # an interrupted run resumes from its last checkpoint with the same command
     args = ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--name", "r", "--epochs",
             "40", "--batch-size", "16", "--widths", "8,16", "--device", "cpu", "--resume"]
-    proc = subprocess.Popen(["geolulc", *args], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["geolulc", *args], stderr=subprocess.DEVNULL,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 120
     while not (tmp_path / "r" / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.05)

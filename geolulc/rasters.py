@@ -23,14 +23,16 @@ def write_cog(
     path: str | Path, array: np.ndarray, crs: CRS, transform: Affine, nodata: float | None,
     colormap: dict[int, tuple[int, int, int]] | None = None, tags: dict | None = None,
     description: str | list[str] | None = None, resampling: str = "NEAREST",
-    scale: float | None = None,
+    scale: float | None = None, nodata_where: np.ndarray | None = None,
 ) -> Path:
     """Write a (height, width) or (bands, height, width) array as a COG (tiled, deflate,
     internal overviews), atomically.
 
     `resampling` is the overview resampling: NEAREST for categories, AVERAGE for quantities.
     `description` names the band, or each band when given as a list; `scale` is written as
-    GDAL's band scale, so GIS software shows physical values.
+    GDAL's band scale, so GIS software shows physical values. Bands are written one at a time
+    (a whole tile's nine probability bands never exist twice in memory); `nodata_where` marks
+    pixels set to `nodata` in every band as it is written, leaving `array` untouched.
     """
     path = Path(path)
     stack = array[None] if array.ndim == 2 else array
@@ -43,7 +45,11 @@ def write_cog(
             "overview_resampling": resampling, "BIGTIFF": "IF_SAFER",
         }
         with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(stack)
+            for band in range(count):
+                plane = np.ascontiguousarray(stack[band])
+                if nodata_where is not None:
+                    plane = np.where(nodata_where, nodata, plane).astype(array.dtype)
+                dst.write(plane, band + 1)
             if colormap:
                 dst.write_colormap(1, colormap)
             if tags:
