@@ -248,7 +248,7 @@ def _scene_from_band_folder(path: Path) -> Scene:
     level = "L2A" if ("L2A" in names or scl) else "L1C"
     if "L1C" not in names and level == "L1C":
         log.warning("%s does not say its processing level; assuming L1C", path)
-    when = re.search(r"(20\d{6})T\d{6}", names)
+    when = re.search(r"(20\d{6})T\d{5,6}", names)  # BigEarthNet drops a leading 0
     acquired = _oscd_date(path) or (datetime.strptime(when.group(1), "%Y%m%d") if when else None)
     return Scene(
         id=path.name if path.name not in ("imgs_1", "imgs_2") else f"{path.parent.name}-{path.name}",
