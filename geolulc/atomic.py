@@ -15,6 +15,11 @@ os.umask(_UMASK)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def make_ordinary(path: Path) -> None:
+    """Give a file the permissions of an ordinary new file (0666 less the umask)."""
+    path.chmod(0o666 & ~_UMASK)
+
+
 def safe_name(text: str, fallback: str = "output") -> str:
     """A file-name stem from text that came from a file, an item or a card: letters, digits,
     '.', '_' and '-' only, no leading dot, so '../x' or '/etc/passwd' never becomes a path."""
@@ -48,7 +53,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
+    make_ordinary(tmp_path)  # mkstemp makes 0600; results are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -293,7 +293,7 @@ def download_command(aoi, date, catalog, collection, max_cloud, max_area, bands,
 
     if not date:
         raise GeolulcError("--date is required")
-    band_list = [b.strip() for b in bands.split(",")] if bands else None
+    band_list = parse_bands(bands)
     item_path = download_stack(aoi, date, out_dir, catalog=catalog, collection=collection,
                                max_cloud=max_cloud, max_area_km2=max_area, bands=band_list,
                                crs=crs, resolution=resolution)
@@ -369,7 +369,7 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
     if len(block_tuple) != len(width_tuple):
         raise GeolulcError(f"--blocks needs one number per stage of --widths "
                            f"({len(width_tuple)}), not {blocks!r}")
-    band_list = [b.strip() for b in bands.split(",")] if bands else None
+    band_list = parse_bands(bands)
     data = load_patch_folder(data_dir, band_list, exclude=exclude)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, widths=width_tuple,
                          blocks=block_tuple, weight_decay=weight_decay, shift=shift, ema=ema,
@@ -506,6 +506,19 @@ def models_command(as_json):
                  f"published accuracy {published:.2f}" if published is not None else "no accuracy")
         click.echo(f"{row['name']} ({row['kind']}): {row['level']} {','.join(row['bands'])}; "
                    f"{len(row['classes'])} classes; {score}; from {row['training_data']}")
+
+
+def parse_bands(text: str | None) -> list[str] | None:
+    """`--bands B04,B03,B02` (or red,green,blue) as canonical names; an unknown band is a
+    one-line error."""
+    if not text:
+        return None
+    from .bands import normalise_band
+
+    try:
+        return [normalise_band(b) for b in text.split(",") if b.strip()]
+    except ValueError as exc:
+        raise GeolulcError(f"--bands: {exc} (use B01…B12, B8A or common names)") from None
 
 
 class SpacedDates(click.Command):

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from . import __version__
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path, make_ordinary, write_text_atomic
 from .defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
 from .errors import GeolulcError
 from .network import build_network
@@ -146,6 +146,7 @@ def save_model(network: torch.nn.Module, card: dict, path: str | Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "name": card.get("name", "")})
+        make_ordinary(tmp)  # safetensors replaces the file with a private (0600) one
         card = {**card, "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
     write_text_atomic(stem.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return stem.with_suffix(".json")

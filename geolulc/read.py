@@ -99,7 +99,7 @@ class _SceneSource:
             self.vrts[band] = _OnGrid.fit(src, grid) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         self.scl = None
-        if scene.level == "L2A" and not scene.scl:
+        if scene.level == "L2A" and not scene.scl and not scene.harmonised:  # downloads: masked
             log.warning("L2A scene %s has no scene classification (SCL): its clouds are not "
                         "masked", scene.id)
         if scene.scl:

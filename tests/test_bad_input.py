@@ -92,3 +92,9 @@ def test_classify_refuses_a_patch_of_the_wrong_size(tmp_path):
             dst.set_band_description(i, band)
     result = invoke("classify", str(path), "--model", "eurosat-rgb")
     assert result.exit_code == 1 and "32×32" in result.output and "64×64" in result.output
+
+
+def test_unknown_band_in_train(tmp_path):
+    result = invoke("train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--bands",
+                    "B04,B99")
+    assert result.exit_code == 1 and "unknown Sentinel-2 band 'B99'" in result.output

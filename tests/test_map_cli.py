@@ -150,6 +150,7 @@ def test_download_then_map_offline_gives_the_same_map(stac_api, desert_aoi, tiny
                       str(tiny_l2a_model), "--out", str(tmp_path / "b"), "--name",
                       "tiris_2020-02", "--quiet")
     assert online.returncode == 0 and offline.returncode == 0, offline.stderr
+    assert "not masked" not in offline.stderr  # the download was masked already
     with rasterio.open(tmp_path / "a" / "tiris_2020-02_landcover.tif") as a, \
             rasterio.open(tmp_path / "b" / "tiris_2020-02_landcover.tif") as b:
         assert a.transform == b.transform

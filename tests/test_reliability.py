@@ -112,3 +112,11 @@ def test_oscd_scenes_carry_their_acquisition_date(data_dir):
 
     scene = load_scene(data_dir / "oscd" / "rennes" / "imgs_1")
     assert scene.datetime.strftime("%Y-%m-%d") == "2015-08-21"  # not the 2016 processing date
+
+
+def test_saved_weights_are_as_readable_as_their_card(tmp_path):
+    model = load_model("eurosat-rgb")
+    card = save_model(model.network, model.card, tmp_path / "m")
+    mode = card.stat().st_mode & 0o777
+    assert card.with_suffix(".safetensors").stat().st_mode & 0o777 == mode
+    assert load_model(card).digest  # and the digest written in the card matches
