@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import shapely
+import shapely.affinity
 from pyproj import Geod
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
@@ -38,6 +41,29 @@ def geodesic_area_km2(geometry: BaseGeometry) -> float:
     return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e6
 
 
+def unwrap_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
+    """An AOI written across the antimeridian (179.9 … −179.9) spans 359.8° as it stands: move
+    its western-hemisphere longitudes by +360 so it is one compact shape (longitudes up to
+    360). Geometries narrower than 180° are returned unchanged."""
+    minx, _, maxx, _ = geometry.bounds
+    if maxx - minx <= 180:
+        return geometry
+    unwrapped = shapely.transform(
+        geometry, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]),
+                                              xy[:, 1]]))
+    return unwrapped if unwrapped.bounds[2] - unwrapped.bounds[0] < maxx - minx else geometry
+
+
+def split_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
+    """The AOI in plain −180…180 longitudes for catalogue searches: a shape that crosses the
+    antimeridian becomes two parts, one on each side, instead of a box around the globe."""
+    if geometry.bounds[2] <= 180:
+        return geometry
+    east = geometry.intersection(box(-180, -90, 180, 90))
+    west = shapely.affinity.translate(geometry.intersection(box(180, -90, 540, 90)), xoff=-360)
+    return shapely.union_all([g for g in (east, west) if not g.is_empty])
+
+
 def load_aoi(path: str | Path, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> AOI:
     """Read, validate and reproject an AOI file; every problem is a one-line GeolulcError."""
     path = Path(path)
@@ -59,9 +85,9 @@ def load_aoi(path: str | Path, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> AO
         if not geom.is_valid:
             raise GeolulcError(f"AOI {path} feature {i} is invalid: {explain_validity(geom)}")
     merged = gpd.GeoSeries([shapely.union_all(geoms)], crs=frame.crs)
-    wgs84 = merged.to_crs(4326).iloc[0]
+    wgs84 = unwrap_antimeridian(merged.to_crs(4326).iloc[0])
     minx, miny, maxx, maxy = wgs84.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+    if not (-180 <= minx <= maxx <= 360 and maxx - minx <= 360 and -90 <= miny <= maxy <= 90):
         raise GeolulcError(f"AOI {path} lies outside the globe in EPSG:4326; is its CRS right?")
     aoi = AOI(wgs84, path.stem)
     area = aoi.area_km2

@@ -18,6 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 from urllib3.util.retry import Retry
 
+from .aoi import split_antimeridian
 from .defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH  # noqa: F401 (re-exported)
 from .errors import GeolulcError
 from .scenes import Scene, scene_from_item
@@ -95,7 +96,8 @@ def search_scenes(
         client = Client.open(catalog, modifier=_modifier(catalog), timeout=timeout,
                              stac_io=StacApiIO(timeout=timeout, max_retries=retry))
         search = client.search(
-            collections=[collection], intersects=mapping(geometry), datetime=interval,
+            collections=[collection], intersects=mapping(split_antimeridian(geometry)),
+            datetime=interval,
             max_items=limit, limit=min(limit, 100),
         )
         items = [item.to_dict() for item in search.items()]
@@ -153,6 +155,7 @@ def select_covering(scenes: list[Scene], geometry: BaseGeometry) -> list[Scene]:
     Scenes that add no coverage are dropped, so a month of overpasses over one tile reads one
     acquisition, while an AOI across two tiles or UTM zones reads one scene of each.
     """
+    geometry = split_antimeridian(geometry)  # footprints are in −180…180
     chosen, covered = [], None
     for scene in scenes:
         footprint = scene.footprint

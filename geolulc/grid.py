@@ -21,7 +21,8 @@ from .errors import GeolulcError
 
 
 def utm_crs(lon: float, lat: float) -> CRS:
-    """The WGS84 / UTM zone CRS containing a point."""
+    """The WGS84 / UTM zone CRS containing a point (longitudes beyond ±180 wrap around)."""
+    lon = (lon + 180) % 360 - 180
     zone = min(int((lon + 180) // 6) + 1, 60)
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 

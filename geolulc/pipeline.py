@@ -19,7 +19,7 @@ from shapely.geometry import box, mapping
 from tqdm import tqdm
 
 from . import __version__
-from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
+from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi, split_antimeridian
 from .atomic import safe_name, staged_outputs, write_text_atomic
 from .catalog import (
     DEFAULT_COLLECTION,
@@ -99,7 +99,8 @@ def find_scenes(req: MapRequest, geometry) -> list[Scene]:
                                              if req.max_cloud is not None else ""))
     if composite_mode(req) == "none":
         return select_covering(found, geometry)
-    touching = [s for s in found if s.footprint is None or s.footprint.intersects(geometry)]
+    plain = split_antimeridian(geometry)
+    touching = [s for s in found if s.footprint is None or s.footprint.intersects(plain)]
     groups = acquisitions(touching)[: req.max_acquisitions]
     log.info("compositing %d acquisition(s)", len(groups))
     return [s for group in groups for s in group]

@@ -31,7 +31,9 @@ def serve(answers):
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
-            seen.append((self.command, self.path))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            seen.append((self.command, self.path, body))
             status, body = answers[min(len(seen) - 1, len(answers) - 1)]
             if callable(body):
                 body = body(self.server.server_address[1])
@@ -80,7 +82,7 @@ def test_a_server_that_never_answers_times_out(fast):
 def test_server_errors_are_retried(fast):
     server, url, seen = serve([(500, "oops"), (503, "busy"), (200, landing), (200, EMPTY)])
     assert search.search_scenes(AOI, "2023-06", url) == []
-    assert [m for m, _ in seen] == ["GET", "GET", "GET", "POST"]
+    assert [m for m, _, _ in seen[:4]] == ["GET", "GET", "GET", "POST"]
     server.shutdown()
 
 
@@ -105,3 +107,30 @@ def test_gdal_reads_have_timeouts():
     from geolulc.read import GDAL_OPTIONS
     assert GDAL_OPTIONS["GDAL_HTTP_TIMEOUT"] > 0 and GDAL_OPTIONS["GDAL_HTTP_CONNECTTIMEOUT"] > 0
     assert GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"] >= 1
+
+
+def test_an_aoi_across_the_antimeridian_is_searched_in_two_parts(fast, tmp_path):
+    """Fiji, 179.9°E … 179.9°W: one 22 km square, not a box around the globe; its grid is in the
+    UTM zone of its centre."""
+    from geolulc.aoi import load_aoi
+    from geolulc.grid import choose_crs, project_geometry
+
+    path = tmp_path / "fiji.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [[[179.9, -16.9], [-179.9, -16.9], [-179.9, -16.7],
+                                            [179.9, -16.7], [179.9, -16.9]]]}}))
+    aoi = load_aoi(path)
+    assert 400 < aoi.area_km2 < 550
+    crs = choose_crs(aoi.geometry, None)
+    assert crs.to_epsg() in (32701, 32760)
+    minx, _, maxx, _ = project_geometry(aoi.geometry, crs).bounds
+    assert maxx - minx < 25_000
+    server, url, seen = serve([(200, landing), (200, EMPTY)])
+    search.search_scenes(aoi.geometry, "2023-06", url)
+    body = json.loads(next(b for m, _, b in seen if m == "POST"))
+    parts = body["intersects"]["coordinates"]
+    assert body["intersects"]["type"] == "MultiPolygon" and len(parts) == 2
+    lons = [x for part in parts for ring in part for x, _ in ring]
+    assert min(lons) >= -180 and max(lons) <= 180
+    assert sorted({round(abs(x), 1) for x in lons}) == [179.9, 180.0]
+    server.shutdown()
