@@ -208,16 +208,20 @@ def run_local(job: ChunkJob, starts: list[int], model: Model,
 _WORKER_MODELS: dict[tuple[str, str, str], tuple[Model, Classifier]] = {}
 
 
-def _worker_chunk(job: ChunkJob, row0: int, model_path: str, device: str,
-                  batch_size: int | None, precision: str) -> ChunkResult:
-    """One chunk on a Dask worker; the model is loaded once per worker process."""
+def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest: str,
+                  device: str, batch_size: int | None, precision: str) -> ChunkResult:
+    """One chunk on a Dask worker. The model travels as the bytes of its card and weights
+    (checked against their digests on arrival), so workers need none of the client's files;
+    it is built once per worker process."""
     from .device import resolve_device
-    from .model import load_model
+    from .model import model_from_bytes
 
-    key = (model_path, device, precision)
+    key = (digest, device, precision)
     if key not in _WORKER_MODELS:
         dev = resolve_device(device)
-        model = load_model(model_path, dev)
+        model = model_from_bytes(*payload, dev)
+        if model.digest != digest:
+            raise GeolulcError("the model bytes changed on the way to the worker")
         _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
@@ -235,7 +239,8 @@ def run_dask(job: ChunkJob, starts: list[int], model: Model, client, device: str
     from distributed import as_completed
 
     job_future = client.scatter(job, broadcast=True)
-    futures = [client.submit(_worker_chunk, job_future, row0, str(model.source), device,
+    payload = client.scatter(model.payload, broadcast=True)
+    futures = [client.submit(_worker_chunk, job_future, row0, payload, model.digest, device,
                              batch_size, precision, key=f"geolulc-chunk-{row0}-{id(job)}",
                              pure=False)
                for row0 in starts]

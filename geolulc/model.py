@@ -44,8 +44,9 @@ class Model:
 
     network: torch.nn.Module
     card: dict
-    source: Path | None = None  # the card it was loaded from, so workers can load it again
+    source: Path | None = None  # the card it was loaded from
     digest: str = ""  # identity of card and weights: results of other models are never mixed
+    payload: tuple[bytes, bytes] | None = None  # card and weights bytes, sent to Dask workers
 
     @property
     def bands(self) -> list[str]:
@@ -193,8 +194,17 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 def read_card(path: Path) -> dict:
     try:
-        card = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise GeolulcError(f"model card {path} is corrupt: {exc}") from None
+    return parse_card(text, path)
+
+
+def parse_card(text: bytes, path: Path | str) -> dict:
+    """A card from its bytes, validated; `path` names it in messages."""
+    try:
+        card = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GeolulcError(f"model card {path} is corrupt: {exc}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise GeolulcError(f"{path} is not a geolulc model card")
@@ -260,31 +270,42 @@ def card_problem(card: dict) -> str | None:
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> Model:
     """Load a bundled or user model, checking that card and weights agree."""
     card_path = resolve_model_path(name_or_path)
-    card = read_card(card_path)
     weights = card_path.with_suffix(".safetensors")
+    card_text = card_path.read_bytes() if card_path.is_file() else b""
     try:
         blob = weights.read_bytes()
     except OSError as exc:
+        read_card(card_path)  # a bad card is the better message
         raise GeolulcError(f"model weights {weights} are unreadable: {exc.strerror}") from None
+    model = model_from_bytes(card_text, blob, device, card_path)
+    model.source = card_path.resolve()
+    return model
+
+
+def model_from_bytes(card_text: bytes, blob: bytes, device: str | torch.device = "cpu",
+                     where: Path | str = "(in memory)") -> Model:
+    """A model from the bytes of its card and weights, with every check of `load_model`; how
+    Dask workers get a model without sharing the client's files."""
+    card = parse_card(card_text, where)
     if hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
-        raise GeolulcError(f"model weights {weights} do not match the SHA-256 in their card: "
+        raise GeolulcError(f"model weights of {where} do not match the SHA-256 in their card: "
                            "corrupt or replaced")
     try:
         state = load(blob)
     except (SafetensorError, ValueError) as exc:
-        raise GeolulcError(f"model weights {weights} are corrupt: {exc}") from None
+        raise GeolulcError(f"model weights of {where} are corrupt: {exc}") from None
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise GeolulcError(f"model weights {weights} hold non-finite values ({bad[0]})")
+        raise GeolulcError(f"model weights of {where} hold non-finite values ({bad[0]})")
     try:
         network = build_network(card["architecture"], len(card["bands"]), len(card["classes"]))
         network.load_state_dict(state)
     except (ValueError, RuntimeError, TypeError) as exc:
         first = str(exc).splitlines()[0]
-        raise GeolulcError(f"model {card_path} does not match its weights: {first}") from None
+        raise GeolulcError(f"model {where} does not match its weights: {first}") from None
     network.eval().to(device)
-    digest = hashlib.sha256(card_path.read_bytes() + blob).hexdigest()[:20]
-    return Model(network, card, card_path.resolve(), digest)
+    digest = hashlib.sha256(card_text + blob).hexdigest()[:20]
+    return Model(network, card, None, digest, (card_text, blob))
 
 
 def predict_probabilities(

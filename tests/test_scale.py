@@ -5,6 +5,7 @@ import subprocess
 import time
 
 import numpy as np
+import torch
 import pytest
 import rasterio
 
@@ -134,3 +135,35 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
     stride8 = dense_probabilities(model, dn, 8, cpu)
     assert stride8.shape == (11, 15, 3)
     np.testing.assert_allclose(stride8[::2, ::2], dense, atol=1e-5)
+
+
+def test_dask_workers_get_the_model_as_bytes_not_a_path(data_dir, tiny_model, tmp_path):
+    """The model exists only in the client's memory (no file anywhere) and the workers run in
+    another working directory: the chunks they return equal the local ones."""
+    distributed = pytest.importorskip("distributed")
+    from geolulc.chunks import ChunkJob, run_dask, run_local
+    from geolulc.inference import Classifier
+    from geolulc.model import model_from_bytes
+    from geolulc.pipeline import MapRequest, aoi_cells, plan_grid
+    from geolulc.read import Masking
+    from geolulc.scenes import load_scene
+
+    model = model_from_bytes(tiny_model.read_bytes(),
+                             tiny_model.with_suffix(".safetensors").read_bytes())
+    assert model.source is None
+    scenes = [load_scene(data_dir / "oscd" / "rennes" / "imgs_1")]
+    grid = plan_grid(MapRequest(stride=32), None, scenes, model)
+    job = ChunkJob(scenes, model.bands, grid, aoi_cells(grid, None), 0.5, False, 4, Masking())
+    starts = job.starts[:3]
+    local = {r.row0: r for r in run_local(job, starts, model,
+                                          Classifier(model, torch.device("cpu")))}
+    elsewhere = tmp_path / "workers"
+    elsewhere.mkdir()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, local_directory=str(elsewhere)) \
+            as cluster, distributed.Client(cluster) as client:
+        remote = {r.row0: r for r in run_dask(job, starts, model, client, "cpu", None, "auto")}
+    assert sorted(remote) == sorted(local) == starts
+    for row0 in starts:
+        np.testing.assert_array_equal(remote[row0].labels, local[row0].labels)
+        np.testing.assert_array_equal(remote[row0].probs, local[row0].probs)
