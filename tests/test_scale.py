@@ -5,9 +5,9 @@ import subprocess
 import time
 
 import numpy as np
-import torch
 import pytest
 import rasterio
+import torch
 
 from conftest import run_cli
 
