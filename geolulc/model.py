@@ -146,7 +146,9 @@ def save_model(network: torch.nn.Module, card: dict, path: str | Path) -> Path:
     weights = stem.with_suffix(".safetensors")
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     with atomic_path(weights) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "name": card.get("name", "")})
+        # One metadata key: safetensors writes a map's keys in a random order, and the card's
+        # digest must not depend on it (the name is in the card).
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
         make_ordinary(tmp)  # safetensors replaces the file with a private (0600) one
         card = {**card, "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
     write_text_atomic(stem.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
