@@ -67,7 +67,7 @@ def write_text_atomic(target: str | Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_outputs(out_dir: str | Path, last: str = "_landcover.tif") -> Iterator[Path]:
+def staged_outputs(out_dir: str | Path, last: str) -> Iterator[Path]:
     """Yield a staging folder inside `out_dir`; on success move its files into `out_dir`.
 
     Files move in name order with those ending in `last` (the map, or a download's item.json)

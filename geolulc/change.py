@@ -1,16 +1,28 @@
-"""Change detection between land-cover maps of the same grid.
+"""Change detection between two dates on the same grid: land cover and reflectance together.
 
-The change score of a cell comes from the per-class probabilities of both dates, not only from the
-argmax, so users can threshold it. Two ways of combining them are offered:
+Two kinds of evidence are combined into one change probability:
 
-- ``tv`` (default): the total variation distance ½ Σ_k |p_before(k) - p_after(k)|. It is 0 when
-  both dates have the same probabilities, however uncertain, and 1 for confident, different
-  classes, so an ambiguous cell seen twice does not turn into change.
-- ``independent``: 1 - Σ_k p_before(k) · p_after(k), the probability that the classes differ
-  when the two dates' classes are drawn independently. It is high for uncertain cells even when
-  nothing changed.
+- **Land cover.** The per-class probabilities of both dates give the expected *weight of the
+  transition* w = Σ_ij p_before(i) · W[i, j] · p_after(j). W says how much a transition is worth
+  believing as real change (`TRANSITION_RULES`): conversions that persist — anything becoming
+  built, trees becoming anything else, built land becoming anything, water appearing or going —
+  weigh 1 (0.8 for water and from built); classes that trade places with the seasons — crops,
+  grass, bare ground, shrub, flooded vegetation among each other, and snow with anything — weigh
+  0.2 (snow 0.05); a class that stays the same weighs 0.2, built that stays built 0.5 (a new
+  building in a town changes the reflectance, not the class).
+- **Reflectance** (`geolulc.spectral`): the standardised change vector of the normalised bands,
+  in units of the scene's own no-change noise (1 = typical noise, 9 = 3 σ in every band).
 
-Cells without valid data on either date are no-data, never change.
+``combined`` (the default wherever both dates' scenes are at hand): the score s = spectral ×
+w, and the change probability p = s² / (s² + 9²), so p = 0.5 — the default threshold — is a
+change of 3 σ on a transition of weight 1 (or of 6.7 σ on a seasonal one). The 3 σ rule is a
+property of the no-change noise, not a value fitted to any labels.
+
+Maps alone (``--before/--after`` GeoTIFFs) carry no reflectance; there the probability comes
+from the class probabilities only: ``tv``, the total variation distance ½ Σ_k |p_b(k) − p_a(k)|
+(0 for identical probabilities however uncertain), or ``independent``, 1 − Σ_k p_b(k) p_a(k).
+
+Cells without valid data on either date are no data, never change.
 """
 
 from __future__ import annotations
@@ -31,21 +43,55 @@ from rasterio.warp import reproject
 from .atomic import atomic_path, staged_outputs, write_text_atomic
 from .errors import GeolulcError
 from .quicklook import render_labels
-from .rasters import NODATA, PROB_SCALE, write_cog
+from .rasters import LANDCOVER_SUFFIX, NODATA, PROB_SCALE, PROBABILITIES_SUFFIX, write_cog
 
 log = logging.getLogger(__name__)
 
 MAX_CLASSES = 15  # from-to codes before·K + after must stay below the no-data code 255
 CHANGE_COLORS = {0: (220, 220, 220, 255), 1: (220, 20, 60, 255), NODATA: (0, 0, 0, 0)}
+METHODS = ("combined", "tv", "independent")
+#: Default threshold of each method's change probability.
+DEFAULT_THRESHOLD = {"combined": 0.5, "tv": 0.3, "independent": 0.5}
+#: Spectral score × transition weight at which the combined probability is 0.5: 3 σ squared.
+HALF_SCORE = 9.0
+ROWS_PER_BLOCK = 512  # compare() works in blocks of rows, so whole tiles need no float copies
+
+#: Classes of every bundled model by what their change means (class names as in the cards).
+CATEGORY = {
+    "water": "water", "River": "water", "SeaLake": "water",
+    "trees": "woody", "Forest": "woody", "PermanentCrop": "woody",
+    "built": "built", "Residential": "built", "Industrial": "built", "Highway": "built",
+    "snow_and_ice": "snow",
+}  # everything else (crops, grass, bare, shrub, flooded vegetation, pasture …): "seasonal"
+
+
+def _rule(before: str, after: str) -> float:
+    """Weight of the transition between two categories (see the module docstring)."""
+    if "snow" in (before, after):
+        return 0.05
+    if before == after:
+        return 0.5 if before == "built" else 0.2
+    if after == "built" or before == "woody":
+        return 1.0
+    if before == "built" or "water" in (before, after):
+        return 0.8
+    return 0.5  # seasonal → woody: growth, slower and less certain than a clearing
+
+
+def transition_weights(classes: list[str]) -> np.ndarray:
+    """W (K, K): how much each transition between these classes counts as real change."""
+    cats = [CATEGORY.get(c, "seasonal") for c in classes]
+    return np.array([[_rule(a, b) for b in cats] for a in cats], dtype=np.float32)
 
 
 @dataclass
 class DateMap:
-    """One date's land cover on a grid: labels and (when known) per-class probabilities."""
+    """One date's land cover on a grid: labels and per-class probabilities (float32 in [0, 1],
+    or uint8 × PROB_SCALE as the map files store them)."""
 
     name: str
     labels: np.ndarray  # (rows, cols) uint8, NODATA where unknown
-    probabilities: np.ndarray  # (rows, cols, classes) float32
+    probabilities: np.ndarray  # (rows, cols, classes)
     crs: CRS
     transform: Affine
     model: str
@@ -56,6 +102,10 @@ class DateMap:
     def valid(self) -> np.ndarray:
         return self.labels != NODATA
 
+    def probability_rows(self, rows: slice) -> np.ndarray:
+        p = self.probabilities[rows]
+        return p.astype(np.float32) / PROB_SCALE if p.dtype == np.uint8 else p
+
 
 @dataclass
 class Change:
@@ -65,36 +115,56 @@ class Change:
     mask: np.ndarray  # uint8 0 no change, 1 change, NODATA
     probability: np.ndarray  # float32 in [0, 1], NaN where unknown
     threshold: float
+    method: str = "tv"
 
 
-METHODS = ("tv", "independent")
-
-
-def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv") -> np.ndarray:
-    """Change score in [0, 1] from per-class probabilities (..., K) of two dates."""
+def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv",
+                       spectral: np.ndarray | None = None,
+                       weights: np.ndarray | None = None) -> np.ndarray:
+    """Change probability in [0, 1] from per-class probabilities (..., K) of two dates and, for
+    `combined`, the spectral score (...) and the transition weights (K, K)."""
     if method == "tv":
         score = 0.5 * np.sum(np.abs(before - after), axis=-1)
     elif method == "independent":
         score = 1.0 - np.sum(before * after, axis=-1)
+    elif method == "combined":
+        if spectral is None or weights is None:
+            raise GeolulcError("the combined change needs the scenes of both dates (maps alone "
+                               "carry no reflectance): use --method tv for maps")
+        w = np.einsum("...i,ij,...j->...", before, weights, after)
+        s = spectral * w
+        score = s * s / (s * s + HALF_SCORE * HALF_SCORE)
     else:
-        raise GeolulcError(f"unknown change method {method!r}: use {' or '.join(METHODS)}")
+        raise GeolulcError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
     return np.clip(score, 0.0, 1.0)
 
 
-def compare(before: DateMap, after: DateMap, threshold: float = 0.3, method: str = "tv") -> Change:
-    """From-to codes, change mask and change probability of two maps on the same grid."""
+def compare(before: DateMap, after: DateMap, threshold: float | None = None,
+            method: str = "tv", spectral: np.ndarray | None = None) -> Change:
+    """From-to codes, change mask and change probability of two maps on the same grid;
+    `spectral` is the spectral change of every cell (`geolulc.spectral`), needed by
+    `combined`. The threshold defaults to the method's own (`DEFAULT_THRESHOLD`)."""
     k = len(before.classes)
     if k > MAX_CLASSES:
         raise GeolulcError(f"change detection supports at most {MAX_CLASSES} classes, not {k}")
+    if method not in METHODS:
+        raise GeolulcError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
+    threshold = DEFAULT_THRESHOLD[method] if threshold is None else threshold
+    weights = transition_weights(before.classes)
     valid = before.valid & after.valid
-    prob = change_probability(before.probabilities, after.probabilities, method)
-    prob = prob.astype(np.float32)
-    prob[~valid] = np.nan
+    if spectral is not None:
+        valid &= np.isfinite(spectral)
+    prob = np.full(valid.shape, np.nan, dtype=np.float32)
+    for r0 in range(0, valid.shape[0], ROWS_PER_BLOCK):
+        rows = slice(r0, r0 + ROWS_PER_BLOCK)
+        block = change_probability(before.probability_rows(rows), after.probability_rows(rows),
+                                   method, None if spectral is None else spectral[rows], weights)
+        prob[rows] = np.where(valid[rows], block, np.nan)
     fromto = np.full(valid.shape, NODATA, dtype=np.uint8)
     fromto[valid] = before.labels[valid] * k + after.labels[valid]
     mask = np.full(valid.shape, NODATA, dtype=np.uint8)
     mask[valid] = (prob[valid] >= threshold).astype(np.uint8)
-    return Change(fromto, mask, prob, threshold)
+    return Change(fromto, mask, prob, threshold, method)
 
 
 def one_hot(labels: np.ndarray, k: int) -> np.ndarray:
@@ -119,15 +189,15 @@ def read_map(path: Path) -> DateMap:
         raise GeolulcError(f"{path} is not a land-cover map written by geolulc (no class tags)")
     classes = json.loads(tags["classes"])
     colors = [tuple(cmap.get(i, (128, 128, 128, 255))[:3]) for i in range(len(classes))]
-    prob_path = Path(str(path).replace("_landcover.tif", "_probabilities.tif"))
+    prob_path = Path(str(path).replace(LANDCOVER_SUFFIX, PROBABILITIES_SUFFIX))
     if prob_path != path and prob_path.exists():
         with rasterio.open(prob_path) as src:
-            probs = np.moveaxis(src.read().astype(np.float32) / PROB_SCALE, 0, 2)
+            probs = np.moveaxis(src.read(), 0, 2).astype(np.uint8)  # × PROB_SCALE
         probs[labels == NODATA] = 0
     else:
         log.warning("%s has no probabilities beside it; change probability is 0 or 1", path)
         probs = one_hot(labels, len(classes))
-    name = Path(path).name.removesuffix("_landcover.tif").removesuffix(".tif")
+    name = Path(path).name.removesuffix(LANDCOVER_SUFFIX).removesuffix(".tif")
     return DateMap(name, labels, probs, crs, transform, tags["model"], classes, colors)
 
 
@@ -138,9 +208,9 @@ def resample_onto(source: DateMap, target: DateMap) -> DateMap:
     reproject(source.labels, labels, src_transform=source.transform, src_crs=source.crs.to_wkt(),
               dst_transform=target.transform, dst_crs=target.crs.to_wkt(), src_nodata=NODATA,
               dst_nodata=NODATA, resampling=Resampling.nearest)
-    probs = np.zeros((*shape, source.probabilities.shape[2]), dtype=np.float32)
+    probs = np.zeros((*shape, source.probabilities.shape[2]), dtype=source.probabilities.dtype)
     for i in range(probs.shape[2]):
-        band = np.zeros(shape, dtype=np.float32)
+        band = np.zeros(shape, dtype=probs.dtype)
         reproject(source.probabilities[..., i], band, src_transform=source.transform,
                   src_crs=source.crs.to_wkt(), dst_transform=target.transform,
                   dst_crs=target.crs.to_wkt(), resampling=Resampling.nearest)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from .aoi import load_aoi
 from .atomic import safe_name
 from .catalog import parse_date_range
-from .change import DateMap, check_comparable, compare, read_map, write_change
+from .change import Change, DateMap, check_comparable, compare, read_map, write_change
 from .device import resolve_device
 from .errors import GeolulcError
+from .grid import PatchGrid
 from .inference import Classifier
 from .model import Model, load_model
 from .pipeline import (
@@ -22,6 +22,7 @@ from .pipeline import (
     check_scenes,
     chunk_rows_for,
     classify_grid,
+    dask_client,
     find_scenes,
     masking_for,
     model_for,
@@ -29,8 +30,10 @@ from .pipeline import (
     restores_toa,
     write_map,
 )
-from .rasters import PROB_SCALE
+from .rasters import NODATA
+from .read import Masking
 from .scenes import Scene, load_scene
+from .spectral import check_levels, spectral_change
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +42,90 @@ def _is_map(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".tif", ".tiff")
 
 
-def _date_maps(req: MapRequest, model: Model, aoi, inputs: list[tuple[str, list[Scene]]],
-               device, searched: bool = False) -> list[DateMap]:
-    """Classify each date's scenes on one grid (planned from the AOI or the first scene)."""
-    grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0][1], model)
+@dataclass
+class DateInput:
+    """One date to compare: its label and the scenes that make it."""
+
+    label: str
+    scenes: list[Scene]
+    searched: bool = False  # found by a search for this date (drives its compositing)
+
+
+@dataclass
+class DatesOnGrid:
+    """Every date classified on one grid, with what the spectral comparison needs."""
+
+    maps: list[DateMap]
+    inputs: list[DateInput]
+    grid: PatchGrid
+    maskings: list[Masking]
+    chunk_rows: int
+    caches: list = field(default_factory=list)  # chunk caches, kept until the change is written
+
+    def clear_caches(self) -> None:
+        for cache in self.caches:
+            cache.clear()
+
+
+def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], device,
+                   write: bool = True) -> DatesOnGrid:
+    """Classify each date's scenes on one grid (planned from the AOI or the first date's
+    scenes), resumably and on Dask as `map` does; with `write`, each date's map is written too."""
+    grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0].scenes, model)
     inside = aoi_cells(grid, aoi.geometry if aoi else None)
     classifier = Classifier(model, device, req.batch_size, req.precision)
-    maps = []
-    for label, scenes in inputs:
-        check_scenes(scenes, model, restores_toa(req, model))
-        result = classify_grid(scenes, model, grid, inside, classifier, req.min_clear,
-                               chunk_rows_for(req, model), req.progress, req.dense,
-                               masking=masking_for(dataclasses.replace(
-                                   req, date=label if searched else None), model))
-        result.require_patches(label)
-        write_map(req.out_dir, safe_name(f"{req.name}_{label}"), result, model, scenes, label)
-        maps.append(DateMap(label, result.labels,
-                            result.probabilities.astype(np.float32) / PROB_SCALE, grid.crs,
-                            grid.map_transform, model.name, model.classes, model.colors))
-    return maps
+    chunk_rows = chunk_rows_for(req, model)
+    maps, maskings, caches = [], [], []
+    with dask_client(req) as client:
+        for date in inputs:
+            check_scenes(date.scenes, model, restores_toa(req, model))
+            masking = masking_for(dataclasses.replace(
+                req, date=date.label if date.searched else None), model)
+            result = classify_grid(date.scenes, model, grid, inside, classifier, req.min_clear,
+                                   chunk_rows, req.progress, req.dense,
+                                   cache_root=req.out_dir, client=client,
+                                   worker_device=req.device, masking=masking,
+                                   worker_batch=req.batch_size)
+            result.require_patches(date.label)
+            if write:
+                write_map(req.out_dir, safe_name(f"{req.name}_{date.label}"), result, model,
+                          date.scenes, date.label)
+            caches += [result.cache] if result.cache else []
+            maskings.append(masking)
+            maps.append(DateMap(date.label, result.labels, result.probabilities, grid.crs,
+                                grid.map_transform, model.name, model.classes, model.colors))
+    return DatesOnGrid(maps, inputs, grid, maskings, chunk_rows, caches)
+
+
+def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
+                  method: str) -> Change:
+    """Change from date i to date j: `combined` reads both dates' reflectance for the spectral
+    score (see `geolulc.spectral`); the land-cover-only methods use the maps alone."""
+    spectral = None
+    if method == "combined":
+        spectral = spectral_change(dates.inputs[i].scenes, dates.inputs[j].scenes, dates.grid,
+                                   (dates.maskings[i], dates.maskings[j]), dates.chunk_rows)
+    change = compare(dates.maps[i], dates.maps[j], threshold, method, spectral)
+    if not (change.mask != NODATA).any():
+        raise GeolulcError(f"{dates.maps[i].name} and {dates.maps[j].name} have no clear pixel "
+                           "in common: there is nothing to compare")
+    return change
+
+
+def resolve_method(method: str, have_scenes: bool) -> str:
+    """`auto`: combined where the scenes are at hand, tv for maps."""
+    if method == "auto":
+        return "combined" if have_scenes else "tv"
+    if method == "combined" and not have_scenes:
+        raise GeolulcError("--method combined needs scenes (maps carry no reflectance): give "
+                           "--before/--after scenes or --dates, or use --method tv")
+    return method
 
 
 def run_change(
     req: MapRequest, dates: list[str], before: Path | None, after: Path | None,
-    threshold: float = 0.3, resample: bool = False, vector: bool = False, method: str = "tv",
+    threshold: float | None = None, resample: bool = False, vector: bool = False,
+    method: str = "auto",
 ) -> dict:
     """Maps of every date, then changes between consecutive dates and first → last."""
     if dates and (before or after):
@@ -78,37 +141,53 @@ def run_change(
         raise GeolulcError("give --aoi with --dates D1 D2 [...], or --before and --after")
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
     req = dataclasses.replace(req, name=safe_name(req.name or (aoi.name if aoi else "change")))
+    on_grid = None
     if before and after and _is_map(before) and _is_map(after):
+        method = resolve_method(method, have_scenes=False)
         first = read_map(before)
         maps = [first, check_comparable(first, read_map(after), resample)]
     elif before and after and not _is_map(before) and not _is_map(after):
-        inputs = [("before", [load_scene(before)]), ("after", [load_scene(after)])]
+        method = resolve_method(method, have_scenes=True)
+        inputs = [DateInput("before", [load_scene(before)]),
+                  DateInput("after", [load_scene(after)])]
+        if method == "combined":
+            check_levels([d.scenes for d in inputs])
         device = resolve_device(req.device)
-        model = load_model(model_for(req.model, inputs[0][1] + inputs[1][1]), device)
-        maps = _date_maps(req, model, aoi, inputs, device)
+        model = load_model(model_for(req.model, inputs[0].scenes + inputs[1].scenes), device)
+        on_grid = classify_dates(req, model, aoi, inputs, device)
+        maps = on_grid.maps
     elif before and after:
         raise GeolulcError("--before and --after must both be maps or both be scenes")
     else:
+        method = resolve_method(method, have_scenes=True)
         device = resolve_device(req.device)
         inputs = []
         for date in dates:
             try:
-                inputs.append((date, find_scenes(dataclasses.replace(req, date=date),
-                                                 aoi.geometry)))
+                found = find_scenes(dataclasses.replace(req, date=date), aoi.geometry)
             except GeolulcError as exc:
                 raise GeolulcError(f"date {date}: {exc}") from None
-        scenes = [s for _, found in inputs for s in found]
-        maps = _date_maps(req, load_model(model_for(req.model, scenes), device), aoi, inputs,
-                          device, searched=True)
-    pairs = list(zip(maps, maps[1:]))
+            inputs.append(DateInput(date, found, searched=True))
+        if method == "combined":
+            check_levels([d.scenes for d in inputs])
+        scenes = [s for date in inputs for s in date.scenes]
+        model = load_model(model_for(req.model, scenes), device)
+        on_grid = classify_dates(req, model, aoi, inputs, device)
+        maps = on_grid.maps
+    pairs = [(i, i + 1) for i in range(len(maps) - 1)]
     if len(maps) > 2:
-        pairs.append((maps[0], maps[-1]))
+        pairs.append((0, len(maps) - 1))
     results = []
-    for a, b in pairs:
-        change = compare(a, b, threshold, method)
+    for i, j in pairs:
+        a, b = maps[i], maps[j]
+        change = (compare_dates(on_grid, i, j, threshold, method) if on_grid
+                  else compare(a, b, threshold, method))
         outputs = write_change(req.out_dir, safe_name(f"{req.name}_{a.name}_{b.name}"), a, b,
                                change, vector)
-        results.append({"before": a.name, "after": b.name, "outputs": outputs,
+        results.append({"before": a.name, "after": b.name, "method": change.method,
+                        "threshold": change.threshold, "outputs": outputs,
                         "changed_cells": int((change.mask == 1).sum()),
-                        "valid_cells": int((change.mask != 255).sum())})
+                        "valid_cells": int((change.mask != NODATA).sum())})
+    if on_grid:
+        on_grid.clear_caches()
     return {"dates": [m.name for m in maps], "model": maps[0].model, "changes": results}

@@ -555,13 +555,17 @@ class SpacedDates(click.Command):
               help="Earlier scene (as for `map --scene`) or land-cover GeoTIFF from `map`.")
 @click.option("--after", type=click.Path(path_type=Path), default=None,
               help="Later scene or land-cover GeoTIFF.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Change probability from which a cell counts as changed in the mask (0.3 "
-                   "scored best on the OSCD cities, see the README).")
-@click.option("--method", type=click.Choice(["tv", "independent"]), default="tv",
-              show_default=True, help="How the two dates' class probabilities become a change "
-              "probability: tv = total variation distance (0 for identical probabilities); "
-              "independent = 1 - Σ p_before·p_after.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Change probability from which a pixel counts as changed in the mask "
+                   "[default: 0.5 for combined (a 3 σ spectral change on a lasting transition), "
+                   "0.3 for tv, 0.5 for independent].")
+@click.option("--method", type=click.Choice(["auto", "combined", "tv", "independent"]),
+              default="auto", show_default=True,
+              help="How the change probability is made. combined: the spectral change of the "
+              "normalised reflectance (in σ of the scene's no-change noise) weighted by how "
+              "lasting the land-cover transition is (needs scenes); tv: total variation "
+              "distance of the two dates' class probabilities; independent: 1 - Σ p_before·"
+              "p_after. auto: combined for scenes, tv for maps.")
 @click.option("--resample", is_flag=True,
               help="Resample the --after map onto the grid of --before when the grids differ.")
 @click.option("--vector", is_flag=True, help="Also write change polygons (GeoPackage).")
@@ -610,12 +614,14 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Pixels between patch centres.")
 @click.option("--threshold", "thresholds", type=click.FloatRange(0, 1), multiple=True,
-              default=(0.5,), show_default=True, help="Change threshold(s) to score; repeat "
-              "to sweep several in one run.")
-@click.option("--method", "methods", type=click.Choice(["tv", "independent"]), multiple=True,
-              default=("tv",), show_default=True, help="Probability combination(s) to score.")
-@click.option("--patch-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-              help="Share of changed label pixels from which a cell counts as truly changed.")
+              help="Change threshold(s) to score; repeat to sweep several in one run "
+              "[default: each method's own, as in `change`].")
+@click.option("--method", "methods", type=click.Choice(["combined", "tv", "independent"]),
+              multiple=True, default=("combined",), show_default=True,
+              help="Change method(s) to score (as in `change`); repeat for several.")
+@click.option("--patch-fraction", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Share of changed pixels from which a 64 × 64-pixel block counts as changed "
+              "(in the labels and in the prediction).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               default=Path("outputs/evaluate-change"), show_default=True,
               help="Folder for the maps made on the way.")
@@ -625,7 +631,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
 def evaluate_change_command(cities, model, stride, thresholds, methods, patch_fraction, out_dir,
                             device, as_json):
     """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif): pixel- and
-    patch-level precision, recall and F1."""
+    64 × 64-block precision, recall and F1."""
     from .evaluate_change import evaluate_cities
     from .pipeline import MapRequest
 
@@ -635,9 +641,9 @@ def evaluate_change_command(cities, model, stride, thresholds, methods, patch_fr
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{'method':<12}{'thr':>5}  {'pixel P/R/F1':<22}{'patch P/R/F1':<22}")
+    click.echo(f"{'method':<12}{'thr':>5}  {'pixel P/R/F1':<22}{'block P/R/F1':<22}")
     for row in result["total"]:
-        px, pa = row["pixel"], row["patch"]
+        px, pa = row["pixel"], row["block"]
         click.echo(f"{row['method']:<12}{row['threshold']:>5.2f}  "
                    f"{px['precision']:.3f}/{px['recall']:.3f}/{px['f1']:.3f}        "
                    f"{pa['precision']:.3f}/{pa['recall']:.3f}/{pa['f1']:.3f}")

@@ -5,8 +5,8 @@ pixel mask (1 no change, 2 change) on the 10 m grid of ``imgs_1``'s B02 without 
 own. geolulc's change is computed on its own UTM cell grid and compared on two levels:
 
 - pixel level, on the label grid: the change probability is resampled (nearest) onto it;
-- patch level, on the cell grid: a cell is truly changed when at least ``patch_fraction`` of its
-  labelled pixels changed.
+- block level, on 64 × 64-pixel squares of the label grid: a square has changed when at least
+  ``patch_fraction`` of its pixels changed, in the labels and in the prediction alike.
 
 OSCD labels mark urban change only, a subset of land-cover change; see the README's limitations.
 """
@@ -22,13 +22,14 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import reproject
 
-from .change import compare
-from .change_job import _date_maps
+from .change import DEFAULT_THRESHOLD, compare
+from .change_job import DateInput, classify_dates
 from .device import resolve_device
 from .errors import GeolulcError
 from .model import load_model
 from .pipeline import MapRequest, model_for
 from .scenes import load_scene
+from .spectral import spectral_change
 
 
 def scores(truth: np.ndarray, pred: np.ndarray) -> dict:
@@ -70,43 +71,61 @@ def _label_grid(city: Path):
         return labels == 2, ref.crs, ref.transform
 
 
+def block_scores(truth: np.ndarray, pred: np.ndarray, scored: np.ndarray, block: int,
+                 fraction: float) -> dict:
+    """P/R/F1 of whole `block` × `block` squares of the label grid that are at least half
+    scored: a square has changed when at least `fraction` of its scored pixels changed (in
+    the labels, and in the prediction)."""
+    hits, calls = [], []
+    for r in range(0, truth.shape[0] - block + 1, block):
+        for c in range(0, truth.shape[1] - block + 1, block):
+            seen = scored[r:r + block, c:c + block]
+            if seen.mean() < 0.5:
+                continue
+            hits.append(truth[r:r + block, c:c + block][seen].mean() >= fraction)
+            calls.append(pred[r:r + block, c:c + block][seen].mean() >= fraction)
+    return scores(np.array(hits, dtype=bool), np.array(calls, dtype=bool))
+
+
 def evaluate_city(
     city: Path, req: MapRequest, thresholds: list[float], methods: list[str],
-    patch_fraction: float = 0.1,
+    patch_fraction: float = 0.02, block: int = 64,
 ) -> dict:
-    """Classify both dates once, then score every (method, threshold) at both levels."""
+    """Classify both dates once (nothing written), then score every (method, threshold) at the
+    pixel level and on `block`-pixel squares of the label grid. No threshold: each method's
+    default."""
     truth_px, label_crs, label_transform = _label_grid(city)
     device = resolve_device(req.device)
-    inputs = [("before", [load_scene(city / "imgs_1")]), ("after", [load_scene(city / "imgs_2")])]
-    model = load_model(model_for(req.model, inputs[0][1] + inputs[1][1]), device)
-    before, after = _date_maps(req, model, None, inputs, device)
-    cell_truth = np.zeros(before.labels.shape, dtype=np.float32)
-    coverage = np.zeros(before.labels.shape, dtype=np.float32)
-    common = {"src_transform": label_transform, "src_crs": label_crs,
-              "dst_transform": before.transform, "dst_crs": before.crs.to_wkt(),
-              "resampling": Resampling.average}
-    reproject(truth_px.astype(np.float32), cell_truth, **common)
-    reproject(np.ones(truth_px.shape, dtype=np.float32), coverage, **common)
+    inputs = [DateInput("before", [load_scene(city / "imgs_1")]),
+              DateInput("after", [load_scene(city / "imgs_2")])]
+    model = load_model(model_for(req.model, inputs[0].scenes + inputs[1].scenes), device)
+    dates = classify_dates(req, model, None, inputs, device, write=False)
+    before, after = dates.maps
+    spectral = None
+    if "combined" in methods:
+        spectral = spectral_change(inputs[0].scenes, inputs[1].scenes, dates.grid,
+                                   (dates.maskings[0], dates.maskings[1]), dates.chunk_rows)
+    dates.clear_caches()
     results = []
     for method in methods:
-        for threshold in thresholds:
-            change = compare(before, after, threshold, method)
+        for threshold in thresholds or [DEFAULT_THRESHOLD[method]]:
+            change = compare(before, after, threshold, method,
+                             spectral if method == "combined" else None)
             on_labels = np.full(truth_px.shape, np.nan, dtype=np.float32)
             reproject(change.probability, on_labels, src_transform=before.transform,
                       src_crs=before.crs.to_wkt(), dst_transform=label_transform,
                       dst_crs=label_crs, src_nodata=np.nan, dst_nodata=np.nan,
                       resampling=Resampling.nearest)
-            valid_px = ~np.isnan(on_labels)
-            pixel = scores(truth_px[valid_px], on_labels[valid_px] >= threshold)
-            valid_cells = (change.mask != 255) & (coverage > 0.5)
-            patch = scores(cell_truth[valid_cells] >= patch_fraction,
-                           change.mask[valid_cells] == 1)
-            results.append({"method": method, "threshold": threshold, "pixel": pixel,
-                            "patch": patch, "pixels_scored": int(valid_px.sum()),
+            scored = ~np.isnan(on_labels)
+            pred = np.nan_to_num(on_labels) >= threshold
+            results.append({"method": method, "threshold": threshold,
+                            "pixel": scores(truth_px[scored], pred[scored]),
+                            "block": block_scores(truth_px, pred, scored, block, patch_fraction),
+                            "pixels_scored": int(scored.sum()),
                             "pixels_labelled": int(truth_px.size)})
     return {"city": city.name, "cells": list(before.labels.shape),
-            "cell_size_m": abs(before.transform.a), "changed_label_share":
-            round(float(truth_px.mean()), 4), "results": results}
+            "cell_size_m": abs(before.transform.a), "block_px": block,
+            "changed_label_share": round(float(truth_px.mean()), 4), "results": results}
 
 
 def evaluate_cities(cities: list[Path], req: MapRequest, thresholds: list[float],
@@ -117,6 +136,6 @@ def evaluate_cities(cities: list[Path], req: MapRequest, thresholds: list[float]
         rows = [c["results"][i] for c in per_city]
         summary.append({"method": first["method"], "threshold": first["threshold"],
                         "pixel": total([r["pixel"] for r in rows]),
-                        "patch": total([r["patch"] for r in rows])})
+                        "block": total([r["block"] for r in rows])})
     return {"model": req.model, "stride": req.stride, "patch_fraction": patch_fraction,
             "cities": per_city, "total": summary}

@@ -36,7 +36,15 @@ from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, proje
 from .inference import Classifier
 from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
 from .quicklook import write_quicklook
-from .rasters import NODATA, PROB_SCALE, class_colormap, write_cog, write_qgis_style
+from .rasters import (
+    LANDCOVER_SUFFIX,
+    NODATA,
+    PROB_SCALE,
+    PROBABILITIES_SUFFIX,
+    class_colormap,
+    write_cog,
+    write_qgis_style,
+)
 from .read import Masking, acquisitions
 from .scenes import Scene, load_scene
 from .stats import areas_csv, class_areas
@@ -292,7 +300,7 @@ def write_map(
     colors = model.colors
     probs = np.moveaxis(result.probabilities, 2, 0)  # a view: written band by band below
     files = {}
-    with staged_outputs(out_dir) as stage:
+    with staged_outputs(out_dir, last=LANDCOVER_SUFFIX) as stage:
         files["confidence"] = write_cog(
             stage / f"{name}_confidence.tif", result.confidence, grid.crs, grid.map_transform,
             NODATA, tags={"units": "percent", "model": model.name},
@@ -303,7 +311,7 @@ def write_map(
             tags={"meaning": "acquisitions with a clear view of the pixel"},
             description="clear observations", resampling="AVERAGE")
         files["probabilities"] = write_cog(
-            stage / f"{name}_probabilities.tif", probs, grid.crs, grid.map_transform, NODATA,
+            stage / f"{name}{PROBABILITIES_SUFFIX}", probs, grid.crs, grid.map_transform, NODATA,
             tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
             description=model.classes, resampling="AVERAGE", scale=1 / PROB_SCALE,
             nodata_where=result.labels == NODATA)
@@ -318,7 +326,7 @@ def write_map(
         write_qgis_style(stage / f"{name}_landcover.qml", model.classes, colors)
         files["qgis_style"] = stage / f"{name}_landcover.qml"
         files["landcover"] = write_cog(
-            stage / f"{name}_landcover.tif", result.labels, grid.crs, grid.map_transform, NODATA,
+            stage / f"{name}{LANDCOVER_SUFFIX}", result.labels, grid.crs, grid.map_transform, NODATA,
             colormap=class_colormap(colors), tags=tags, description="land cover class")
     outputs = {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
     return outputs, {**run_info, "stats": stats}

@@ -17,6 +17,9 @@ from .atomic import atomic_path, write_text_atomic
 NODATA = 255
 #: Probabilities are stored as uint8: value = round(probability × PROB_SCALE).
 PROB_SCALE = 250
+#: File-name endings of a map's outputs, read back by `change` (NAME + suffix).
+LANDCOVER_SUFFIX = "_landcover.tif"
+PROBABILITIES_SUFFIX = "_probabilities.tif"
 
 
 def write_cog(

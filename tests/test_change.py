@@ -90,7 +90,7 @@ def test_change_from_scenes_then_from_maps(data_dir, tiny_model, tmp_path):
     out = tmp_path / "scenes"
     result = run_cli("change", "--before", str(city / "imgs_1"), "--after", str(city / "imgs_2"),
                      "--model", str(tiny_model), "--stride", "32", "--out", str(out), "--name",
-                     "rennes", "--json", "--vector")
+                     "rennes", "--json", "--vector", "--method", "tv")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["dates"] == ["before", "after"]

@@ -1,0 +1,197 @@
+"""Spectral change between two dates: how far a pixel's reflectance moved, in units of the noise
+of pixels that did not change.
+
+Land-cover labels miss change that keeps the class (a new building in a town, a new road through
+fields) and flip where nothing changed (an uncertain pixel). The reflectance itself sees the first
+and ignores the second, so `geolulc change` scores both. In three steps:
+
+1. **Relative radiometric normalisation.** The later date is mapped onto the earlier one band by
+   band (gain and offset from the medians and median absolute deviations), fitted on the pixels
+   that did not change: first all clear pixels, then, three times, the 70 % with the smallest
+   change (fitted once for the whole area, on a sample of its pixels). Illumination,
+   season-wide brightness and atmosphere differences go into the gain and offset instead of the
+   change.
+2. **Standardised change vector.** Each band's difference is divided by the robust standard
+   deviation (1.4826 × MAD) of the differences of those unchanged pixels, so the score is in
+   units of the scene's own no-change noise; the score is the mean over the bands of the squared
+   standardised differences (1 for typical no-change noise, 9 for a change of 3 σ in every band).
+3. **Misregistration.** Sentinel-2 dates are co-registered to a fraction of a pixel, not exactly;
+   at every sharp edge that fraction reads as change. The score is the smallest over the later
+   date shifted by up to one pixel in each direction, then averaged over 3 × 3 pixels.
+
+Pixels not clear on both dates are NaN: no data, never change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+from scipy.ndimage import uniform_filter
+
+from .errors import GeolulcError
+from .grid import PatchGrid
+from .read import Masking, StackReader
+from .scenes import Scene
+
+log = logging.getLogger(__name__)
+
+#: Bands of the change vector: visible, near and both short-wave infrared bands (10 and 20 m).
+SPECTRAL_BANDS = ["B02", "B03", "B04", "B08", "B11", "B12"]
+#: Share of the clear pixels taken as unchanged when the normalisation is refitted.
+INVARIANT_SHARE = 0.7
+NORMALISATION_ROUNDS = 3
+#: Fewer clear pixels in common than this and the dates are not compared.
+MIN_PIXELS = 500
+#: Pixels drawn from the whole area to fit the normalisation.
+SAMPLE_PIXELS = 1_000_000
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-band map of the later date onto the earlier one, and the no-change noise."""
+
+    gain: np.ndarray
+    offset: np.ndarray
+    sigma: np.ndarray  # robust standard deviation of the unchanged pixels' differences (DN)
+
+    def apply(self, after: np.ndarray) -> np.ndarray:
+        return after * self.gain[:, None, None] + self.offset[:, None, None]
+
+
+def _medians_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band gain and offset that put `y` (bands, n) on the scale of `x`."""
+    mx, my = np.median(x, axis=1), np.median(y, axis=1)
+    sx = np.median(np.abs(x - mx[:, None]), axis=1)
+    sy = np.median(np.abs(y - my[:, None]), axis=1)
+    gain = np.where((sx > 0) & (sy > 0), sx / np.maximum(sy, 1e-6), 1.0)
+    return gain, mx - gain * my
+
+
+def fit_normalisation(before: np.ndarray, after: np.ndarray) -> Normalisation:
+    """Normalisation fitted on samples (bands, n) of clear pixels of both dates: all of them
+    first, then, `NORMALISATION_ROUNDS` times, the `INVARIANT_SHARE` that changed least."""
+    if before.shape[1] < MIN_PIXELS:
+        raise GeolulcError(f"the dates have {before.shape[1]} clear pixels in common (at least "
+                           f"{MIN_PIXELS} are needed to compare their reflectance)")
+    x, y = before.astype(np.float64), after.astype(np.float64)
+    invariant = np.ones(x.shape[1], dtype=bool)
+    for _ in range(NORMALISATION_ROUNDS):
+        gain, offset = _medians_fit(x[:, invariant], y[:, invariant])
+        diff = y * gain[:, None] + offset[:, None] - x
+        inv = diff[:, invariant]
+        sigma = MAD_TO_SIGMA * np.median(np.abs(inv - np.median(inv, axis=1)[:, None]), axis=1)
+        sigma = np.maximum(sigma, 1.0)  # 1 DN: identical dates are no change, not 0/0
+        score = np.mean((diff / sigma[:, None]) ** 2, axis=0)
+        invariant = score <= np.quantile(score, INVARIANT_SHARE)
+    return Normalisation(gain.astype(np.float32), offset.astype(np.float32),
+                         sigma.astype(np.float32))
+
+
+def _shifted_min(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Mean squared standardised difference, the smallest over shifts of `y` by ≤ 1 pixel."""
+    height, width = x.shape[1:]
+    pad = np.pad(y, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    best = None
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            diff = (pad[:, dy:dy + height, dx:dx + width] - x) / sigma[:, None, None]
+            score = np.einsum("bhw,bhw->hw", diff, diff) / len(sigma)
+            best = score if best is None else np.minimum(best, score)
+    return best
+
+
+def change_score(before: np.ndarray, after: np.ndarray, valid: np.ndarray,
+                 norm: Normalisation | None = None) -> np.ndarray:
+    """Spectral change (h, w) float32 of two co-registered stacks (bands, h, w) of harmonised
+    reflectance × 10000: mean squared change in units of the no-change noise, NaN where `valid`
+    is False. Without `norm`, the normalisation is fitted on these pixels."""
+    x = before.astype(np.float32)
+    y = after.astype(np.float32)
+    norm = norm or fit_normalisation(x[:, valid], y[:, valid])
+    score = _shifted_min(x, norm.apply(y), norm.sigma)
+    smooth = uniform_filter(np.where(valid, score, 0), 3, mode="nearest")
+    weight = uniform_filter(valid.astype(np.float32), 3, mode="nearest")
+    out = np.full(valid.shape, np.nan, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[valid] = (smooth / weight)[valid]
+    return out
+
+
+def _core(array: np.ndarray, margin: int) -> np.ndarray:
+    return array[..., margin:array.shape[-2] - margin, margin:array.shape[-1] - margin]
+
+
+def _to_cells(score: np.ndarray, stride: int) -> np.ndarray:
+    """Mean score of each cell's stride × stride block (NaN where the whole block is)."""
+    if stride == 1:
+        return score
+    rows, cols = score.shape[0] // stride, score.shape[1] // stride
+    blocks = score[:rows * stride, :cols * stride].reshape(rows, stride, cols, stride)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+
+
+def _chunks(grid: PatchGrid, chunk_rows: int) -> Iterator[tuple[int, Window]]:
+    for row0 in range(0, grid.rows, chunk_rows):
+        n_rows = min(chunk_rows, grid.rows - row0)
+        yield row0, Window(0, row0 * grid.stride, grid.read_shape[1],
+                           n_rows * grid.stride + 2 * grid.margin)
+
+
+def check_levels(dates: list[list[Scene]]) -> None:
+    """Reflectances of L1C and L2A are not comparable: refuse a mix before any work starts."""
+    levels = {s.level for scenes in dates for s in scenes}
+    if len(levels) > 1:
+        raise GeolulcError("the dates have different processing levels (L1C and L2A): their "
+                           "reflectances cannot be compared; use one collection for all dates")
+
+
+def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
+                    maskings: tuple[Masking, Masking], chunk_rows: int) -> np.ndarray:
+    """Spectral change score of every map cell (rows, cols) float32, NaN where unknown.
+
+    Two passes over the grid, chunk by chunk, so memory stays bounded by a chunk: the first
+    draws a sample of the pixels clear on both dates from every chunk and fits one
+    normalisation for the whole area (a chunk that is mostly sea would otherwise set the noise
+    of the land), the second scores every pixel with it. Reflectance is used as the products
+    give it: the normalisation absorbs the atmosphere, so L2A is not restored to top of
+    atmosphere here.
+    """
+    check_levels([before, after])
+    plain = [dataclasses.replace(m, restore_toa=False) for m in maskings]
+    out = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
+    m = max(grid.margin - 1, 0)  # one pixel of context for the shifts and the smoothing
+    trim = grid.margin - m
+    rng = np.random.default_rng(0)
+    with StackReader(before, SPECTRAL_BANDS, grid, plain[0]) as first, \
+            StackReader(after, SPECTRAL_BANDS, grid, plain[1]) as second:
+        def pairs():
+            for row0, window in _chunks(grid, chunk_rows):
+                a, b = first.read(window), second.read(window)
+                yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
+
+        samples_a, samples_b = [], []
+        n_chunks = -(-grid.rows // chunk_rows)
+        for _, xa, xb, valid in pairs():
+            idx = np.flatnonzero(valid)
+            take = rng.choice(idx, min(len(idx), SAMPLE_PIXELS // n_chunks + 1), replace=False)
+            samples_a.append(xa.reshape(len(SPECTRAL_BANDS), -1)[:, take])
+            samples_b.append(xb.reshape(len(SPECTRAL_BANDS), -1)[:, take])
+        norm = fit_normalisation(np.concatenate(samples_a, axis=1),
+                                 np.concatenate(samples_b, axis=1))
+        log.info("spectral normalisation: gain %s, noise σ %s DN", np.round(norm.gain, 3),
+                 np.round(norm.sigma, 1))
+        for row0, xa, xb, valid in pairs():
+            score = change_score(xa, xb, valid, norm)
+            score = score[trim:score.shape[0] - trim, trim:score.shape[1] - trim]
+            cells = _to_cells(score, grid.stride)
+            out[row0:row0 + cells.shape[0]] = cells[:grid.rows - row0]
+    return out
