@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from geolulc.change_job import DateInput, classify_dates, compare_dates
+from geolulc.device import resolve_device
 from geolulc.evaluate_change import evaluate_city, total
 from geolulc.model import load_model
 from geolulc.pipeline import MapRequest
@@ -26,8 +27,7 @@ from geolulc.scenes import load_scene
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oscd"
 LABELLED = ["bercy", "paris", "rennes", "bordeaux", "aguasclaras", "nantes", "hongkong"]
 UNLABELLED = ["norcia", "montpellier", "rio"]
-THRESHOLDS = {"combined": [0.3, 0.4, 0.5, 0.6, 0.7, 0.74, 0.8, 0.85, 0.9],
-              "tv": [0.3, 0.5, 0.7]}
+THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.74, 0.8, 0.85, 0.9]
 
 
 def main() -> None:
@@ -38,10 +38,8 @@ def main() -> None:
     for fraction in (0.02, 0.1):
         cities = {}
         for city in LABELLED:
-            rows = []
-            for method, thresholds in THRESHOLDS.items():
-                rows += evaluate_city(DATA / city, req, thresholds, [method], fraction)["results"]
-            cities[city] = rows
+            cities[city] = evaluate_city(DATA / city, req, THRESHOLDS, ["combined", "tv"],
+                                         fraction)["results"]
         pooled = []
         for i, first in enumerate(cities[LABELLED[0]]):
             rows = [cities[c][i] for c in LABELLED]
@@ -77,7 +75,7 @@ def main() -> None:
         second = "imgs_1" if city.endswith("-self") else "imgs_2"
         inputs = [DateInput("before", [load_scene(DATA / name / "imgs_1")]),
                   DateInput("after", [load_scene(DATA / name / second)])]
-        dates = classify_dates(req, model, None, inputs, "cpu", write=False)
+        dates = classify_dates(req, model, None, inputs, resolve_device("cpu"), write=False)
         change = compare_dates(dates, 0, 1, None, "combined")
         dates.clear_caches()
         valid = int((change.mask != 255).sum())

@@ -38,14 +38,18 @@ def _data_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+def _missing(reason: str) -> None:
+    """Skip on a user's machine; under CI=true, which has everything, fail instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: CI must have it)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = _data_dir()
     if path is None:
-        reason = "real Sentinel-2 test data not found at ../shared/data or $GEOLULC_TEST_DATA"
-        if os.environ.get("CI") == "true":  # CI has the data: its absence is a failure
-            pytest.fail(reason)
-        pytest.skip(reason)
+        _missing("real Sentinel-2 test data not found at ../shared/data or $GEOLULC_TEST_DATA")
     return path
 
 
@@ -71,7 +75,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
 def _tool(name: str, *extra: str) -> str:
     found = shutil.which(name) or next((p for p in extra if Path(p).exists()), None)
     if not found:
-        pytest.skip(f"{name} is not installed (.ci/run installs it)")
+        _missing(f"{name} is not installed (.ci/run installs it)")
     return found
 
 
