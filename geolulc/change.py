@@ -4,12 +4,12 @@ Two kinds of evidence are combined into one change probability:
 
 - **Land cover.** The per-class probabilities of both dates give the expected *weight of the
   transition* w = Σ_ij p_before(i) · W[i, j] · p_after(j). W says how much a transition is worth
-  believing as real change (`TRANSITION_RULES`): conversions that persist — anything becoming
-  built, trees becoming anything else, built land becoming anything, water appearing or going —
-  weigh 1 (0.8 for water and from built); classes that trade places with the seasons — crops,
-  grass, bare ground, shrub, flooded vegetation among each other, and snow with anything — weigh
-  0.2 (snow 0.05); a class that stays the same weighs 0.2, built that stays built 0.5 (a new
-  building in a town changes the reflectance, not the class).
+  believing as real change (`transition_weights`, on the categories of `CATEGORY`): conversions
+  that persist — anything becoming built, woody land becoming another category — weigh 1, built
+  land becoming anything and water appearing or going 0.8; classes that trade places with the
+  seasons (crops, grass, bare ground, shrub, flooded vegetation) 0.2, seasonal becoming woody
+  0.5, anything with snow 0.05; a class that stays in its category weighs 0.2, built that stays
+  built 0.5 (a new building in a town changes the reflectance, not the class).
 - **Reflectance** (`geolulc.spectral`): the standardised change vector of the normalised bands,
   in units of the scene's own no-change noise (1 = typical noise, 9 = 3 σ in every band).
 
@@ -191,8 +191,16 @@ def read_map(path: Path) -> DateMap:
     colors = [tuple(cmap.get(i, (128, 128, 128, 255))[:3]) for i in range(len(classes))]
     prob_path = Path(str(path).replace(LANDCOVER_SUFFIX, PROBABILITIES_SUFFIX))
     if prob_path != path and prob_path.exists():
-        with rasterio.open(prob_path) as src:
-            probs = np.moveaxis(src.read(), 0, 2).astype(np.uint8)  # × PROB_SCALE
+        try:
+            with rasterio.open(prob_path) as src:
+                if src.count != len(classes) or src.dtypes[0] != "uint8":
+                    raise GeolulcError(f"{prob_path} holds {src.count} {src.dtypes[0]} bands, not "
+                                       f"the {len(classes)} uint8 class probabilities of {path}")
+                probs = np.moveaxis(src.read(), 0, 2)  # × PROB_SCALE
+        except rasterio.errors.RasterioError as exc:
+            raise GeolulcError(f"cannot read {prob_path}: {str(exc).splitlines()[0]}") from None
+        if probs.shape[:2] != labels.shape:
+            raise GeolulcError(f"{prob_path} does not lie on the grid of {path}")
         probs[labels == NODATA] = 0
     else:
         log.warning("%s has no probabilities beside it; change probability is 0 or 1", path)
@@ -298,7 +306,7 @@ def write_change(
     valid_px = int(np.count_nonzero(change.mask != NODATA))
     summary = {
         "before": before.name, "after": after.name, "model": before.model,
-        "threshold": change.threshold,
+        "method": change.method, "threshold": change.threshold,
         "valid_km2": round(valid_px * cell_area / 1e6, 4),
         "changed_km2": round(changed_px * cell_area / 1e6, 4),
         "changed_percent": round(100 * changed_px / valid_px, 2) if valid_px else 0.0,
@@ -320,7 +328,8 @@ def write_change(
             description="0 no change, 1 change")
         files["change_probability"] = write_cog(
             stage / f"{name}_changeprob.tif", prob, crs, transform, NODATA,
-            tags={"units": "percent"}, description="probability that the class changed (%)",
+            tags={"units": "percent", "method": change.method},
+            description=f"change probability (%, {change.method})",
             resampling="AVERAGE")
         write_text_atomic(stage / f"{name}_transitions.csv",
                           transition_matrix_csv(change, classes, cell_area))

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .aoi import load_aoi
 from .atomic import safe_name
 from .catalog import parse_date_range
@@ -33,7 +35,7 @@ from .pipeline import (
 from .rasters import NODATA
 from .read import Masking
 from .scenes import Scene, load_scene
-from .spectral import check_levels, spectral_change
+from .spectral import SPECTRAL_BANDS, check_levels, spectral_change
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class DatesOnGrid:
     maps: list[DateMap]
     inputs: list[DateInput]
     grid: PatchGrid
+    inside: np.ndarray  # map cells inside the AOI
     maskings: list[Masking]
     chunk_rows: int
     caches: list = field(default_factory=list)  # chunk caches, kept until the change is written
@@ -94,7 +97,7 @@ def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], 
             maskings.append(masking)
             maps.append(DateMap(date.label, result.labels, result.probabilities, grid.crs,
                                 grid.map_transform, model.name, model.classes, model.colors))
-    return DatesOnGrid(maps, inputs, grid, maskings, chunk_rows, caches)
+    return DatesOnGrid(maps, inputs, grid, inside, maskings, chunk_rows, caches)
 
 
 def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
@@ -104,21 +107,37 @@ def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
     spectral = None
     if method == "combined":
         spectral = spectral_change(dates.inputs[i].scenes, dates.inputs[j].scenes, dates.grid,
-                                   (dates.maskings[i], dates.maskings[j]), dates.chunk_rows)
-    change = compare(dates.maps[i], dates.maps[j], threshold, method, spectral)
+                                   (dates.maskings[i], dates.maskings[j]), dates.chunk_rows,
+                                   dates.inside)
+    return compare(dates.maps[i], dates.maps[j], threshold, method, spectral)
+
+
+def require_overlap(change: Change, before: DateMap, after: DateMap) -> None:
     if not (change.mask != NODATA).any():
-        raise GeolulcError(f"{dates.maps[i].name} and {dates.maps[j].name} have no clear pixel "
-                           "in common: there is nothing to compare")
-    return change
+        raise GeolulcError(f"{before.name} and {after.name} have no clear pixel in common: "
+                           "there is nothing to compare")
 
 
-def resolve_method(method: str, have_scenes: bool) -> str:
-    """`auto`: combined where the scenes are at hand, tv for maps."""
+def resolve_method(method: str, scenes: list[Scene] | None) -> str:
+    """`auto`: combined where the scenes (with the spectral bands) are at hand, tv for maps;
+    checked before any work starts."""
+    if scenes is None:
+        if method == "combined":
+            raise GeolulcError("--method combined needs scenes (maps carry no reflectance): "
+                               "give --before/--after scenes or --dates, or use --method tv")
+        return "tv" if method == "auto" else method
+    lacking = sorted({b for s in scenes for b in SPECTRAL_BANDS if b not in s.bands})
+    if lacking and method in ("auto", "combined"):
+        message = (f"the scenes lack band(s) {', '.join(lacking)} of the spectral change "
+                   f"({' '.join(SPECTRAL_BANDS)})")
+        if method == "combined":
+            raise GeolulcError(message)
+        log.warning("%s: change from the land cover only (--method tv)", message)
+        return "tv"
     if method == "auto":
-        return "combined" if have_scenes else "tv"
-    if method == "combined" and not have_scenes:
-        raise GeolulcError("--method combined needs scenes (maps carry no reflectance): give "
-                           "--before/--after scenes or --dates, or use --method tv")
+        method = "combined"
+    if method == "combined":
+        check_levels([[s] for s in scenes])
     return method
 
 
@@ -143,15 +162,13 @@ def run_change(
     req = dataclasses.replace(req, name=safe_name(req.name or (aoi.name if aoi else "change")))
     on_grid = None
     if before and after and _is_map(before) and _is_map(after):
-        method = resolve_method(method, have_scenes=False)
+        method = resolve_method(method, None)
         first = read_map(before)
         maps = [first, check_comparable(first, read_map(after), resample)]
     elif before and after and not _is_map(before) and not _is_map(after):
-        method = resolve_method(method, have_scenes=True)
         inputs = [DateInput("before", [load_scene(before)]),
                   DateInput("after", [load_scene(after)])]
-        if method == "combined":
-            check_levels([d.scenes for d in inputs])
+        method = resolve_method(method, inputs[0].scenes + inputs[1].scenes)
         device = resolve_device(req.device)
         model = load_model(model_for(req.model, inputs[0].scenes + inputs[1].scenes), device)
         on_grid = classify_dates(req, model, aoi, inputs, device)
@@ -159,7 +176,6 @@ def run_change(
     elif before and after:
         raise GeolulcError("--before and --after must both be maps or both be scenes")
     else:
-        method = resolve_method(method, have_scenes=True)
         device = resolve_device(req.device)
         inputs = []
         for date in dates:
@@ -168,9 +184,8 @@ def run_change(
             except GeolulcError as exc:
                 raise GeolulcError(f"date {date}: {exc}") from None
             inputs.append(DateInput(date, found, searched=True))
-        if method == "combined":
-            check_levels([d.scenes for d in inputs])
         scenes = [s for date in inputs for s in date.scenes]
+        method = resolve_method(method, scenes)
         model = load_model(model_for(req.model, scenes), device)
         on_grid = classify_dates(req, model, aoi, inputs, device)
         maps = on_grid.maps
@@ -182,6 +197,7 @@ def run_change(
         a, b = maps[i], maps[j]
         change = (compare_dates(on_grid, i, j, threshold, method) if on_grid
                   else compare(a, b, threshold, method))
+        require_overlap(change, a, b)
         outputs = write_change(req.out_dir, safe_name(f"{req.name}_{a.name}_{b.name}"), a, b,
                                change, vector)
         results.append({"before": a.name, "after": b.name, "method": change.method,

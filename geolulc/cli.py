@@ -624,7 +624,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
               "(in the labels and in the prediction).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               default=Path("outputs/evaluate-change"), show_default=True,
-              help="Folder for the maps made on the way.")
+              help="Folder for the chunk caches of the run (removed when it ends).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print all scores as JSON.")
 @friendly_errors

@@ -8,7 +8,7 @@ own. geolulc's change is computed on its own UTM cell grid and compared on two l
 - block level, on 64 × 64-pixel squares of the label grid: a square has changed when at least
   ``patch_fraction`` of its pixels changed, in the labels and in the prediction alike.
 
-OSCD labels mark urban change only, a subset of land-cover change; see the README's limitations.
+OSCD labels mark urban change only, a subset of land-cover change; see the README's change section.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def evaluate_city(
     spectral = None
     if "combined" in methods:
         spectral = spectral_change(inputs[0].scenes, inputs[1].scenes, dates.grid,
-                                   (dates.maskings[0], dates.maskings[1]), dates.chunk_rows)
+                                   (dates.maskings[0], dates.maskings[1]), dates.chunk_rows,
+                                   dates.inside)
     dates.clear_caches()
     results = []
     for method in methods:

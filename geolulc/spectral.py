@@ -11,10 +11,11 @@ and ignores the second, so `geolulc change` scores both. In three steps:
    change (fitted once for the whole area, on a sample of its pixels). Illumination,
    season-wide brightness and atmosphere differences go into the gain and offset instead of the
    change.
-2. **Standardised change vector.** Each band's difference is divided by the robust standard
-   deviation (1.4826 × MAD) of the differences of those unchanged pixels, so the score is in
-   units of the scene's own no-change noise; the score is the mean over the bands of the squared
-   standardised differences (1 for typical no-change noise, 9 for a change of 3 σ in every band).
+2. **Standardised change vector.** Each band's difference is divided by its robust standard
+   deviation (1.4826 × MAD over the sampled pixels, which the few per cent that changed barely
+   move), so the score is in units of the scene's own no-change noise; the score is the mean over
+   the bands of the squared standardised differences (about 1 for no-change noise, 9 for a
+   change of 3 σ in every band).
 3. **Misregistration.** Sentinel-2 dates are co-registered to a fraction of a pixel, not exactly;
    at every sharp edge that fraction reads as change. The score is the smallest over the later
    date shifted by up to one pixel in each direction, then averaged over 3 × 3 pixels.
@@ -75,21 +76,26 @@ def _medians_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_normalisation(before: np.ndarray, after: np.ndarray) -> Normalisation:
-    """Normalisation fitted on samples (bands, n) of clear pixels of both dates: all of them
-    first, then, `NORMALISATION_ROUNDS` times, the `INVARIANT_SHARE` that changed least."""
+    """Normalisation fitted on samples (bands, n) of clear pixels of both dates: gain and offset
+    on all of them first, then `NORMALISATION_ROUNDS` times again on the `INVARIANT_SHARE`
+    that changed least; the noise σ from the MAD of every sampled pixel's difference (robust to
+    the few per cent that changed, and not shrunk by keeping only the quietest pixels)."""
     if before.shape[1] < MIN_PIXELS:
         raise GeolulcError(f"the dates have {before.shape[1]} clear pixels in common (at least "
                            f"{MIN_PIXELS} are needed to compare their reflectance)")
     x, y = before.astype(np.float64), after.astype(np.float64)
-    invariant = np.ones(x.shape[1], dtype=bool)
+
+    def noise(diff: np.ndarray) -> np.ndarray:
+        mad = np.median(np.abs(diff - np.median(diff, axis=1)[:, None]), axis=1)
+        return np.maximum(MAD_TO_SIGMA * mad, 1.0)  # 1 DN: identical dates are no change
+
+    gain, offset = _medians_fit(x, y)
     for _ in range(NORMALISATION_ROUNDS):
-        gain, offset = _medians_fit(x[:, invariant], y[:, invariant])
         diff = y * gain[:, None] + offset[:, None] - x
-        inv = diff[:, invariant]
-        sigma = MAD_TO_SIGMA * np.median(np.abs(inv - np.median(inv, axis=1)[:, None]), axis=1)
-        sigma = np.maximum(sigma, 1.0)  # 1 DN: identical dates are no change, not 0/0
-        score = np.mean((diff / sigma[:, None]) ** 2, axis=0)
+        score = np.mean((diff / noise(diff)[:, None]) ** 2, axis=0)
         invariant = score <= np.quantile(score, INVARIANT_SHARE)
+        gain, offset = _medians_fit(x[:, invariant], y[:, invariant])
+    sigma = noise(y * gain[:, None] + offset[:, None] - x)
     return Normalisation(gain.astype(np.float32), offset.astype(np.float32),
                          sigma.astype(np.float32))
 
@@ -155,13 +161,15 @@ def check_levels(dates: list[list[Scene]]) -> None:
 
 
 def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
-                    maskings: tuple[Masking, Masking], chunk_rows: int) -> np.ndarray:
+                    maskings: tuple[Masking, Masking], chunk_rows: int,
+                    inside: np.ndarray | None = None) -> np.ndarray:
     """Spectral change score of every map cell (rows, cols) float32, NaN where unknown.
 
     Two passes over the grid, chunk by chunk, so memory stays bounded by a chunk: the first
     draws a sample of the pixels clear on both dates from every chunk and fits one
     normalisation for the whole area (a chunk that is mostly sea would otherwise set the noise
-    of the land), the second scores every pixel with it. Reflectance is used as the products
+    of the land) from the map's cells inside the AOI (`inside`, all when None), the second
+    scores every pixel with it. Reflectance is used as the products
     give it: the normalisation absorbs the atmosphere, so L2A is not restored to top of
     atmosphere here.
     """
@@ -180,8 +188,13 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
 
         samples_a, samples_b = [], []
         n_chunks = -(-grid.rows // chunk_rows)
-        for _, xa, xb, valid in pairs():
-            idx = np.flatnonzero(valid)
+        for row0, xa, xb, valid in pairs():
+            cells = inside[row0:row0 + chunk_rows] if inside is not None else \
+                np.ones((min(chunk_rows, grid.rows - row0), grid.cols), dtype=bool)
+            own = np.zeros_like(valid)  # this chunk's cells only: no pixel is drawn twice
+            own[trim:trim + cells.shape[0] * grid.stride, trim:trim + cells.shape[1] * grid.stride] \
+                = np.kron(cells, np.ones((grid.stride, grid.stride), dtype=bool))
+            idx = np.flatnonzero(valid & own)
             take = rng.choice(idx, min(len(idx), SAMPLE_PIXELS // n_chunks + 1), replace=False)
             samples_a.append(xa.reshape(len(SPECTRAL_BANDS), -1)[:, take])
             samples_b.append(xb.reshape(len(SPECTRAL_BANDS), -1)[:, take])

@@ -102,7 +102,7 @@ def test_staging_of_a_killed_run_is_removed(tmp_path):
     (stale / "x_landcover.tif.part").write_bytes(b"half")
     alive = tmp_path / f".staging-{os.getpid()}-def"  # this process: still running, kept
     alive.mkdir()
-    with staged_outputs(tmp_path) as stage:
+    with staged_outputs(tmp_path, last=".txt") as stage:
         (stage / "y.txt").write_text("ok")
     assert not stale.exists() and alive.exists() and (tmp_path / "y.txt").exists()
 

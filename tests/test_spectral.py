@@ -133,3 +133,27 @@ def test_dates_of_different_processing_levels_are_refused(data_dir, local_es_ite
                      "--after", str(local_es_item), "--out", str(tmp_path))
     assert result.returncode == 1 and "different processing levels" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scenes_without_the_spectral_bands(data_dir, tiny_l2a_model, tmp_path):
+    """Four-band scenes: `auto` falls back to the land cover (with a warning), an explicit
+    `combined` is refused before anything is classified."""
+    from conftest import run_cli
+    folders = []
+    for date in ("imgs_1", "imgs_2"):
+        folder = tmp_path / date
+        folder.mkdir()
+        for band in ("B02", "B03", "B04", "B08"):
+            src = next((data_dir / "oscd" / "rennes" / date).glob(f"*_{band}.tif"))
+            (folder / src.name).symlink_to(src)
+        folders.append(folder)
+    args = ["change", "--before", str(folders[0]), "--after", str(folders[1]), "--model",
+            str(tiny_l2a_model), "--stride", "32", "--json"]
+    auto = run_cli(*args, "--out", str(tmp_path / "a"))
+    assert auto.returncode == 0, auto.stderr
+    assert "lack band(s) B11, B12" in auto.stderr
+    import json
+    assert json.loads(auto.stdout)["changes"][0]["method"] == "tv"
+    refused = run_cli(*args, "--method", "combined", "--out", str(tmp_path / "c"))
+    assert refused.returncode == 1 and "lack band(s) B11, B12" in refused.stderr
+    assert not (tmp_path / "c").exists()
