@@ -160,6 +160,26 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def scale_options(func):
+    """Arithmetic, streaming and distribution options shared by `map` and `change`."""
+    for option in reversed([
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+                     default="auto", show_default=True,
+                     help="Inference arithmetic; auto: bf16 on GPUs and on CPUs with native "
+                     "bf16 (2.2× faster there), else fp32."),
+        click.option("--chunk-rows", type=click.IntRange(1), default=None,
+                     help="Map rows read and classified at a time (the unit of streaming, "
+                     "resuming and distribution); fewer rows use less memory. Default: 8 for a "
+                     "patch classifier, 512 (one row of tiles) for a per-pixel model."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Run the chunks on a local Dask cluster of this many processes."),
+        click.option("--scheduler", default=None,
+                     help="Run the chunks on an existing Dask cluster (tcp://HOST:PORT)."),
+    ]):
+        func = option(func)
+    return func
+
+
 @main.command("map")
 @aoi_option()
 @search_options
@@ -181,22 +201,12 @@ def main(verbose: int) -> None:
               help="Patches (or 576-pixel tiles of a per-pixel model) per inference batch; "
                    "auto: 256 patches or 2 tiles on CPU, on a GPU the largest that fits in half "
                    "its free memory.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
-              show_default=True, help="Inference arithmetic; auto: bf16 on GPUs and on CPUs "
-                   "with native bf16 (2.2× faster there), else fp32.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda.")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
 @click.option("--resolution", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
               help="Input pixel size in metres that bands are resampled to.")
-@click.option("--chunk-rows", type=click.IntRange(1), default=None,
-              help="Map rows read and classified at a time (the unit of streaming, resuming "
-                   "and distribution); fewer rows use less memory. Default: 8 for a patch "
-                   "classifier, 512 (one row of tiles) for a per-pixel model.")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Run the chunks on a local Dask cluster of this many processes.")
-@click.option("--scheduler", default=None,
-              help="Run the chunks on an existing Dask cluster (tcp://HOST:PORT).")
+@scale_options
 @output_options
 @friendly_errors
 def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate, l2a,
@@ -577,12 +587,13 @@ class SpacedDates(click.Command):
 @click.option("--batch-size", type=BATCH, default="auto", show_default=True,
               help="Patches per inference batch (auto: fits the device).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@scale_options
 @output_options
 @friendly_errors
 def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, before, after,
                    threshold, method, resample, vector, catalog, collection,
-                   max_cloud, max_area, model, stride, batch_size, device, min_clear, out_dir,
-                   name, as_json, quiet):
+                   max_cloud, max_area, model, stride, batch_size, device, precision, chunk_rows,
+                   workers, scheduler, min_clear, out_dir, name, as_json, quiet):
     """Land-cover change between dates (from-to classes, change mask and probability).
 
     Either --aoi with --dates (each date mapped on one common grid), or --before/--after with
@@ -596,7 +607,9 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
                      model=model, stride=stride, batch_size=batch_size, device=device,
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
                      progress=not quiet and not as_json, composite=composite,
-                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a)
+                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a,
+                     precision=precision, chunk_rows=chunk_rows, workers=workers,
+                     scheduler=scheduler)
     summary = run_change(req, date_list, before, after, threshold, resample, vector, method)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
