@@ -1,7 +1,7 @@
 """How much L2A (bottom-of-atmosphere) input changes a map, and how much `--l2a toa` restores.
 
 No product in ../shared/data has both levels of one acquisition, so L2A is simulated from the
-real L1C OSCD scenes: each scene is atmospherically corrected with `geolulc.atmosphere` under a
+real L1C OSCD scenes: each scene is atmospherically corrected with `geolulc.io.atmosphere` under a
 *true* aerosol load (Ångström exponent 1.0, unlike the 1.3 the restoration assumes), then mapped
 as it is and after restoring with the AOT that an L2A product would report (exact, or off by
 ±0.1). Prints, per case, the pixel agreement with the map of the L1C scene and the share of the
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from pyproj import Transformer
 
-import geolulc.atmosphere as atm
-from geolulc.clouds import sun_position
-from geolulc.inference import Classifier
-from geolulc.model import load_model
-from geolulc.scenes import load_scene
-from geolulc.tiles import HALO, segment
+import geolulc.io.atmosphere as atm
+from geolulc.io.clouds import sun_position
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.inference import Classifier
+from geolulc.mapping.tiles import HALO, segment
+from geolulc.models.model import load_model
 
 CITIES = ["rennes", "bordeaux", "nantes", "hongkong", "paris", "rio", "montpellier", "norcia"]
 

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from geolulc.inference import Classifier
-from geolulc.model import BUNDLED_DIR, bundled_models, load_model
+from geolulc.mapping.inference import Classifier
+from geolulc.models.model import BUNDLED_DIR, bundled_models, load_model
 
 
 def throughput(name: str, device: str, batch: int, n: int) -> float:

@@ -104,7 +104,7 @@ def decode_floor(item: Path, bands: list[str]) -> float:
 def naive(item: Path, model_name: str, n: int, device: str, out: Path) -> dict:
     """The obvious loop: per patch (or 576-pixel tile of a per-pixel model), read each band's
     window, run the network alone in fp32, write its label."""
-    from geolulc.model import load_model, predict_probabilities
+    from geolulc.models.model import load_model, predict_probabilities
 
     model = load_model(model_name, device)
     size = 576 if model.kind == "segmenter" else 64
@@ -154,7 +154,7 @@ def main() -> None:
     item = build_tile(args.data, args.work)
     out = args.work / "out"
     out.mkdir(exist_ok=True)
-    from geolulc.model import load_model
+    from geolulc.models.model import load_model
     model = load_model(args.model)
     floor = decode_floor(item, model.bands)
     strides = args.strides if model.kind == "classifier" else [64]  # a pixel model ignores it

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geolulc.inference import Classifier
-from geolulc.model import load_model
-from geolulc.scenes import load_scene
-from geolulc.tiles import segment
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.inference import Classifier
+from geolulc.mapping.tiles import segment
+from geolulc.models.model import load_model
 
 CITIES = ["rennes", "bordeaux", "nantes", "hongkong", "paris"]
 

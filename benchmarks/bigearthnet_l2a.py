@@ -13,7 +13,7 @@ from pathlib import Path
 
 import rasterio
 
-from geolulc.pipeline import MapRequest, run_map
+from geolulc.mapping.pipeline import MapRequest, run_map
 
 
 def main() -> None:

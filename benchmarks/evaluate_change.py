@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from geolulc.change_job import DateInput, classify_dates, compare_dates
+from geolulc.change.evaluate import evaluate_city, total
+from geolulc.change.job import DateInput, classify_dates, compare_dates
 from geolulc.device import resolve_device
-from geolulc.evaluate_change import evaluate_city, total
-from geolulc.model import load_model
-from geolulc.pipeline import MapRequest
-from geolulc.scenes import load_scene
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.pipeline import MapRequest
+from geolulc.models.model import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oscd"
 LABELLED = ["bercy", "paris", "rennes", "bordeaux", "aguasclaras", "nantes", "hongkong"]

@@ -2,7 +2,7 @@
 
 Maps each OSCD city scene in ../shared/data with each bundled model (patch classifiers at stride
 16, i.e. 160 m cells; per-pixel models at 10 m) and prints, per model, the figures of
-`geolulc.mapcheck` pooled over the scenes (blocks summed), as JSON lines and a Markdown table.
+`geolulc.mapping.mapcheck` pooled over the scenes (blocks summed), as JSON lines and a Markdown table.
 
     python benchmarks/evaluate_maps.py [--data ../shared/data] [--models dynamic-world ...]
 """
@@ -14,10 +14,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from geolulc.mapcheck import evaluate_map
-from geolulc.model import bundled_models
-from geolulc.pipeline import MapRequest, run_map
-from geolulc.scenes import load_scene
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.mapcheck import evaluate_map
+from geolulc.mapping.pipeline import MapRequest, run_map
+from geolulc.models.model import bundled_models
 
 CITIES = ["bercy", "paris", "rennes", "bordeaux", "aguasclaras", "nantes", "hongkong", "norcia",
           "rio", "montpellier"]

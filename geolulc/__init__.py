@@ -16,8 +16,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "search": "geolulc.api", "classify": "geolulc.api", "write": "geolulc.api",
-    "load_model": "geolulc.model", "LandCover": "geolulc.pipeline", "Scene": "geolulc.scenes",
-    "load_scene": "geolulc.scenes", "GeolulcError": "geolulc.errors",
+    "load_model": "geolulc.models.model", "LandCover": "geolulc.mapping.pipeline",
+    "Scene": "geolulc.io.scenes", "load_scene": "geolulc.io.scenes",
+    "GeolulcError": "geolulc.errors",
 }
 __all__ = ["__version__", *_EXPORTS]
 

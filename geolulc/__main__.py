@@ -1,5 +1,5 @@
 """`python -m geolulc` runs the command line."""
 
-from .cli import main
+from geolulc.cli import main
 
 main()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
-from .pipeline import LandCover, MapRequest, classify_request, write_landcover
-from .scenes import Scene, load_scene
+from geolulc.defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
+from geolulc.io.scenes import Scene, load_scene
+from geolulc.mapping.pipeline import LandCover, MapRequest, classify_request, write_landcover
 
 
 def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
@@ -23,8 +23,8 @@ def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
            max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> list[Scene]:
     """Scenes of a STAC catalogue that intersect the AOI (a vector file) in the period (day,
     month, year or range), least cloudy first."""
-    from .aoi import load_aoi
-    from .catalog import search_scenes
+    from geolulc.io.aoi import load_aoi
+    from geolulc.io.catalog import search_scenes
 
     area = load_aoi(Path(aoi), max_area_km2)
     return search_scenes(area.geometry, date, catalog, collection, max_cloud)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import GeolulcError
+from geolulc.errors import GeolulcError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,7 +4,7 @@ One-off step (TensorFlow is needed here only, never by geolulc at run time):
 
     pip install tensorflow-cpu
     python pipelines/convert-dynamic-world.py [--source ../shared/models/dynamicworld]
-                                              [--data ../shared/data] [--out geolulc/models]
+                                              [--data ../shared/data] [--out geolulc/models/bundled]
 
 1. Reads the forward network's variables, folds each batch normalisation into the convolution
    before it (y = γ (conv(x) + b − μ) / √(σ² + ε) + β), and writes `dynamic-world.safetensors`
@@ -33,7 +33,7 @@ from safetensors.numpy import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from geolulc.network import DynamicWorldNet  # noqa: E402
+from geolulc.models.network import DynamicWorldNet  # noqa: E402
 
 BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12"]
 P30 = [1.7417268007636313, 1.7261204997060209, 1.6798346251414997, 1.7734969472909623,
@@ -160,7 +160,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=ROOT.parent / "shared/models/dynamicworld")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
-    ap.add_argument("--out", type=Path, default=ROOT / "geolulc/models")
+    ap.add_argument("--out", type=Path, default=ROOT / "geolulc/models/bundled")
     ap.add_argument("--cities", nargs="+", default=["rennes", "bordeaux", "nantes", "hongkong",
                                                      "paris", "rio", "montpellier"])
     args = ap.parse_args()

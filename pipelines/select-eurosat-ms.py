@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from geolulc.evaluate import predict
-from geolulc.model import load_model
-from geolulc.patchdata import PatchSet, load_patch_folder, stratified_split
-from geolulc.train import TrainConfig, train
+from geolulc.models.evaluate import predict
+from geolulc.models.model import load_model
+from geolulc.models.patchdata import PatchSet, load_patch_folder, stratified_split
+from geolulc.models.train import TrainConfig, train
 
 CANDIDATES = [(0, 0.0), (5, 1e-4), (10, 1e-4), (10, 3e-4), (20, 1e-4)]
 

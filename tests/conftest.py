@@ -173,8 +173,8 @@ def desert_aoi(tmp_path_factory) -> Path:
 def make_tiny_model(path: Path, bands: list[str], seed: int = 0) -> Path:
     """A small model trained here on synthetic patches: the classes are separable by brightness,
     so the tests exercise real training and inference code without needing the bundled models."""
-    from geolulc.patchdata import PatchSet
-    from geolulc.train import TrainConfig, train
+    from geolulc.models.patchdata import PatchSet
+    from geolulc.models.train import TrainConfig, train
 
     rng = np.random.default_rng(seed)
     classes = ["Dark", "Medium", "Bright"]
@@ -190,7 +190,7 @@ def make_tiny_model(path: Path, bands: list[str], seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Tiny 13-band L1C model (OSCD, SAFE scenes)."""
-    from geolulc.bands import ALL_BANDS
+    from geolulc.io.bands import ALL_BANDS
     return make_tiny_model(tmp_path_factory.mktemp("tiny13"), list(ALL_BANDS))
 
 

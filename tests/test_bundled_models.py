@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import run_cli
-from geolulc.classes import EUROSAT_CLASSES
-from geolulc.model import bundled_models, load_model
+from geolulc.models.classes import EUROSAT_CLASSES
+from geolulc.models.model import bundled_models, load_model
 
 
 def test_bundled_cards_are_complete():

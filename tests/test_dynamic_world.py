@@ -14,13 +14,13 @@ from rasterio.enums import Resampling
 
 from conftest import ROOT
 from geolulc.errors import GeolulcError
-from geolulc.inference import Classifier
-from geolulc.mapcheck import evaluate_map
-from geolulc.model import load_model, predict_probabilities, prepare_input
-from geolulc.patches import fill_unclear
-from geolulc.pipeline import MapRequest, run_map
-from geolulc.scenes import load_scene
-from geolulc.tiles import HALO, segment
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.inference import Classifier
+from geolulc.mapping.mapcheck import evaluate_map
+from geolulc.mapping.patches import fill_unclear
+from geolulc.mapping.pipeline import MapRequest, run_map
+from geolulc.mapping.tiles import HALO, segment
+from geolulc.models.model import load_model, predict_probabilities, prepare_input
 
 REFERENCE = ROOT / "tests" / "data" / "dynamic-world-reference.npz"
 
@@ -148,7 +148,7 @@ def test_edges_have_no_class_of_their_own(data_dir, tmp_path):
 
 
 def test_corrupt_models_are_refused(tmp_path):
-    src = ROOT / "geolulc" / "models"
+    src = ROOT / "geolulc" / "models" / "bundled"
     for name in ("dynamic-world.json", "dynamic-world.safetensors"):
         shutil.copy(src / name, tmp_path / name)
     card_path, weights = tmp_path / "dynamic-world.json", tmp_path / "dynamic-world.safetensors"
@@ -173,11 +173,11 @@ def test_corrupt_models_are_refused(tmp_path):
 
 def test_nan_weights_are_refused(tmp_path):
     from safetensors.torch import load_file, save_file
-    state = load_file(str(ROOT / "geolulc/models/dynamic-world.safetensors"))
+    state = load_file(str(ROOT / "geolulc/models/bundled/dynamic-world.safetensors"))
     state["head.bias"][3] = float("nan")
     weights = tmp_path / "m.safetensors"
     save_file(state, str(weights))
-    card = json.loads((ROOT / "geolulc/models/dynamic-world.json").read_text())
+    card = json.loads((ROOT / "geolulc/models/bundled/dynamic-world.json").read_text())
     card["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(GeolulcError, match="non-finite"):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from geolulc.errors import GeolulcError
-from geolulc.grid import grid_for_bounds, utm_crs
-from geolulc.patches import cut_patches
+from geolulc.mapping.grid import grid_for_bounds, utm_crs
+from geolulc.mapping.patches import cut_patches
 
 
 @pytest.mark.parametrize("lon,lat,epsg", [(2.35, 48.85, 32631), (-11.47, 24.8, 32629),

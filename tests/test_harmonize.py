@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from geolulc.harmonize import baseline_offset, harmonise, parse_baseline
+from geolulc.io.harmonize import baseline_offset, harmonise, parse_baseline
 
 
 @pytest.mark.parametrize("text,expected", [

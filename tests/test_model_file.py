@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geolulc.errors import GeolulcError
-from geolulc.model import load_model, predict_probabilities, save_model
+from geolulc.models.model import load_model, predict_probabilities, save_model
 
 
 def test_round_trip_keeps_weights_and_card(tiny_model, tmp_path):

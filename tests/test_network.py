@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from shapely.geometry import box
 
-import geolulc.catalog as search
+import geolulc.io.catalog as search
 from geolulc.errors import GeolulcError
 
 AOI = box(-1.7, 48.1, -1.6, 48.2)
@@ -104,7 +104,7 @@ def test_html_or_truncated_json_is_named(fast, body):
 
 
 def test_gdal_reads_have_timeouts():
-    from geolulc.read import GDAL_OPTIONS
+    from geolulc.io.read import GDAL_OPTIONS
     assert GDAL_OPTIONS["GDAL_HTTP_TIMEOUT"] > 0 and GDAL_OPTIONS["GDAL_HTTP_CONNECTTIMEOUT"] > 0
     assert GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"] >= 1
 
@@ -112,8 +112,8 @@ def test_gdal_reads_have_timeouts():
 def test_an_aoi_across_the_antimeridian_is_searched_in_two_parts(fast, tmp_path):
     """Fiji, 179.9°E … 179.9°W: one 22 km square, not a box around the globe; its grid is in the
     UTM zone of its centre."""
-    from geolulc.aoi import load_aoi
-    from geolulc.grid import choose_crs, project_geometry
+    from geolulc.io.aoi import load_aoi
+    from geolulc.mapping.grid import choose_crs, project_geometry
 
     path = tmp_path / "fiji.geojson"
     path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {

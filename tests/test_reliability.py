@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from conftest import make_tiny_model, run_cli
-from geolulc.model import load_model, save_model
+from geolulc.models.model import load_model, save_model
 
 
 class _Payload:
@@ -45,7 +45,7 @@ def test_a_pickled_payload_in_a_checkpoint_is_refused(tmp_path):
 
 def test_a_truncated_checkpoint_is_refused(tmp_path):
     from geolulc.errors import GeolulcError
-    from geolulc.train import load_checkpoint
+    from geolulc.models.train import load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"network": {"w": torch.ones(3)}, "card": {}, "epoch": 1}, path)
@@ -62,7 +62,7 @@ def test_a_truncated_checkpoint_is_refused(tmp_path):
 def test_overflowing_weights_make_an_error_not_a_map(data_dir, tmp_path):
     """Finite but absurd weights give non-finite probabilities: the map run fails in one line
     and the previous good map stays."""
-    from geolulc.bands import ALL_BANDS
+    from geolulc.io.bands import ALL_BANDS
 
     good = make_tiny_model(tmp_path / "good", list(ALL_BANDS))
     scene = data_dir / "oscd" / "rennes" / "imgs_1"
@@ -82,7 +82,7 @@ def test_overflowing_weights_make_an_error_not_a_map(data_dir, tmp_path):
 
 
 def test_names_from_files_never_become_paths(tmp_path):
-    from geolulc.atomic import safe_name
+    from geolulc.io.atomic import safe_name
 
     assert safe_name("../../etc/passwd") == "etc_passwd"
     assert safe_name("/abs/x y") == "abs_x_y"
@@ -93,7 +93,7 @@ def test_names_from_files_never_become_paths(tmp_path):
 def test_staging_of_a_killed_run_is_removed(tmp_path):
     import subprocess
 
-    from geolulc.atomic import staged_outputs
+    from geolulc.io.atomic import staged_outputs
 
     proc = subprocess.Popen(["true"])  # a process that has exited
     proc.wait()
@@ -108,7 +108,7 @@ def test_staging_of_a_killed_run_is_removed(tmp_path):
 
 
 def test_oscd_scenes_carry_their_acquisition_date(data_dir):
-    from geolulc.scenes import load_scene
+    from geolulc.io.scenes import load_scene
 
     scene = load_scene(data_dir / "oscd" / "rennes" / "imgs_1")
     assert scene.datetime.strftime("%Y-%m-%d") == "2015-08-21"  # not the 2016 processing date

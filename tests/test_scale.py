@@ -54,8 +54,8 @@ def test_unreachable_scheduler(data_dir, tiny_model, tmp_path):
 
 def wide_model(folder, bands):
     """An untrained but real model file, wide enough that a map takes some seconds."""
-    from geolulc.model import make_card, save_model
-    from geolulc.network import build_network
+    from geolulc.models.model import make_card, save_model
+    from geolulc.models.network import build_network
 
     arch = {"name": "patch-resnet", "widths": [48, 96, 192, 256], "blocks": [1, 1, 1, 1]}
     card = make_card(name="wide", architecture=arch, bands=bands, level="L1C",
@@ -65,7 +65,7 @@ def wide_model(folder, bands):
 
 
 def test_interrupted_run_resumes(data_dir, tiny_model, tmp_path):
-    from geolulc.bands import ALL_BANDS
+    from geolulc.io.bands import ALL_BANDS
 
     scene = str(data_dir / "oscd" / "rennes" / "imgs_1")
     model = wide_model(tmp_path, list(ALL_BANDS))
@@ -102,10 +102,10 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
     """On a uniform scene there is no context to disagree about: dense = patch by patch."""
     import torch
 
-    from geolulc.dense import dense_probabilities
-    from geolulc.inference import Classifier
-    from geolulc.model import Model, make_card
-    from geolulc.network import build_network
+    from geolulc.mapping.dense import dense_probabilities
+    from geolulc.mapping.inference import Classifier
+    from geolulc.models.model import Model, make_card
+    from geolulc.models.network import build_network
 
     torch.manual_seed(0)
     arch = {"name": "patch-resnet", "widths": [8, 16, 16, 16], "blocks": [1, 1, 1, 1]}
@@ -121,7 +121,7 @@ def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
     assert dense.shape == (6, 8, 3)
     np.testing.assert_allclose(dense.sum(-1), 1, atol=1e-5)
     # the first window of a dense run only differs from a lone patch by its right/bottom context
-    from geolulc.model import predict_probabilities
+    from geolulc.models.model import predict_probabilities
     with torch.inference_mode():
         lone = predict_probabilities(model, torch.from_numpy(dn[None, :, :64, :64]
                                                              .astype(np.int32)))
@@ -141,12 +141,12 @@ def test_dask_workers_get_the_model_as_bytes_not_a_path(data_dir, tiny_model, tm
     """The model exists only in the client's memory (no file anywhere) and the workers run in
     another working directory: the chunks they return equal the local ones."""
     distributed = pytest.importorskip("distributed")
-    from geolulc.chunks import ChunkJob, run_dask, run_local
-    from geolulc.inference import Classifier
-    from geolulc.model import model_from_bytes
-    from geolulc.pipeline import MapRequest, aoi_cells, plan_grid
-    from geolulc.read import Masking
-    from geolulc.scenes import load_scene
+    from geolulc.io.read import Masking
+    from geolulc.io.scenes import load_scene
+    from geolulc.mapping.chunks import ChunkJob, run_dask, run_local
+    from geolulc.mapping.inference import Classifier
+    from geolulc.mapping.pipeline import MapRequest, aoi_cells, plan_grid
+    from geolulc.models.model import model_from_bytes
 
     model = model_from_bytes(tiny_model.read_bytes(),
                              tiny_model.with_suffix(".safetensors").read_bytes())

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from geolulc.errors import GeolulcError
-from geolulc.scenes import load_scene, scene_from_item
+from geolulc.io.scenes import load_scene, scene_from_item
 
 ITEMS = "metadata/stac-items"
 

@@ -10,11 +10,11 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from conftest import DESERT_AOI, ES_ITEM_ID
-from geolulc.catalog import parse_date_range, search_scenes, select_covering
 from geolulc.errors import GeolulcError
-from geolulc.grid import PatchGrid, grid_for_bounds, project_geometry
-from geolulc.read import StackReader
-from geolulc.scenes import load_scene, scene_from_item
+from geolulc.io.catalog import parse_date_range, search_scenes, select_covering
+from geolulc.io.read import StackReader
+from geolulc.io.scenes import load_scene, scene_from_item
+from geolulc.mapping.grid import PatchGrid, grid_for_bounds, project_geometry
 
 AOI = shape(DESERT_AOI["features"][0]["geometry"])
 
@@ -184,7 +184,7 @@ def test_direct_read_on_the_grid_equals_the_warped_read(data_dir):
     including where the window runs past the file's edge."""
     from rasterio.vrt import WarpedVRT
 
-    from geolulc.read import _OnGrid
+    from geolulc.io.read import _OnGrid
 
     folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
     with rasterio.open(folder / "B04.tif") as src:

@@ -85,7 +85,7 @@ def test_train_resume_evaluate_classify_on_real_patches(data_dir, tmp_path):
 
 
 def test_metrics_on_a_known_confusion():
-    from geolulc.evaluate import metrics
+    from geolulc.models.evaluate import metrics
     y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
     y_pred = np.array([0, 0, 0, 1, 1, 1, 1, 1, 2, 0])
     m = metrics(y_true, y_pred, ["a", "b", "c"])
@@ -163,7 +163,7 @@ def dihedral(x, code):
 
 
 def test_augmentation_is_a_dihedral_transform_of_a_mirrored_shift():
-    from geolulc.train import augment
+    from geolulc.models.train import augment
     x = torch.arange(6 * 2 * 16 * 16, dtype=torch.float32).reshape(6, 2, 16, 16)
     out = augment(x, jitter=0.0, shift=3, generator=torch.Generator().manual_seed(1))
     assert out.shape == x.shape
@@ -181,7 +181,7 @@ def test_augmentation_is_a_dihedral_transform_of_a_mirrored_shift():
 
 
 def test_weight_average_follows_the_decay_with_warm_up():
-    from geolulc.train import WeightAverage
+    from geolulc.models.train import WeightAverage
     net = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.constant_(net.weight, 0.0)
     average = WeightAverage(net, decay=0.9)

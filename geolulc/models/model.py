@@ -21,17 +21,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
-from . import __version__
-from .atomic import atomic_path, make_ordinary, write_text_atomic
-from .defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
-from .errors import GeolulcError
-from .network import build_network
+from geolulc import __version__
+from geolulc.defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path, make_ordinary, write_text_atomic
+from geolulc.models.network import build_network
 
 log = logging.getLogger(__name__)
 
 FORMAT = "geolulc-model"
 FORMAT_VERSION = 1
-BUNDLED_DIR = Path(__file__).parent / "models"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
 #: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
 AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
 KINDS = ("classifier", "segmenter")
@@ -233,7 +233,7 @@ def _finite_list(values, length: int) -> bool:
 def card_problem(card: dict) -> str | None:
     """What makes a card unusable (None when it is sound): classes, colours, bands and the input
     normalisation must agree with each other and be finite and non-degenerate."""
-    from .bands import BAND_RESOLUTION
+    from geolulc.io.bands import BAND_RESOLUTION
 
     classes, colors, bands = card["classes"], card["colors"], card["bands"]
     if card.get("kind", "classifier") not in KINDS:

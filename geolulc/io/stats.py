@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-from .rasters import NODATA
+from geolulc.io.rasters import NODATA
 
 
 def class_areas(labels: np.ndarray, classes: list[str], pixel_area_m2: float) -> dict:

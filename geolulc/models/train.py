@@ -21,15 +21,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .atomic import atomic_path
-from .classes import colors_for
-from .device import resolve_device
-from .errors import GeolulcError
-from .evaluate import fingerprint
-from .inference import resolve_precision
-from .model import Model, make_card, normalise, save_model
-from .network import build_network
-from .patchdata import PatchSet, stratified_split
+from geolulc.device import resolve_device
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path
+from geolulc.mapping.inference import resolve_precision
+from geolulc.models.classes import colors_for
+from geolulc.models.evaluate import fingerprint
+from geolulc.models.model import Model, make_card, normalise, save_model
+from geolulc.models.network import build_network
+from geolulc.models.patchdata import PatchSet, stratified_split
 
 log = logging.getLogger(__name__)
 

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .aoi import load_aoi
-from .atomic import safe_name
-from .catalog import parse_date_range
-from .change import Change, DateMap, check_comparable, compare, read_map, write_change
-from .device import resolve_device
-from .errors import GeolulcError
-from .grid import PatchGrid
-from .inference import Classifier
-from .model import Model, load_model
-from .pipeline import (
+from geolulc.change.detect import Change, DateMap, check_comparable, compare, read_map, write_change
+from geolulc.change.spectral import SPECTRAL_BANDS, check_levels, spectral_change
+from geolulc.device import resolve_device
+from geolulc.errors import GeolulcError
+from geolulc.io.aoi import load_aoi
+from geolulc.io.atomic import safe_name
+from geolulc.io.catalog import parse_date_range
+from geolulc.io.rasters import NODATA
+from geolulc.io.read import Masking
+from geolulc.io.scenes import Scene, load_scene
+from geolulc.mapping.grid import PatchGrid
+from geolulc.mapping.inference import Classifier
+from geolulc.mapping.pipeline import (
     MapRequest,
     aoi_cells,
     check_scenes,
@@ -32,10 +35,7 @@ from .pipeline import (
     restores_toa,
     write_map,
 )
-from .rasters import NODATA
-from .read import Masking
-from .scenes import Scene, load_scene
-from .spectral import SPECTRAL_BANDS, check_levels, spectral_change
+from geolulc.models.model import Model, load_model
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], 
 def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
                   method: str) -> Change:
     """Change from date i to date j: `combined` reads both dates' reflectance for the spectral
-    score (see `geolulc.spectral`); the land-cover-only methods use the maps alone."""
+    score (see `geolulc.change.spectral`); the land-cover-only methods use the maps alone."""
     spectral = None
     if method == "combined":
         spectral = spectral_change(dates.inputs[i].scenes, dates.inputs[j].scenes, dates.grid,

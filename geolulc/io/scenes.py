@@ -19,9 +19,9 @@ from xml.etree import ElementTree
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .bands import ALL_BANDS, AOT_KEYS, SCL_KEYS, asset_key_candidates
-from .errors import GeolulcError
-from .harmonize import baseline_offset, parse_baseline
+from geolulc.errors import GeolulcError
+from geolulc.io.bands import ALL_BANDS, AOT_KEYS, SCL_KEYS, asset_key_candidates
+from geolulc.io.harmonize import baseline_offset, parse_baseline
 
 log = logging.getLogger(__name__)
 

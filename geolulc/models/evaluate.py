@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .atomic import atomic_path, write_text_atomic
-from .errors import GeolulcError
-from .model import Model, band_indices, predict_probabilities
-from .patchdata import PatchSet, stratified_split
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path, write_text_atomic
+from geolulc.models.model import Model, band_indices
+from geolulc.models.patchdata import PatchSet, stratified_split
 
 
 def fingerprint(files: list[Path], root: Path) -> str:
@@ -29,14 +29,15 @@ def model_inputs(model: Model, data: PatchSet) -> tuple[np.ndarray, bool]:
     return data.x[:, idx], data.kind == "rgb"
 
 
-def predict(model: Model, data: PatchSet, device: torch.device, batch: int = 512) -> np.ndarray:
+def predict(model: Model, data: PatchSet, device: torch.device, precision: str = "auto",
+            batch_size: int | None = None) -> np.ndarray:
+    """Class probabilities of every patch, computed exactly as `map` computes them (the same
+    `Classifier`: batches, channels-last, bf16 where the hardware has it unless `precision`
+    says fp32), so the accuracy reported is the accuracy of the maps."""
+    from geolulc.mapping.inference import Classifier
+
     x, scaled = model_inputs(model, data)
-    out = np.empty((len(x), len(model.classes)), dtype=np.float32)
-    with torch.inference_mode():
-        for i in range(0, len(x), batch):
-            xb = torch.from_numpy(x[i:i + batch].astype(np.float32)).to(device)
-            out[i:i + batch] = predict_probabilities(model, xb, already_scaled=scaled).cpu().numpy()
-    return out
+    return Classifier(model, device, batch_size, precision).probabilities(x, scaled=scaled)
 
 
 def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import torch
 
-from .model import Model, predict_probabilities
+from geolulc.models.model import Model, predict_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def auto_batch_size(model: Model, device: torch.device) -> int:
     (on CPU 256 patches or 2 tiles, where larger batches only cost memory)."""
     if device.type != "cuda":
         return CPU_TILE_BATCH if model.kind == "segmenter" else CPU_BATCH
-    from .tiles import HALO, TILE
+    from geolulc.mapping.tiles import HALO, TILE
 
     probe, size = (2, TILE + 2 * HALO) if model.kind == "segmenter" else (64, model.patch_size)
     torch.cuda.reset_peak_memory_stats(device)
@@ -77,16 +77,17 @@ class Classifier:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, bands, P, P) uint16 DN -> (N, classes) float32 probabilities for a classifier,
-        (N, classes, P, P) for a segmenter."""
+    def probabilities(self, pixels: np.ndarray, scaled: bool = False) -> np.ndarray:
+        """(N, bands, P, P) DN -> (N, classes) float32 probabilities for a classifier,
+        (N, classes, P, P) for a segmenter. `scaled`: the pixels are already in the model's
+        input units (EuroSAT's RGB JPEGs), so only the normalisation is applied."""
         per_pixel = pixels.shape[2:] if self.model.kind == "segmenter" else ()
         out = np.empty((len(pixels), len(self.model.classes), *per_pixel), dtype=np.float32)
         with torch.inference_mode(), self.autocast():
             for i in range(0, len(pixels), self.batch_size):
-                batch = torch.from_numpy(pixels[i:i + self.batch_size])
+                batch = torch.from_numpy(np.ascontiguousarray(pixels[i:i + self.batch_size]))
                 if self.device.type == "cuda":
                     batch = batch.pin_memory().to(self.device, non_blocking=True)
-                probs = predict_probabilities(self.model, batch)
+                probs = predict_probabilities(self.model, batch, already_scaled=scaled)
                 out[i:i + len(batch)] = probs.float().cpu().numpy()
         return out

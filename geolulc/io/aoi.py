@@ -15,8 +15,8 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from .defaults import DEFAULT_MAX_AREA_KM2
-from .errors import GeolulcError
+from geolulc.defaults import DEFAULT_MAX_AREA_KM2
+from geolulc.errors import GeolulcError
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,13 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from .atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa
-from .clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
-from .errors import GeolulcError
-from .grid import PatchGrid, transformer
-from .harmonize import harmonise
-from .patches import window_clear_counts
-from .scenes import Scene
+from geolulc.errors import GeolulcError
+from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa
+from geolulc.io.clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
+from geolulc.io.harmonize import harmonise
+from geolulc.io.scenes import Scene
+from geolulc.mapping.grid import PatchGrid, transformer
+from geolulc.mapping.patches import window_clear_counts
 
 log = logging.getLogger(__name__)
 

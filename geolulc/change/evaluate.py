@@ -22,14 +22,14 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import reproject
 
-from .change import DEFAULT_THRESHOLD, compare
-from .change_job import DateInput, classify_dates
-from .device import resolve_device
-from .errors import GeolulcError
-from .model import load_model
-from .pipeline import MapRequest, model_for
-from .scenes import load_scene
-from .spectral import spectral_change
+from geolulc.change.detect import DEFAULT_THRESHOLD, compare
+from geolulc.change.job import DateInput, classify_dates
+from geolulc.change.spectral import spectral_change
+from geolulc.device import resolve_device
+from geolulc.errors import GeolulcError
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.pipeline import MapRequest, model_for
+from geolulc.models.model import load_model
 
 
 def scores(truth: np.ndarray, pred: np.ndarray) -> dict:

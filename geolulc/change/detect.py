@@ -10,7 +10,7 @@ Two kinds of evidence are combined into one change probability:
   seasons (crops, grass, bare ground, shrub, flooded vegetation) 0.2, seasonal becoming woody
   0.5, anything with snow 0.05; a class that stays in its category weighs 0.2, built that stays
   built 0.5 (a new building in a town changes the reflectance, not the class).
-- **Reflectance** (`geolulc.spectral`): the standardised change vector of the normalised bands,
+- **Reflectance** (`geolulc.change.spectral`): the standardised change vector of the normalised bands,
   in units of the scene's own no-change noise (1 = typical noise, 9 = 3 σ in every band).
 
 ``combined`` (the default wherever both dates' scenes are at hand): the score s = spectral ×
@@ -40,10 +40,10 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from .atomic import atomic_path, staged_outputs, write_text_atomic
-from .errors import GeolulcError
-from .quicklook import render_labels
-from .rasters import LANDCOVER_SUFFIX, NODATA, PROB_SCALE, PROBABILITIES_SUFFIX, write_cog
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
+from geolulc.io.quicklook import render_labels
+from geolulc.io.rasters import LANDCOVER_SUFFIX, NODATA, PROB_SCALE, PROBABILITIES_SUFFIX, write_cog
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv"
 def compare(before: DateMap, after: DateMap, threshold: float | None = None,
             method: str = "tv", spectral: np.ndarray | None = None) -> Change:
     """From-to codes, change mask and change probability of two maps on the same grid;
-    `spectral` is the spectral change of every cell (`geolulc.spectral`), needed by
+    `spectral` is the spectral change of every cell (`geolulc.change.spectral`), needed by
     `combined`. The threshold defaults to the method's own (`DEFAULT_THRESHOLD`)."""
     k = len(before.classes)
     if k > MAX_CLASSES:

@@ -35,10 +35,10 @@ import numpy as np
 from rasterio.windows import Window
 from scipy.ndimage import uniform_filter
 
-from .errors import GeolulcError
-from .grid import PatchGrid
-from .read import Masking, StackReader
-from .scenes import Scene
+from geolulc.errors import GeolulcError
+from geolulc.io.read import Masking, StackReader
+from geolulc.io.scenes import Scene
+from geolulc.mapping.grid import PatchGrid
 
 log = logging.getLogger(__name__)
 

@@ -91,8 +91,8 @@ def evaluate_map(landcover, scenes, resolution: float = 10.0) -> MapCheck:
     from pyproj import CRS
     from rasterio.windows import Window
 
-    from .grid import PatchGrid
-    from .read import Masking, StackReader
+    from geolulc.io.read import Masking, StackReader
+    from geolulc.mapping.grid import PatchGrid
 
     with rasterio.open(landcover) as src:
         cells, transform, crs = src.read(1), src.transform, CRS.from_user_input(src.crs)

@@ -11,8 +11,8 @@ import rasterio
 from PIL import Image, UnidentifiedImageError
 from rasterio.errors import RasterioError
 
-from .bands import ALL_BANDS, normalise_band
-from .errors import GeolulcError
+from geolulc.errors import GeolulcError
+from geolulc.io.bands import ALL_BANDS, normalise_band
 
 log = logging.getLogger(__name__)
 

@@ -18,25 +18,20 @@ from rasterio.features import geometry_mask
 from shapely.geometry import box, mapping
 from tqdm import tqdm
 
-from . import __version__
-from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi, split_antimeridian
-from .atomic import safe_name, staged_outputs, write_text_atomic
-from .catalog import (
+from geolulc import __version__
+from geolulc.device import resolve_device
+from geolulc.errors import GeolulcError
+from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, load_aoi, split_antimeridian
+from geolulc.io.atomic import safe_name, staged_outputs, write_text_atomic
+from geolulc.io.catalog import (
     DEFAULT_COLLECTION,
     EARTH_SEARCH,
     parse_date_range,
     search_scenes,
     select_covering,
 )
-from .chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
-from .dense import supports
-from .device import resolve_device
-from .errors import GeolulcError
-from .grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from .inference import Classifier
-from .model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
-from .quicklook import write_quicklook
-from .rasters import (
+from geolulc.io.quicklook import write_quicklook
+from geolulc.io.rasters import (
     LANDCOVER_SUFFIX,
     NODATA,
     PROB_SCALE,
@@ -45,10 +40,15 @@ from .rasters import (
     write_cog,
     write_qgis_style,
 )
-from .read import Masking, acquisitions
-from .scenes import Scene, load_scene
-from .stats import areas_csv, class_areas
-from .tiles import HALO, TILE
+from geolulc.io.read import Masking, acquisitions
+from geolulc.io.scenes import Scene, load_scene
+from geolulc.io.stats import areas_csv, class_areas
+from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
+from geolulc.mapping.dense import supports
+from geolulc.mapping.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
+from geolulc.mapping.inference import Classifier
+from geolulc.mapping.tiles import HALO, TILE
+from geolulc.models.model import DEFAULT_MODEL, Model, auto_model, load_model, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def scene_extent_wgs84(scene: Scene):
     import rasterio
     from rasterio.errors import RasterioError
 
-    from .read import gdal_env
+    from geolulc.io.read import gdal_env
     href = next(iter(scene.bands.values()))
     try:
         with gdal_env(), rasterio.open(href) as src:

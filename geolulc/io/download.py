@@ -18,14 +18,14 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import mapping
 
-from . import __version__
-from .aoi import DEFAULT_MAX_AREA_KM2, load_aoi
-from .atomic import staged_outputs, write_text_atomic
-from .bands import ALL_BANDS, COMMON_NAMES, normalise_band
-from .catalog import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
-from .errors import GeolulcError
-from .grid import choose_crs, grid_for_bounds, project_geometry
-from .read import StackReader, gdal_env
+from geolulc import __version__
+from geolulc.errors import GeolulcError
+from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, load_aoi
+from geolulc.io.atomic import staged_outputs, write_text_atomic
+from geolulc.io.bands import ALL_BANDS, COMMON_NAMES, normalise_band
+from geolulc.io.catalog import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
+from geolulc.io.read import StackReader, gdal_env
+from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
 
 CHUNK_ROWS = 1024
 

@@ -18,10 +18,10 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 from urllib3.util.retry import Retry
 
-from .aoi import split_antimeridian
-from .defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH  # noqa: F401 (re-exported)
-from .errors import GeolulcError
-from .scenes import Scene, scene_from_item
+from geolulc.defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH  # noqa: F401 (re-exported)
+from geolulc.errors import GeolulcError
+from geolulc.io.aoi import split_antimeridian
+from geolulc.io.scenes import Scene, scene_from_item
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .atomic import atomic_path
-from .rasters import NODATA
+from geolulc.io.atomic import atomic_path
+from geolulc.io.rasters import NODATA
 
 NODATA_RGB = (255, 255, 255)
 

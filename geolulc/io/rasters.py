@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
-from .atomic import atomic_path, write_text_atomic
+from geolulc.io.atomic import atomic_path, write_text_atomic
 
 #: No-data code of every uint8 raster geolulc writes (land cover, confidence, probabilities).
 NODATA = 255

@@ -17,7 +17,7 @@ from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from .errors import GeolulcError
+from geolulc.errors import GeolulcError
 
 
 def utm_crs(lon: float, lat: float) -> CRS:

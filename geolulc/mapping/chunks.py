@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from .atomic import atomic_path
-from .dense import dense_probabilities
-from .errors import GeolulcError
-from .grid import PatchGrid
-from .inference import Classifier
-from .model import Model
-from .patches import clear_cells, cut_patches, fill_unclear
-from .rasters import NODATA, PROB_SCALE
-from .read import Masking, Pixels, StackReader
-from .scenes import Scene
-from .tiles import segment
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path
+from geolulc.io.rasters import NODATA, PROB_SCALE
+from geolulc.io.read import Masking, Pixels, StackReader
+from geolulc.io.scenes import Scene
+from geolulc.mapping.dense import dense_probabilities
+from geolulc.mapping.grid import PatchGrid
+from geolulc.mapping.inference import Classifier
+from geolulc.mapping.patches import clear_cells, cut_patches, fill_unclear
+from geolulc.mapping.tiles import segment
+from geolulc.models.model import Model
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +213,8 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
     """One chunk on a Dask worker. The model travels as the bytes of its card and weights
     (checked against their digests on arrival), so workers need none of the client's files;
     it is built once per worker process."""
-    from .device import resolve_device
-    from .model import model_from_bytes
+    from geolulc.device import resolve_device
+    from geolulc.models.model import model_from_bytes
 
     key = (digest, device, precision)
     if key not in _WORKER_MODELS:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .inference import Classifier
-from .model import Model, prepare_input
+from geolulc.mapping.inference import Classifier
+from geolulc.models.model import Model, prepare_input
 
 _STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

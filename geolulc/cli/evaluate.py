@@ -1,0 +1,62 @@
+"""`geolulc evaluate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from geolulc.cli.main import main
+from geolulc.cli.options import (
+    echo_outputs,
+    friendly_errors,
+)
+
+
+@main.command("evaluate")
+@click.option("--model", required=True, help="Bundled model name or path to a model card.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="Labelled patch folder (one sub-folder per class).")
+@click.option("--split", type=click.Choice(["all", "val"]), default="all", show_default=True,
+              help="val: only the patches the model's training run held out (needs the same "
+                   "folder it was trained on).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"),
+              show_default=True, help="Folder for the confusion matrix CSV and PNG.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="Inference arithmetic, as in `map` (auto: bf16 where "
+              "the hardware has it), so the accuracy is that of the maps.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@friendly_errors
+def evaluate_command(model, data_dir, split, out_dir, device, precision, as_json):
+    """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
+    from geolulc.device import resolve_device
+    from geolulc.io.atomic import safe_name
+    from geolulc.models.evaluate import metrics, predict, validation_subset, write_reports
+    from geolulc.models.model import load_model
+    from geolulc.models.patchdata import load_patch_folder
+
+    dev = resolve_device(device)
+    loaded = load_model(model, dev)
+    data = load_patch_folder(data_dir, classes=loaded.classes)
+    if split == "val":
+        data = validation_subset(loaded, data, Path(data_dir))
+    probs = predict(loaded, data, dev, precision)
+    result = metrics(data.y, probs.argmax(1), loaded.classes)
+    result["model"] = loaded.name
+    result["data"] = str(data_dir)
+    result["split"] = split
+    result["precision"] = precision
+    result["reports"] = write_reports(result, out_dir,
+                                      safe_name(f"{loaded.name}_{Path(data_dir).name}"))
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{loaded.name} on {data_dir} ({split}, n={result['n']}): accuracy "
+               f"{result['accuracy']:.4f}, kappa {result['kappa']:.4f}")
+    click.echo(f"{'class':<22}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>7}")
+    for name, row in result["per_class"].items():
+        click.echo(f"{name:<22}{row['precision']:>10.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}"
+                   f"{row['support']:>7}")
+    echo_outputs(result["reports"])

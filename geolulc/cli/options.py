@@ -1,0 +1,185 @@
+"""Options and helpers shared by the commands (declared once, like rasterio's `rio/options.py`)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from geolulc.defaults import (
+    COLLECTIONS,
+    DEFAULT_COLLECTION,
+    DEFAULT_MAX_AREA_KM2,
+    EARTH_SEARCH,
+)
+from geolulc.errors import GeolulcError
+
+log = logging.getLogger("geolulc")
+
+
+def friendly_errors(func):
+    """Turn every failure into one line on stderr and a non-zero exit (GEOLULC_DEBUG=1 re-raises)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except GeolulcError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing half-written was kept; run the same command "
+                       "again to resume from the finished chunks or checkpoint.", err=True)
+            sys.exit(130)
+        except OSError as exc:  # read-only or full disk, a file where a folder should be …
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"Error: {exc.strerror or type(exc).__name__}{where}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            if os.environ.get("GEOLULC_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            click.echo(f"Error: {type(exc).__name__}: {first} "
+                       "(set GEOLULC_DEBUG=1 for the traceback)", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+class BatchSize(click.ParamType):
+    """A positive integer, or 'auto' (None)."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value in (None, "auto"):
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            self.fail(f"{value!r} is neither 'auto' nor a positive integer", param, ctx)
+        return number
+
+
+BATCH = BatchSize()
+
+
+def echo_outputs(outputs: dict[str, str]) -> None:
+    """One line per written file, kind then path."""
+    width = max(map(len, outputs)) + 2
+    for kind, path in outputs.items():
+        click.echo(f"  {kind:<{width}}{path}")
+
+
+def aoi_option(required: bool = False):
+    return click.option(
+        "--aoi", type=click.Path(path_type=Path), required=required,
+        help="Area of interest: GeoJSON, GeoPackage or Shapefile, in any CRS (all features are "
+             "merged).")
+
+
+def search_options(func, with_date: bool = True):
+    """Options shared by every command that searches a STAC catalogue."""
+    date = click.option("--date", help="Required with --aoi: a day (2023-06-15), a month "
+                        "(2023-06), a year (2023) or a range (2023-06-01/2023-07-15).")
+    options = [
+        *([date] if with_date else []),
+        click.option("--catalog", default=EARTH_SEARCH, show_default=True,
+                     help="STAC API URL (Earth Search, Planetary Computer, Copernicus Data "
+                     "Space, or any other)."),
+        click.option("--collection", default=DEFAULT_COLLECTION, show_default=True,
+                     help=f"Collection to search, e.g. {', '.join(COLLECTIONS)}."),
+        click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
+                     help="Skip scenes whose cloud cover (%) is above this."),
+        click.option("--max-area", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_MAX_AREA_KM2, show_default=True,
+                     help="Largest AOI accepted, in km²."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def output_options(func):
+    """Options shared by `map` and `change` for patch selection and outputs."""
+    options = [
+        click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5,
+                     show_default=True, help="Share of clear (not cloud, not no-data) pixels a "
+                     "patch needs to be classified."),
+        click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+                     default=Path("outputs"), show_default=True, help="Output folder."),
+        click.option("--name", default=None,
+                     help="Output file prefix (default: the AOI's name, and for map the date)."),
+        click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def masking_options(func):
+    """Cloud masking and compositing options shared by `map` and `change`."""
+    options = [
+        click.option("--composite", type=click.Choice(["auto", "median", "best", "none"]),
+                     default="auto", show_default=True,
+                     help="Combine the acquisitions of the period: median per pixel of the clear "
+                     "observations, best = per cell the clearest acquisition, none = least "
+                     "cloudy scenes only; auto = median for a period of several days."),
+        click.option("--mask-dilate", type=click.IntRange(0, 100), default=0, show_default=True,
+                     help="Grow cloud and shadow masks by this many pixels."),
+        click.option("--max-acquisitions", type=click.IntRange(1), default=12,
+                     show_default=True, help="Least cloudy acquisitions used by a composite."),
+        click.option("--l2a", type=click.Choice(["auto", "toa", "as-is"]), default="auto",
+                     show_default=True,
+                     help="L2A input: toa = put a modelled atmosphere back (from the item's sun "
+                     "angle and AOT layer) so models trained on L1C see L1C-like reflectance; "
+                     "as-is = feed bottom-of-atmosphere values; auto = toa for L1C models (all "
+                     "bundled ones)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+
+
+def scale_options(func):
+    """Arithmetic, streaming and distribution options shared by `map` and `change`."""
+    for option in reversed([
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+                     default="auto", show_default=True,
+                     help="Inference arithmetic; auto: bf16 on GPUs and on CPUs with native "
+                     "bf16 (2.2× faster there), else fp32."),
+        click.option("--chunk-rows", type=click.IntRange(1), default=None,
+                     help="Map rows read and classified at a time (the unit of streaming, "
+                     "resuming and distribution); fewer rows use less memory. Default: 8 for a "
+                     "patch classifier, 512 (one row of tiles) for a per-pixel model."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Run the chunks on a local Dask cluster of this many processes."),
+        click.option("--scheduler", default=None,
+                     help="Run the chunks on an existing Dask cluster (tcp://HOST:PORT)."),
+    ]):
+        func = option(func)
+    return func
+
+
+
+
+def parse_bands(text: str | None) -> list[str] | None:
+    """`--bands B04,B03,B02` (or red,green,blue) as canonical names; an unknown band is a
+    one-line error."""
+    if not text:
+        return None
+    from geolulc.io.bands import normalise_band
+
+    try:
+        return [normalise_band(b) for b in text.split(",") if b.strip()]
+    except ValueError as exc:
+        raise GeolulcError(f"--bands: {exc} (use B01…B12, B8A or common names)") from None

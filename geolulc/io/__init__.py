@@ -1,0 +1,3 @@
+"""Everything that touches files and services: areas of interest, the STAC catalogue, scenes
+and their bands, reflectance harmonisation and the atmosphere, cloud masks, reading onto a grid,
+and writing rasters, statistics and quicklooks."""

@@ -1,0 +1,2 @@
+"""From scenes to a map: the grid, patches and tiles, batched inference, chunks (streaming,
+resume, Dask), the map pipeline and the real-scene checks of a map."""

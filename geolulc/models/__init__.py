@@ -1,0 +1,2 @@
+"""Networks, the model file (safetensors + card), training and accuracy assessment; the bundled
+models lie in `bundled/`."""
