@@ -62,3 +62,4 @@ def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
     wrong_folder = run_cli("evaluate", "--model", "eurosat-ms", "--data",
                            str(data_dir / "eurosat" / "rgb"), "--split", "val")
     assert wrong_folder.returncode == 1
+    assert "--split val needs the folder eurosat-ms was trained on" in wrong_folder.stderr

@@ -125,6 +125,13 @@ def test_a_scene_against_itself_changes_nowhere(data_dir, tmp_path):
     change = json.loads(result.stdout)["changes"][0]
     assert change["method"] == "combined" and change["valid_cells"] > 200_000
     assert change["changed_cells"] == 0
+    # every raster written on the way (both dates' maps, the change rasters) is a valid COG
+    from rio_cogeo.cogeo import cog_validate
+    written = sorted(tmp_path.glob("*.tif"))
+    assert len(written) == 2 * 4 + 3  # landcover, confidence, probabilities, count; 3 change
+    for path in written:
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, (path.name, errors)
 
 
 def test_dates_of_different_processing_levels_are_refused(data_dir, local_es_item, tmp_path):

@@ -75,7 +75,9 @@ def test_train_resume_evaluate_classify_on_real_patches(data_dir, tmp_path):
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert result["n"] == 6 and set(result["per_class"]) == set(CLASSES)
-    assert 0 <= result["accuracy"] <= 1 and np.sum(result["confusion_matrix"]) == 6
+    cm = np.array(result["confusion_matrix"])
+    assert cm.sum() == 6 and result["accuracy"] == round(np.trace(cm) / 6, 4)
+    assert [result["per_class"][c]["support"] for c in result["classes"]] == cm.sum(1).tolist()
     assert (tmp_path / "ev" / "m_real-rgb_confusion.png").exists()
     patch = next((data / "SeaLake").iterdir())
     cl = run_cli("classify", str(patch), "--model", str(out / "m.json"), "--json")

@@ -29,6 +29,7 @@ from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.pipeline import MapRequest, model_for
+from geolulc.models.evaluate import precision_recall_f1
 from geolulc.models.model import load_model
 
 
@@ -42,10 +43,7 @@ def scores(truth: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def finish(counts: dict) -> dict:
-    tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
     return {**counts, "precision": round(precision, 4), "recall": round(recall, 4),
             "f1": round(f1, 4)}
 

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from geolulc.io.rasters import NODATA
+
 #: Class names that mean water in the bundled models.
 WATER_CLASSES = ("water", "River", "SeaLake")
 BLOCK = 16
@@ -53,7 +55,7 @@ def _share(hits: np.ndarray) -> float | None:
 
 
 def check_map(labels: np.ndarray, classes: list[str], green: np.ndarray, nir: np.ndarray,
-              has_data: np.ndarray, nodata: int = 255, block: int = BLOCK,
+              has_data: np.ndarray, nodata: int = NODATA, block: int = BLOCK,
               edge: int = EDGE) -> MapCheck:
     """Figures for a map given at the input resolution (`labels` (h, w), a patch map repeated
     to its pixels) and the scene's green and NIR DN and data mask on the same grid."""

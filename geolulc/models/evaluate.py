@@ -56,6 +56,14 @@ def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:
                     [data.files[i] for i in val])
 
 
+def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """The three scores of one class (or of change), 0 where undefined."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+
+
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     """Overall accuracy, Cohen's kappa, per-class precision/recall/F1, confusion matrix."""
     k = len(classes)
@@ -67,9 +75,8 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     per_class = {}
     for i, name in enumerate(classes):
         tp = int(cm[i, i])
-        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
-        recall = tp / cm[i].sum() if cm[i].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        precision, recall, f1 = precision_recall_f1(tp, int(cm[:, i].sum()) - tp,
+                                                    int(cm[i].sum()) - tp)
         per_class[name] = {"precision": round(float(precision), 4),
                            "recall": round(float(recall), 4), "f1": round(float(f1), 4),
                            "support": int(cm[i].sum())}
