@@ -6,12 +6,18 @@
     print(landcover.classes, landcover.labels.shape, landcover.grid.crs)
     geolulc.write(landcover, "outputs")
 
-The command line (`geolulc map`) is these three calls.
+The command line (`geolulc map`) is these three calls; `read` gives the harmonised bands of an
+area on its grid, `change` the change between dates and `write_change` its files.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS
 
 from geolulc.defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
 from geolulc.io.scenes import Scene, load_scene
@@ -49,3 +55,71 @@ def write(landcover: LandCover, out_dir: str | Path = "outputs", *, name: str | 
     count, statistics (JSON, CSV), QGIS style and quicklook; returns {kind: path}."""
     outputs, _ = write_landcover(landcover, Path(out_dir), name)
     return outputs
+
+
+@dataclass
+class Stack:
+    """Harmonised, cloud-masked bands of an area on its grid."""
+
+    dn: np.ndarray  # uint16 (bands, rows, cols): reflectance × 10000, 0 where not clear
+    clear: np.ndarray  # bool (rows, cols)
+    bands: list[str]
+    crs: CRS
+    transform: Affine
+
+
+def read(*, scenes: list[Scene | str | Path], aoi: str | Path | None = None,
+         bands: list[str] | tuple[str, ...] = ("B02", "B03", "B04", "B08"),
+         resolution: float = 10.0, crs: str | None = None, composite: str = "none",
+         mask_dilate: int = 0, toa: bool = False,
+         max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> Stack:
+    """The scenes' bands over the AOI (or the first scene's extent) on a grid aligned to the
+    map's (UTM zone of the centre, or `crs`), harmonised to one processing baseline and
+    cloud-masked; `composite` median/best/none as in `map`; `toa` restores top-of-atmosphere
+    reflectance for L2A."""
+    from rasterio.windows import Window
+
+    from geolulc.io.aoi import load_aoi
+    from geolulc.io.read import Masking, StackReader
+    from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
+    from geolulc.mapping.pipeline import check_grid_fits, scene_extent_wgs84
+
+    items = [s if isinstance(s, Scene) else load_scene(s) for s in scenes]
+    region = (load_aoi(Path(aoi), max_area_km2).geometry if aoi else
+              scene_extent_wgs84(items[0]))
+    grid_crs = choose_crs(region, crs)
+    grid = grid_for_bounds(project_geometry(region, grid_crs).bounds, grid_crs, resolution, 1, 1)
+    check_grid_fits(grid, len(bands))
+    with StackReader(items, list(bands), grid, Masking(composite, mask_dilate,
+                                                       restore_toa=toa)) as reader:
+        pixels = reader.read(Window(0, 0, grid.cols, grid.rows))
+    return Stack(pixels.dn, pixels.clear, list(bands), grid.crs, grid.map_transform)
+
+
+def change(*, before: str | Path | None = None, after: str | Path | None = None,
+           aoi: str | Path | None = None, dates: list[str] | None = None,
+           model: str | Path = DEFAULT_MODEL, method: str = "auto",
+           threshold: float | None = None, resample: bool = False, device: str = "auto",
+           **options) -> list:
+    """Change between two scenes or maps (`before`, `after`) or between `dates` over `aoi`:
+    a `DatePair` (before, after, change) per consecutive pair, and first → last for more than
+    two dates. Nothing is written; `options` are those of `classify`."""
+    from geolulc.change.job import detect_changes
+
+    req = MapRequest(aoi=Path(aoi) if aoi else None, model=str(model), device=device,
+                     **{"progress": False, **options})
+    found = detect_changes(req, list(dates or []), Path(before) if before else None,
+                           Path(after) if after else None, threshold, resample, method,
+                           write_maps=False, cache=False)
+    return found.pairs
+
+
+def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
+                 vector: bool = False) -> dict[str, str]:
+    """Write one `DatePair` of `change`: from-to COG, change mask and probability, transitions
+    CSV, summary JSON, side-by-side PNG and, with `vector`, polygons (GeoPackage)."""
+    from geolulc.change.detect import write_change as write_files
+    from geolulc.io.atomic import safe_name
+
+    stem = safe_name(f"{name}_{pair.before.name}_{pair.after.name}", "change")
+    return write_files(Path(out_dir), stem, pair.before, pair.after, pair.change, vector)

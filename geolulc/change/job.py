@@ -71,7 +71,7 @@ class DatesOnGrid:
 
 
 def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], device,
-                   write: bool = True) -> DatesOnGrid:
+                   write: bool = True, cache: bool = True) -> DatesOnGrid:
     """Classify each date's scenes on one grid (planned from the AOI or the first date's
     scenes), resumably and on Dask as `map` does; with `write`, each date's map is written too."""
     grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0].scenes, model)
@@ -86,7 +86,7 @@ def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], 
                 req, date=date.label if date.searched else None), model)
             result = classify_grid(date.scenes, model, grid, inside, classifier, req.min_clear,
                                    chunk_rows, req.progress, req.dense,
-                                   cache_root=req.out_dir, client=client,
+                                   cache_root=req.out_dir if cache else None, client=client,
                                    worker_device=req.device, masking=masking,
                                    worker_batch=req.batch_size)
             result.require_patches(date.label)
@@ -141,12 +141,38 @@ def resolve_method(method: str, scenes: list[Scene] | None) -> str:
     return method
 
 
-def run_change(
+@dataclass
+class DatePair:
+    """The change from one date to another, with both dates' maps."""
+
+    before: DateMap
+    after: DateMap
+    change: Change
+
+
+@dataclass
+class ChangeSet:
+    """Every compared pair of a change job (consecutive dates, and first → last for more than
+    two), and the chunk caches that let an interrupted job resume until it is written."""
+
+    pairs: list[DatePair]
+    dates: list[str]
+    model: str
+    name: str  # stem of the output files: the request's name, the AOI's, or "change"
+    on_grid: DatesOnGrid | None = None
+
+    def clear_caches(self) -> None:
+        if self.on_grid:
+            self.on_grid.clear_caches()
+
+
+def detect_changes(
     req: MapRequest, dates: list[str], before: Path | None, after: Path | None,
-    threshold: float | None = None, resample: bool = False, vector: bool = False,
-    method: str = "auto",
-) -> dict:
-    """Maps of every date, then changes between consecutive dates and first → last."""
+    threshold: float | None = None, resample: bool = False, method: str = "auto",
+    write_maps: bool = True, cache: bool = True,
+) -> ChangeSet:
+    """Classify every date on one grid (writing each date's map with `write_maps`) and compare
+    consecutive dates and first → last; nothing of the change itself is written."""
     if dates and (before or after):
         raise GeolulcError("give either --dates or --before/--after, not both")
     if dates:
@@ -171,7 +197,7 @@ def run_change(
         method = resolve_method(method, inputs[0].scenes + inputs[1].scenes)
         device = resolve_device(req.device)
         model = load_model(model_for(req.model, inputs[0].scenes + inputs[1].scenes), device)
-        on_grid = classify_dates(req, model, aoi, inputs, device)
+        on_grid = classify_dates(req, model, aoi, inputs, device, write_maps, cache)
         maps = on_grid.maps
     elif before and after:
         raise GeolulcError("--before and --after must both be maps or both be scenes")
@@ -187,23 +213,35 @@ def run_change(
         scenes = [s for date in inputs for s in date.scenes]
         method = resolve_method(method, scenes)
         model = load_model(model_for(req.model, scenes), device)
-        on_grid = classify_dates(req, model, aoi, inputs, device)
+        on_grid = classify_dates(req, model, aoi, inputs, device, write_maps, cache)
         maps = on_grid.maps
     pairs = [(i, i + 1) for i in range(len(maps) - 1)]
     if len(maps) > 2:
         pairs.append((0, len(maps) - 1))
-    results = []
+    found = []
     for i, j in pairs:
-        a, b = maps[i], maps[j]
         change = (compare_dates(on_grid, i, j, threshold, method) if on_grid
-                  else compare(a, b, threshold, method))
-        require_overlap(change, a, b)
-        outputs = write_change(req.out_dir, safe_name(f"{req.name}_{a.name}_{b.name}"), a, b,
+                  else compare(maps[i], maps[j], threshold, method))
+        require_overlap(change, maps[i], maps[j])
+        found.append(DatePair(maps[i], maps[j], change))
+    return ChangeSet(found, [m.name for m in maps], maps[0].model, req.name, on_grid)
+
+
+def run_change(
+    req: MapRequest, dates: list[str], before: Path | None, after: Path | None,
+    threshold: float | None = None, resample: bool = False, vector: bool = False,
+    method: str = "auto",
+) -> dict:
+    """`geolulc change`: maps of every date, the changes between them, all written."""
+    found = detect_changes(req, dates, before, after, threshold, resample, method)
+    results = []
+    for pair in found.pairs:
+        a, b, change = pair.before, pair.after, pair.change
+        outputs = write_change(req.out_dir, safe_name(f"{found.name}_{a.name}_{b.name}"), a, b,
                                change, vector)
         results.append({"before": a.name, "after": b.name, "method": change.method,
                         "threshold": change.threshold, "outputs": outputs,
                         "changed_cells": int((change.mask == 1).sum()),
                         "valid_cells": int((change.mask != NODATA).sum())})
-    if on_grid:
-        on_grid.clear_caches()
-    return {"dates": [m.name for m in maps], "model": maps[0].model, "changes": results}
+    found.clear_caches()
+    return {"dates": found.dates, "model": found.model, "changes": results}
