@@ -98,42 +98,33 @@ def test_interrupted_run_resumes(data_dir, tiny_model, tmp_path):
     np.testing.assert_array_equal(pa, pb)
 
 
-def test_dense_matches_patchwise_on_the_interior_of_uniform_input():
-    """On a uniform scene there is no context to disagree about: dense = patch by patch."""
+def test_dense_cells_see_their_own_window(tiny_model):
+    """Dense (fully convolutional) cells must sit where their 64-pixel window is: a scene that
+    is bright in its top-right quadrant only is mapped Bright exactly in the cells whose
+    window lies inside that quadrant and Dark in those that lie outside it (a shifted,
+    transposed or flipped window → cell mapping fails this)."""
     import torch
 
     from geolulc.mapping.dense import dense_probabilities
     from geolulc.mapping.inference import Classifier
-    from geolulc.models.model import Model, make_card
-    from geolulc.models.network import build_network
+    from geolulc.models.model import load_model
 
-    torch.manual_seed(0)
-    arch = {"name": "patch-resnet", "widths": [8, 16, 16, 16], "blocks": [1, 1, 1, 1]}
-    net = build_network(arch, 2, 3).eval()
-    card = make_card(name="t", architecture=arch, bands=["B02", "B03"], level="L1C",
-                     classes=["a", "b", "c"], colors=[(0, 0, 0)] * 3, dn_scale=1e-3,
-                     dn_offset=0, clip=None, mean=[0, 0], std=[1, 1])
-    model = Model(net, card)
+    model = load_model(tiny_model)  # trained on uniform Dark 300 / Medium 1500 / Bright 3500
     cpu = Classifier(model, torch.device("cpu"), 64, precision="fp32")
-    rng = np.random.default_rng(0)
-    dn = rng.integers(100, 3000, (2, 64 + 5 * 16, 64 + 7 * 16)).astype(np.uint16)
+    size = 64 + 15 * 16  # 16 × 16 cells at stride 16
+    dn = np.full((13, size, size), 300, dtype=np.uint16)
+    dn[:, :160, 160:] = 3500  # top-right quadrant
     dense = dense_probabilities(model, dn, 16, cpu)
-    assert dense.shape == (6, 8, 3)
+    assert dense.shape == (16, 16, 3)
     np.testing.assert_allclose(dense.sum(-1), 1, atol=1e-5)
-    # the first window of a dense run only differs from a lone patch by its right/bottom context
-    from geolulc.models.model import predict_probabilities
-    with torch.inference_mode():
-        lone = predict_probabilities(model, torch.from_numpy(dn[None, :, :64, :64]
-                                                             .astype(np.int32)))
-        lone_flat = predict_probabilities(model, torch.full((1, 2, 64, 64), 1500,
-                                                            dtype=torch.int32))
-    assert np.abs(dense[0, 0] - lone[0].numpy()).max() < 0.5
-    flat = np.full((2, 64 + 2 * 16, 64 + 2 * 16), 1500, dtype=np.uint16)
-    dense_flat = dense_probabilities(model, flat, 16, cpu)
-    # interior windows of a uniform input equal a lone patch, up to the zero-padded border
-    np.testing.assert_allclose(dense_flat[1, 1], lone_flat[0].numpy(), atol=0.2)
+    labels = dense.argmax(-1)
+    rows, cols = np.indices(labels.shape)
+    inside = (rows * 16 + 64 <= 160) & (cols * 16 >= 160)  # window wholly in the quadrant
+    outside = (rows * 16 >= 160) | (cols * 16 + 64 <= 160)  # window wholly out of it
+    assert inside.sum() == 7 * 6 and (labels[inside] == 2).all()
+    assert (labels[outside] == 0).all()
     stride8 = dense_probabilities(model, dn, 8, cpu)
-    assert stride8.shape == (11, 15, 3)
+    assert stride8.shape == (31, 31, 3)
     np.testing.assert_allclose(stride8[::2, ::2], dense, atol=1e-5)
 
 
