@@ -13,7 +13,8 @@ from pathlib import Path
 
 import rasterio
 
-from geolulc.mapping.pipeline import MapRequest, run_map
+from geolulc.mapping.pipeline import run_map
+from geolulc.mapping.request import MapRequest
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from geolulc.change.evaluate import evaluate_city, total
 from geolulc.change.job import DateInput, classify_dates, compare_dates
 from geolulc.device import resolve_device
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.pipeline import MapRequest
+from geolulc.mapping.request import MapRequest
 from geolulc.models.model import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oscd"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.mapcheck import evaluate_map
-from geolulc.mapping.pipeline import MapRequest, run_map
+from geolulc.mapping.pipeline import run_map
+from geolulc.mapping.request import MapRequest
 from geolulc.models.model import bundled_models
 
 CITIES = ["bercy", "paris", "rennes", "bordeaux", "aguasclaras", "nantes", "hongkong", "norcia",

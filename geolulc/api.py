@@ -21,7 +21,8 @@ from pyproj import CRS
 
 from geolulc.defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
 from geolulc.io.scenes import Scene, load_scene
-from geolulc.mapping.pipeline import LandCover, MapRequest, classify_request, write_landcover
+from geolulc.mapping.pipeline import LandCover, classify_request, write_landcover
+from geolulc.mapping.request import MapRequest
 
 
 def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
@@ -82,7 +83,7 @@ def read(*, scenes: list[Scene | str | Path], aoi: str | Path | None = None,
     from geolulc.io.aoi import load_aoi
     from geolulc.io.read import Masking, StackReader
     from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
-    from geolulc.mapping.pipeline import check_grid_fits, scene_extent_wgs84
+    from geolulc.mapping.request import check_grid_fits, scene_extent_wgs84
 
     items = [s if isinstance(s, Scene) else load_scene(s) for s in scenes]
     region = (load_aoi(Path(aoi), max_area_km2).geometry if aoi else
@@ -118,7 +119,7 @@ def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
                  vector: bool = False) -> dict[str, str]:
     """Write one `DatePair` of `change`: from-to COG, change mask and probability, transitions
     CSV, summary JSON, side-by-side PNG and, with `vector`, polygons (GeoPackage)."""
-    from geolulc.change.detect import write_change as write_files
+    from geolulc.change.files import write_change as write_files
     from geolulc.io.atomic import safe_name
 
     stem = safe_name(f"{name}_{pair.before.name}_{pair.after.name}", "change")

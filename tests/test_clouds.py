@@ -113,7 +113,7 @@ def test_sun_position_matches_the_item_metadata():
 def test_s2cloudless_on_real_l1c_scenes(data_dir):
     """Paris 2017-11-07 has two small cumulus clouds; 2016-11-30 is clear."""
     from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
-    from geolulc.mapping.pipeline import scene_extent_wgs84
+    from geolulc.mapping.request import scene_extent_wgs84
 
     shares = {}
     for im in ("imgs_1", "imgs_2"):

@@ -18,7 +18,8 @@ from geolulc.io.scenes import load_scene
 from geolulc.mapping.inference import Classifier
 from geolulc.mapping.mapcheck import evaluate_map
 from geolulc.mapping.patches import fill_unclear
-from geolulc.mapping.pipeline import MapRequest, run_map
+from geolulc.mapping.pipeline import run_map
+from geolulc.mapping.request import MapRequest
 from geolulc.mapping.tiles import HALO, segment
 from geolulc.models.model import load_model, predict_probabilities, prepare_input
 

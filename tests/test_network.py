@@ -104,7 +104,7 @@ def test_html_or_truncated_json_is_named(fast, body):
 
 
 def test_gdal_reads_have_timeouts():
-    from geolulc.io.read import GDAL_OPTIONS
+    from geolulc.io.gdal import GDAL_OPTIONS
     assert GDAL_OPTIONS["GDAL_HTTP_TIMEOUT"] > 0 and GDAL_OPTIONS["GDAL_HTTP_CONNECTTIMEOUT"] > 0
     assert GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"] >= 1
 

@@ -136,7 +136,8 @@ def test_dask_workers_get_the_model_as_bytes_not_a_path(data_dir, tiny_model, tm
     from geolulc.io.scenes import load_scene
     from geolulc.mapping.chunks import ChunkJob, run_dask, run_local
     from geolulc.mapping.inference import Classifier
-    from geolulc.mapping.pipeline import MapRequest, aoi_cells, plan_grid
+    from geolulc.mapping.pipeline import aoi_cells
+    from geolulc.mapping.request import MapRequest, plan_grid
     from geolulc.models.model import model_from_bytes
 
     model = model_from_bytes(tiny_model.read_bytes(),

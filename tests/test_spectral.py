@@ -101,7 +101,7 @@ def test_combined_probability_weighs_lasting_transitions_over_seasonal_ones():
 @pytest.fixture(scope="module")
 def rennes_scores(data_dir, tmp_path_factory):
     from geolulc.change.evaluate import evaluate_city
-    from geolulc.mapping.pipeline import MapRequest
+    from geolulc.mapping.request import MapRequest
     req = MapRequest(out_dir=tmp_path_factory.mktemp("ev"), name="t", progress=False)
     return evaluate_city(data_dir / "oscd" / "rennes", req, [], ["combined", "tv"])
 

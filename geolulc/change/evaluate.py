@@ -28,7 +28,7 @@ from geolulc.change.spectral import spectral_change
 from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.pipeline import MapRequest, model_for
+from geolulc.mapping.request import MapRequest, model_for
 from geolulc.models.evaluate import precision_recall_f1
 from geolulc.models.model import load_model
 

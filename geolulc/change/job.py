@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geolulc.change.detect import Change, DateMap, check_comparable, compare, read_map, write_change
+from geolulc.change.detect import Change, DateMap, compare
+from geolulc.change.files import check_comparable, read_map, write_change
 from geolulc.change.spectral import SPECTRAL_BANDS, check_levels, spectral_change
 from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
@@ -19,21 +20,20 @@ from geolulc.io.catalog import parse_date_range
 from geolulc.io.rasters import NODATA
 from geolulc.io.read import Masking
 from geolulc.io.scenes import Scene, load_scene
+from geolulc.mapping.cluster import dask_client
 from geolulc.mapping.grid import PatchGrid
 from geolulc.mapping.inference import Classifier
-from geolulc.mapping.pipeline import (
+from geolulc.mapping.outputs import write_map
+from geolulc.mapping.pipeline import aoi_cells, classify_grid
+from geolulc.mapping.request import (
     MapRequest,
-    aoi_cells,
     check_scenes,
     chunk_rows_for,
-    classify_grid,
-    dask_client,
     find_scenes,
     masking_for,
     model_for,
     plan_grid,
     restores_toa,
-    write_map,
 )
 from geolulc.models.model import Model, load_model
 

@@ -91,7 +91,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
     two local scenes or two land-cover maps written by `geolulc map`.
     """
     from geolulc.change.job import run_change
-    from geolulc.mapping.pipeline import MapRequest
+    from geolulc.mapping.request import MapRequest
 
     date_list = [d for text in dates for d in text.split()]
     req = MapRequest(aoi=aoi, catalog=catalog, collection=collection, max_cloud=max_cloud,

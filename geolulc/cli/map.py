@@ -60,7 +60,8 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
     Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
     NAME_confidence.tif, NAME_stats.json/.csv (km² per class) and NAME_quicklook.png.
     """
-    from geolulc.mapping.pipeline import MapRequest, run_map
+    from geolulc.mapping.pipeline import run_map
+    from geolulc.mapping.request import MapRequest
 
     if not scenes and (aoi is None or not date):
         raise GeolulcError("give --aoi and --date, or --scene")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,34 +26,13 @@ from rasterio.windows import Window
 from geolulc.errors import GeolulcError
 from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa
 from geolulc.io.clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
+from geolulc.io.gdal import gdal_env, is_remote, open_band, vsi_path
 from geolulc.io.harmonize import harmonise
 from geolulc.io.scenes import Scene
 from geolulc.mapping.grid import PatchGrid, transformer
 from geolulc.mapping.patches import window_clear_counts
 
 log = logging.getLogger(__name__)
-
-GDAL_OPTIONS = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing of the bucket per file
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_MULTIPLEX": "YES",
-    "GDAL_HTTP_MAX_RETRY": 3,  # with backoff, on 429/5xx and dropped connections
-    "GDAL_HTTP_RETRY_DELAY": 1,
-    "GDAL_HTTP_CONNECTTIMEOUT": 10,  # seconds; a server that never answers is an error
-    "GDAL_HTTP_TIMEOUT": 60,
-    "VSI_CACHE": "TRUE",
-    "GDAL_CACHEMAX": 512,
-}
-
-
-@contextlib.contextmanager
-def gdal_env() -> Iterator[None]:
-    """GDAL settings for reading COGs over HTTP; public buckets are read without signing."""
-    options = dict(GDAL_OPTIONS)
-    if not os.environ.get("AWS_ACCESS_KEY_ID"):
-        options["AWS_NO_SIGN_REQUEST"] = "YES"
-    with rasterio.Env(**options):
-        yield
 
 
 @dataclass(frozen=True)
@@ -95,7 +72,7 @@ class _SceneSource:
         wanted = list(dict.fromkeys(bands + (L1C_MASK_BANDS if self.detect else [])))
         self.vrts = {}
         for band in wanted:
-            src = stack.enter_context(_open(scene.bands[band], scene.id, band))
+            src = stack.enter_context(open_band(scene.bands[band], scene.id, band))
             self.vrts[band] = _OnGrid.fit(src, grid) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         self.scl = None
@@ -103,7 +80,7 @@ class _SceneSource:
             log.warning("L2A scene %s has no scene classification (SCL): its clouds are not "
                         "masked", scene.id)
         if scene.scl:
-            src = stack.enter_context(_open(scene.scl, scene.id, "SCL"))
+            src = stack.enter_context(open_band(scene.scl, scene.id, "SCL"))
             self.scl = stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.nearest, **vrt_args))
         first = self.vrts[bands[0]].src_dataset
@@ -120,7 +97,7 @@ class _SceneSource:
             self.toa = False
         self.aot = None
         if self.toa and scene.aot:
-            src = stack.enter_context(_open(scene.aot, scene.id, "AOT"))
+            src = stack.enter_context(open_band(scene.aot, scene.id, "AOT"))
             self.aot = stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         elif self.toa:
@@ -148,11 +125,11 @@ class _SceneSource:
         except RasterioError as exc:
             first = str(exc.__cause__ or exc).splitlines()[0]
         href = {"SCL": self.scene.scl, "AOT": self.scene.aot}.get(band) or self.scene.bands[band]
-        if _is_remote(href):  # a truncated or corrupted transfer: fetch it again, uncached
+        if is_remote(href):  # a truncated or corrupted transfer: fetch it again, uncached
             log.warning("band %s of %s failed to read (%s); fetching it again", band,
                         self.scene.id, first)
             try:
-                with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsi_path(href)), \
+                with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=vsi_path(href)), \
                         rasterio.open(href) as src, WarpedVRT(
                             src, crs=vrt.crs, transform=vrt.transform, width=vrt.width,
                             height=vrt.height, nodata=0, resampling=Resampling.nearest
@@ -226,23 +203,6 @@ class _OnGrid:
             out[top - r0:bottom - r0, left - c0:right - c0] = self.src_dataset.read(
                 band, window=Window(left, top, right - left, bottom - top))
         return out
-
-
-def _is_remote(href: str) -> bool:
-    return href.startswith(("http://", "https://", "/vsis3/", "/vsigs/", "/vsicurl/"))
-
-
-def _vsi_path(href: str) -> str:
-    """The GDAL virtual path under which an href is cached."""
-    return f"/vsicurl/{href}" if href.startswith("http") else href
-
-
-def _open(href: str, scene_id: str, band: str):
-    try:
-        return rasterio.open(href)
-    except RasterioError as exc:
-        raise GeolulcError(f"cannot open band {band} of scene {scene_id} at {href}: "
-                           f"{str(exc).splitlines()[0]}") from None
 
 
 def acquisitions(scenes: list[Scene]) -> list[list[Scene]]:

@@ -1,0 +1,226 @@
+"""Change on disk: reading land-cover maps written by `map` (with their probabilities), putting
+one onto the grid of another, and writing every output of a change (COGs, CSV, JSON, PNG,
+GeoPackage)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from PIL import Image
+from pyproj import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from geolulc.change.detect import Change, DateMap
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
+from geolulc.io.quicklook import render_labels
+from geolulc.io.rasters import LANDCOVER_SUFFIX, NODATA, PROBABILITIES_SUFFIX, write_cog
+
+log = logging.getLogger(__name__)
+
+
+CHANGE_COLORS = {0: (220, 220, 220, 255), 1: (220, 20, 60, 255), NODATA: (0, 0, 0, 0)}
+
+
+def one_hot(labels: np.ndarray, k: int) -> np.ndarray:
+    """Probabilities of a map that has only labels: 1 for the mapped class."""
+    probs = np.zeros((*labels.shape, k), dtype=np.float32)
+    rows, cols = np.nonzero(labels != NODATA)
+    probs[rows, cols, labels[rows, cols]] = 1.0
+    return probs
+
+
+def read_map(path: Path) -> DateMap:
+    """A land-cover GeoTIFF written by geolulc, with its probabilities when they lie beside it."""
+    try:
+        with rasterio.open(path) as src:
+            tags = src.tags()
+            labels = src.read(1)
+            crs, transform = CRS.from_user_input(src.crs), src.transform
+            cmap = src.colormap(1) if "classes" in tags else {}
+    except rasterio.errors.RasterioError as exc:
+        raise GeolulcError(f"cannot read map {path}: {str(exc).splitlines()[0]}") from None
+    if "classes" not in tags or "model" not in tags:
+        raise GeolulcError(f"{path} is not a land-cover map written by geolulc (no class tags)")
+    classes = json.loads(tags["classes"])
+    colors = [tuple(cmap.get(i, (128, 128, 128, 255))[:3]) for i in range(len(classes))]
+    prob_path = Path(str(path).replace(LANDCOVER_SUFFIX, PROBABILITIES_SUFFIX))
+    if prob_path != path and prob_path.exists():
+        try:
+            with rasterio.open(prob_path) as src:
+                if src.count != len(classes) or src.dtypes[0] != "uint8":
+                    raise GeolulcError(f"{prob_path} holds {src.count} {src.dtypes[0]} bands, not "
+                                       f"the {len(classes)} uint8 class probabilities of {path}")
+                probs = np.moveaxis(src.read(), 0, 2)  # × PROB_SCALE
+        except rasterio.errors.RasterioError as exc:
+            raise GeolulcError(f"cannot read {prob_path}: {str(exc).splitlines()[0]}") from None
+        if probs.shape[:2] != labels.shape:
+            raise GeolulcError(f"{prob_path} does not lie on the grid of {path}")
+        probs[labels == NODATA] = 0
+    else:
+        log.warning("%s has no probabilities beside it; change probability is 0 or 1", path)
+        probs = one_hot(labels, len(classes))
+    name = Path(path).name.removesuffix(LANDCOVER_SUFFIX).removesuffix(".tif")
+    return DateMap(name, labels, probs, crs, transform, tags["model"], classes, colors)
+
+
+def resample_onto(source: DateMap, target: DateMap) -> DateMap:
+    """`source` on the grid of `target` (nearest neighbour: classes are categories)."""
+    shape = target.labels.shape
+    labels = np.full(shape, NODATA, dtype=np.uint8)
+    reproject(source.labels, labels, src_transform=source.transform, src_crs=source.crs.to_wkt(),
+              dst_transform=target.transform, dst_crs=target.crs.to_wkt(), src_nodata=NODATA,
+              dst_nodata=NODATA, resampling=Resampling.nearest)
+    probs = np.zeros((*shape, source.probabilities.shape[2]), dtype=source.probabilities.dtype)
+    for i in range(probs.shape[2]):
+        band = np.zeros(shape, dtype=probs.dtype)
+        reproject(source.probabilities[..., i], band, src_transform=source.transform,
+                  src_crs=source.crs.to_wkt(), dst_transform=target.transform,
+                  dst_crs=target.crs.to_wkt(), resampling=Resampling.nearest)
+        probs[..., i] = band
+    probs[labels == NODATA] = 0
+    return DateMap(source.name, labels, probs, target.crs, target.transform, source.model,
+                   source.classes, source.colors)
+
+
+def check_comparable(before: DateMap, after: DateMap, resample: bool) -> DateMap:
+    """Refuse maps of different models; different grids only when asked to resample."""
+    if before.model != after.model or before.classes != after.classes:
+        raise GeolulcError(f"maps were made with different models ({before.model} and "
+                           f"{after.model}); compare maps of one model")
+    same_grid = (before.crs == after.crs and before.transform.almost_equals(after.transform)
+                 and before.labels.shape == after.labels.shape)
+    if same_grid:
+        return after
+    if not resample:
+        raise GeolulcError("the maps lie on different grids (CRS, pixel size or extent); "
+                           "pass --resample to resample the second onto the first")
+    resampled = resample_onto(after, before)
+    if not ((resampled.labels != NODATA) & (before.labels != NODATA)).any():
+        raise GeolulcError("the two maps do not overlap: there is nothing to compare")
+    return resampled
+
+
+def transitions(change: Change, classes: list[str], cell_area_m2: float) -> list[dict]:
+    """Area of each (before, after) pair that occurs, largest first."""
+    k = len(classes)
+    counts = np.bincount(change.fromto[change.fromto != NODATA].ravel(), minlength=k * k)
+    rows = [{"code": int(code), "before": classes[code // k], "after": classes[code % k],
+             "changed": code // k != code % k, "pixels": int(n),
+             "area_km2": round(float(n) * cell_area_m2 / 1e6, 4)}
+            for code, n in enumerate(counts) if n]
+    return sorted(rows, key=lambda r: -r["pixels"])
+
+
+def transition_matrix_csv(change: Change, classes: list[str], cell_area_m2: float) -> str:
+    k = len(classes)
+    counts = np.bincount(change.fromto[change.fromto != NODATA].ravel(),
+                         minlength=k * k).reshape(k, k)
+    lines = ["before \\ after (km²)," + ",".join(classes)]
+    for name, row in zip(classes, counts):
+        lines.append(name + "," + ",".join(f"{n * cell_area_m2 / 1e6:.4f}" for n in row))
+    return "\n".join(lines) + "\n"
+
+
+def fromto_colormap(classes: list[str], colors) -> dict[int, tuple[int, int, int, int]]:
+    """Changed pairs take the colour of the new class; unchanged ones a pale version of theirs."""
+    k = len(classes)
+    cmap = {NODATA: (0, 0, 0, 0)}
+    for b in range(k):
+        for a in range(k):
+            r, g, bl = colors[a]
+            cmap[b * k + a] = ((r, g, bl, 255) if a != b else
+                               ((r + 3 * 255) // 4, (g + 3 * 255) // 4, (bl + 3 * 255) // 4, 255))
+    return cmap
+
+
+def _side_by_side(path: Path, before: DateMap, after: DateMap, change: Change) -> None:
+    colors = before.colors
+    panels = [render_labels(before.labels, colors, 400), render_labels(after.labels, colors, 400),
+              render_labels(np.where(change.mask == 1, 0, np.where(change.mask == 0, 1, NODATA))
+                            .astype(np.uint8), [(220, 20, 60), (220, 220, 220)], 400)]
+    width = sum(p.width for p in panels) + 40
+    canvas = Image.new("RGB", (width, max(p.height for p in panels) + 20), (255, 255, 255))
+    x = 10
+    for panel in panels:
+        canvas.paste(panel, (x, 10))
+        x += panel.width + 10
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+def write_change(
+    out_dir: Path, name: str, before: DateMap, after: DateMap, change: Change,
+    vector: bool = False,
+) -> dict[str, str]:
+    """All change outputs for one pair of dates, staged and moved into `out_dir` together."""
+    classes, crs, transform = before.classes, before.crs, before.transform
+    cell_area = abs(transform.a * transform.e)
+    occurring = transitions(change, classes, cell_area)
+    changed_px = int(np.count_nonzero(change.mask == 1))
+    valid_px = int(np.count_nonzero(change.mask != NODATA))
+    summary = {
+        "before": before.name, "after": after.name, "model": before.model,
+        "method": change.method, "threshold": change.threshold,
+        "valid_km2": round(valid_px * cell_area / 1e6, 4),
+        "changed_km2": round(changed_px * cell_area / 1e6, 4),
+        "changed_percent": round(100 * changed_px / valid_px, 2) if valid_px else 0.0,
+        "transitions": occurring,
+    }
+    legend = {str(t["code"]): f"{t['before']} → {t['after']}" for t in occurring}
+    prob = np.where(np.isnan(change.probability), NODATA,
+                    np.round(np.nan_to_num(change.probability) * 100)).astype(np.uint8)
+    files = {}
+    with staged_outputs(out_dir, last="_change.json") as stage:
+        files["fromto"] = write_cog(
+            stage / f"{name}_fromto.tif", change.fromto, crs, transform, NODATA,
+            colormap=fromto_colormap(classes, before.colors),
+            tags={"classes": classes, "model": before.model, "legend": legend,
+                  "code": f"before * {len(classes)} + after"}, description="from-to class")
+        files["change_mask"] = write_cog(
+            stage / f"{name}_changemask.tif", change.mask, crs, transform, NODATA,
+            colormap=CHANGE_COLORS, tags={"threshold": str(change.threshold)},
+            description="0 no change, 1 change")
+        files["change_probability"] = write_cog(
+            stage / f"{name}_changeprob.tif", prob, crs, transform, NODATA,
+            tags={"units": "percent", "method": change.method},
+            description=f"change probability (%, {change.method})",
+            resampling="AVERAGE")
+        write_text_atomic(stage / f"{name}_transitions.csv",
+                          transition_matrix_csv(change, classes, cell_area))
+        files["transitions_csv"] = stage / f"{name}_transitions.csv"
+        _side_by_side(stage / f"{name}_change.png", before, after, change)
+        files["png"] = stage / f"{name}_change.png"
+        if vector:
+            files["vector"] = write_change_polygons(stage / f"{name}_changes.gpkg", change,
+                                                    classes, crs, transform)
+        write_text_atomic(stage / f"{name}_change.json", json.dumps(summary, indent=2) + "\n")
+        files["summary"] = stage / f"{name}_change.json"
+    return {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
+
+
+def write_change_polygons(path: Path, change: Change, classes: list[str], crs: CRS,
+                          transform: Affine) -> Path:
+    """Changed cells as polygons (one per connected area of one transition) in a GeoPackage."""
+    import geopandas as gpd
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    k = len(classes)
+    codes = np.where(change.mask == 1, change.fromto, NODATA).astype(np.uint8)
+    records = [(shape(geom), int(code)) for geom, code in
+               shapes(codes, mask=codes != NODATA, transform=transform)]
+    frame = gpd.GeoDataFrame({
+        "transition": [f"{classes[c // k]} → {classes[c % k]}" for _, c in records],
+        "before": [classes[c // k] for _, c in records],
+        "after": [classes[c % k] for _, c in records],
+        "area_km2": [g.area / 1e6 for g, _ in records],
+    }, geometry=[g for g, _ in records], crs=crs.to_wkt())
+    frame.to_file(path, driver="GPKG", layer="changes")  # `path` is inside the staging folder
+    return path

@@ -1,0 +1,44 @@
+"""The Dask cluster of a job: a local one (`--workers`) or an existing scheduler, quiet unless asked."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from geolulc.errors import GeolulcError
+from geolulc.mapping.request import (
+    MapRequest,
+)
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def dask_client(req: MapRequest) -> Iterator[object | None]:
+    """A dask.distributed client for --scheduler or --workers, or None to run in-process."""
+    if not req.scheduler and not req.workers:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise GeolulcError("--workers/--scheduler need dask: pip install 'geolulc[dask]'") \
+            from None
+    if req.scheduler:
+        try:
+            client = Client(req.scheduler, timeout="10s")
+        except OSError as exc:
+            raise GeolulcError(f"cannot reach the Dask scheduler {req.scheduler}: {exc}") \
+                from None
+        with client:
+            yield client
+        return
+    quiet = logging.WARNING if log.getEffectiveLevel() >= logging.WARNING else logging.INFO
+    if not req.progress:  # --quiet: the cluster's own INFO lines too
+        quiet = logging.ERROR
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    with LocalCluster(n_workers=req.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=quiet) as cluster, \
+            Client(cluster) as client:
+        yield client

@@ -1,0 +1,92 @@
+"""Every file of a map: land cover, confidence, probabilities, count (COGs), stats, style, quicklook."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from affine import Affine
+
+from geolulc import __version__
+from geolulc.io.atomic import staged_outputs, write_text_atomic
+from geolulc.io.quicklook import write_quicklook
+from geolulc.io.rasters import (
+    LANDCOVER_SUFFIX,
+    NODATA,
+    PROB_SCALE,
+    PROBABILITIES_SUFFIX,
+    class_colormap,
+    write_cog,
+    write_qgis_style,
+)
+from geolulc.io.scenes import Scene
+from geolulc.io.stats import areas_csv, class_areas
+from geolulc.models.model import Model
+
+if TYPE_CHECKING:  # the pipeline writes its results with this module
+    from geolulc.mapping.pipeline import Classification
+
+log = logging.getLogger(__name__)
+
+
+def scene_summary(scenes: list[Scene]) -> list[dict]:
+    return [{"id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
+             "level": s.level, "cloud_cover": s.cloud_cover,
+             "processing_baseline": s.baseline_text, "offset_removed": s.offset}
+            for s in scenes]
+
+
+def write_map(
+    out_dir: Path, name: str, result: Classification, model: Model, scenes: list[Scene],
+    date: str | None,
+) -> tuple[dict[str, str], dict]:
+    """All outputs of one map, staged and moved into `out_dir` together."""
+    grid = result.grid
+    stats = class_areas(result.labels, model.classes, grid.cell_size ** 2)
+    run_info = {
+        "geolulc_version": __version__, "model": model.name, "scenes": scene_summary(scenes),
+        "date": date, "crs": grid.crs.to_string(), "transform": list(grid.map_transform)[:6],
+        "shape": [grid.rows, grid.cols], "cell_size_m": grid.cell_size, "stride": grid.stride,
+        "model_kind": model.kind, "cells_classified": result.patches,
+        "cloud_masked_pixels": result.masked_pixels,
+        "clear_observations": {"pixels_never_clear": int(np.count_nonzero(result.count == 0)),
+                               "mean": round(float(result.count.mean()), 3)},
+    }
+    tags = {"classes": model.classes, "model": model.name, "scenes": [s.id for s in scenes],
+            "geolulc_version": __version__, "date": date or ""}
+    colors = model.colors
+    probs = np.moveaxis(result.probabilities, 2, 0)  # a view: written band by band below
+    files = {}
+    with staged_outputs(out_dir, last=LANDCOVER_SUFFIX) as stage:
+        files["confidence"] = write_cog(
+            stage / f"{name}_confidence.tif", result.confidence, grid.crs, grid.map_transform,
+            NODATA, tags={"units": "percent", "model": model.name},
+            description="probability of the predicted class (%)", resampling="AVERAGE")
+        fine = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
+        files["count"] = write_cog(
+            stage / f"{name}_count.tif", result.count, grid.crs, fine, None,
+            tags={"meaning": "acquisitions with a clear view of the pixel"},
+            description="clear observations", resampling="AVERAGE")
+        files["probabilities"] = write_cog(
+            stage / f"{name}{PROBABILITIES_SUFFIX}", probs, grid.crs, grid.map_transform, NODATA,
+            tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
+            description=model.classes, resampling="AVERAGE", scale=1 / PROB_SCALE,
+            nodata_where=result.labels == NODATA)
+        write_text_atomic(stage / f"{name}_stats.json",
+                          json.dumps({**stats, "run": run_info}, indent=2) + "\n")
+        files["stats_json"] = stage / f"{name}_stats.json"
+        write_text_atomic(stage / f"{name}_stats.csv", areas_csv(stats))
+        files["stats_csv"] = stage / f"{name}_stats.csv"
+        files["quicklook"] = write_quicklook(
+            stage / f"{name}_quicklook.png", result.labels, model.classes, colors,
+            title=f"{name} ({model.name})")
+        write_qgis_style(stage / f"{name}_landcover.qml", model.classes, colors)
+        files["qgis_style"] = stage / f"{name}_landcover.qml"
+        files["landcover"] = write_cog(
+            stage / f"{name}{LANDCOVER_SUFFIX}", result.labels, grid.crs, grid.map_transform, NODATA,
+            colormap=class_colormap(colors), tags=tags, description="land cover class")
+    outputs = {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
+    return outputs, {**run_info, "stats": stats}

@@ -1,0 +1,178 @@
+"""What a mapping job was asked to do (`MapRequest`) and what follows from it before any pixel is
+read: the scenes, the model, the grid, the masking and the chunking."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shapely.geometry import box
+
+from geolulc.errors import GeolulcError
+from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, split_antimeridian
+from geolulc.io.catalog import (
+    DEFAULT_COLLECTION,
+    EARTH_SEARCH,
+    parse_date_range,
+    search_scenes,
+    select_covering,
+)
+from geolulc.io.read import Masking, acquisitions
+from geolulc.io.scenes import Scene
+from geolulc.mapping.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
+from geolulc.mapping.tiles import HALO, TILE
+from geolulc.models.model import DEFAULT_MODEL, Model, auto_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MapRequest:
+    """Everything `geolulc map` was asked to do."""
+
+    aoi: Path | None = None
+    date: str | None = None
+    scenes: list[Path | Scene] = field(default_factory=list)  # paths, or scenes already loaded
+    catalog: str = EARTH_SEARCH
+    collection: str = DEFAULT_COLLECTION
+    max_cloud: float | None = None
+    model: str = DEFAULT_MODEL
+    stride: int = 64
+    batch_size: int | None = None  # None: fits the device
+    precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
+    device: str = "auto"
+    crs: str | None = None
+    resolution: float = 10.0
+    out_dir: Path = Path("outputs")
+    name: str | None = None
+    min_clear: float = 0.5
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2
+    chunk_rows: int | None = None  # None: 8 rows of patches, or one row of tiles per chunk
+    progress: bool = True
+    dense: bool = True
+    composite: str = "auto"  # auto: median over a period of several days, else none
+    mask_dilate: int = 0
+    max_acquisitions: int = 12
+    l2a: str = "auto"  # auto/toa: restore top-of-atmosphere reflectance for L1C models; as-is
+    workers: int | None = None  # local Dask cluster of this many processes
+    scheduler: str | None = None  # address of an existing Dask scheduler
+
+
+def composite_mode(req: MapRequest) -> str:
+    """`auto` means a median composite over a period of several days, else the single scene."""
+    if req.composite != "auto":
+        return req.composite
+    if req.scenes or not req.date:
+        return "none"
+    start, end = parse_date_range(req.date).split("/")
+    return "median" if start[:10] != end[:10] else "none"
+
+
+def find_scenes(req: MapRequest, geometry) -> list[Scene]:
+    """The least cloudy catalogue scenes that cover the AOI, or for a composite the scenes of
+    the `max_acquisitions` least cloudy acquisitions."""
+    if geometry is None or not req.date:
+        raise GeolulcError("give --aoi and --date to search a catalogue, or --scene for a local scene")
+    found = search_scenes(geometry, req.date, req.catalog, req.collection, req.max_cloud)
+    if not found:
+        raise GeolulcError(f"no {req.collection} scene in {req.catalog} covers the AOI in "
+                           f"{req.date}" + (f" with cloud cover ≤ {req.max_cloud}%"
+                                             if req.max_cloud is not None else ""))
+    if composite_mode(req) == "none":
+        return select_covering(found, geometry)
+    plain = split_antimeridian(geometry)
+    touching = [s for s in found if s.footprint is None or s.footprint.intersects(plain)]
+    groups = acquisitions(touching)[: req.max_acquisitions]
+    log.info("compositing %d acquisition(s)", len(groups))
+    return [s for group in groups for s in group]
+
+
+def restores_toa(req: MapRequest, model: Model) -> bool:
+    """Whether L2A input gets its atmosphere back: always with --l2a toa, with auto when the
+    model was trained on L1C (all bundled models)."""
+    if req.l2a not in ("auto", "toa", "as-is"):
+        raise GeolulcError(f"--l2a must be auto, toa or as-is, not {req.l2a!r}")
+    return req.l2a == "toa" or (req.l2a == "auto"
+                                and model.card.get("processing_level") == "L1C")
+
+
+def masking_for(req: MapRequest, model: Model) -> Masking:
+    return Masking(composite_mode(req), req.mask_dilate, restore_toa=restores_toa(req, model))
+
+
+def scene_extent_wgs84(scene: Scene):
+    """Footprint of a scene in EPSG:4326, from its metadata or its first band."""
+    if scene.footprint is not None:
+        return scene.footprint
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    from geolulc.io.gdal import gdal_env
+    href = next(iter(scene.bands.values()))
+    try:
+        with gdal_env(), rasterio.open(href) as src:
+            return box(*bounds_to_wgs84(src.bounds, src.crs))
+    except RasterioError as exc:
+        raise GeolulcError(f"cannot read scene {scene.id} ({href}): "
+                           f"{str(exc).splitlines()[0]}") from None
+
+
+def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) -> PatchGrid:
+    """The cell grid of the map: patches every `stride` pixels for a classifier, every pixel
+    (with a halo of context) for a per-pixel model."""
+    region = aoi_geometry if aoi_geometry is not None else scene_extent_wgs84(scenes[0])
+    crs = choose_crs(region, req.crs)
+    bounds = project_geometry(region, crs).bounds
+    if req.resolution <= 0:
+        raise GeolulcError(f"--resolution must be positive, not {req.resolution}")
+    if model.kind == "segmenter":
+        grid = grid_for_bounds(bounds, crs, req.resolution, 1, 1, HALO)
+    else:
+        grid = grid_for_bounds(bounds, crs, req.resolution, model.patch_size, req.stride)
+    check_grid_fits(grid, len(model.classes))
+    return grid
+
+
+def check_grid_fits(grid: PatchGrid, n_classes: int) -> None:
+    """Refuse, before allocating anything, a map larger than this machine's memory."""
+    cells = grid.rows * grid.cols
+    need = cells * (n_classes + 2) + grid.rows * grid.cols * grid.stride ** 2
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.8 * memory:
+        raise GeolulcError(
+            f"the map would be {grid.rows:,} × {grid.cols:,} cells ({need / 2**30:.1f} GiB in "
+            f"memory, this machine has {memory / 2**30:.1f} GiB): use a coarser --resolution "
+            "or a smaller AOI")
+
+
+def chunk_rows_for(req: MapRequest, model: Model) -> int:
+    """Map rows per chunk: the user's, else 8 rows of patches or one row of tiles."""
+    if req.chunk_rows:
+        if model.kind == "segmenter" and req.chunk_rows % 2:
+            raise GeolulcError("--chunk-rows must be even for a per-pixel model (its network "
+                               "halves the resolution)")
+        return req.chunk_rows
+    return TILE if model.kind == "segmenter" else 8
+
+
+def model_for(name: str, scenes: list[Scene]) -> str:
+    """The model asked for, or with `auto` the best bundled one for the scenes' bands."""
+    if name != DEFAULT_MODEL:
+        return name
+    return auto_model(set.intersection(*(set(s.bands) for s in scenes)))
+
+
+def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
+    for scene in scenes:
+        scene.require(model.bands)
+        if toa and scene.level == "L2A":
+            log.info("scene %s: L2A, top-of-atmosphere reflectance restored for %s", scene.id,
+                     model.name)
+        elif scene.level != model.card.get("processing_level", scene.level):
+            log.warning("model %s was trained on %s data, scene %s is %s", model.name,
+                        model.card["processing_level"], scene.id, scene.level)
