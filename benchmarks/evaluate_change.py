@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from geolulc.change.evaluate import evaluate_city, total
-from geolulc.change.job import DateInput, classify_dates, compare_dates
+from geolulc.change_detection.evaluate import evaluate_city, total
+from geolulc.change_detection.job import DateInput, classify_dates, compare_dates
 from geolulc.device import resolve_device
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.request import MapRequest

@@ -105,7 +105,7 @@ def change(*, before: str | Path | None = None, after: str | Path | None = None,
     """Change between two scenes or maps (`before`, `after`) or between `dates` over `aoi`:
     a `DatePair` (before, after, change) per consecutive pair, and first → last for more than
     two dates. Nothing is written; `options` are those of `classify`."""
-    from geolulc.change.job import detect_changes
+    from geolulc.change_detection.job import detect_changes
 
     req = MapRequest(aoi=Path(aoi) if aoi else None, model=str(model), device=device,
                      **{"progress": False, **options})
@@ -119,7 +119,7 @@ def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
                  vector: bool = False) -> dict[str, str]:
     """Write one `DatePair` of `change`: from-to COG, change mask and probability, transitions
     CSV, summary JSON, side-by-side PNG and, with `vector`, polygons (GeoPackage)."""
-    from geolulc.change.files import write_change as write_files
+    from geolulc.change_detection.files import write_change as write_files
     from geolulc.io.atomic import safe_name
 
     stem = safe_name(f"{name}_{pair.before.name}_{pair.after.name}", "change")

@@ -69,6 +69,7 @@ def test_read_gives_the_bands_on_the_maps_grid(data_dir):
 
 def test_change_returns_pairs_and_writes_only_when_asked(data_dir, tmp_path):
     import geolulc
+    import geolulc.change_detection.job  # noqa: F401 (no subpackage may shadow the function)
 
     city = data_dir / "oscd" / "rennes"
     pairs = geolulc.change(before=city / "imgs_1", after=city / "imgs_2")

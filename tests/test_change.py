@@ -11,8 +11,8 @@ from affine import Affine
 from pyproj import CRS
 
 from conftest import run_cli
-from geolulc.change.detect import DateMap, compare
-from geolulc.change.files import write_change
+from geolulc.change_detection.detect import DateMap, compare
+from geolulc.change_detection.files import write_change
 from geolulc.errors import GeolulcError
 
 CLASSES = ["Water", "Forest", "Urban"]

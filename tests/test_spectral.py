@@ -4,8 +4,8 @@ known (illumination, misregistration, a real change), then real OSCD pairs again
 import numpy as np
 import pytest
 
-from geolulc.change.detect import DateMap, compare, transition_weights
-from geolulc.change.spectral import SPECTRAL_BANDS, change_score, fit_normalisation
+from geolulc.change_detection.detect import DateMap, compare, transition_weights
+from geolulc.change_detection.spectral import SPECTRAL_BANDS, change_score, fit_normalisation
 from geolulc.errors import GeolulcError
 
 N = len(SPECTRAL_BANDS)
@@ -100,7 +100,7 @@ def test_combined_probability_weighs_lasting_transitions_over_seasonal_ones():
 
 @pytest.fixture(scope="module")
 def rennes_scores(data_dir, tmp_path_factory):
-    from geolulc.change.evaluate import evaluate_city
+    from geolulc.change_detection.evaluate import evaluate_city
     from geolulc.mapping.request import MapRequest
     req = MapRequest(out_dir=tmp_path_factory.mktemp("ev"), name="t", progress=False)
     return evaluate_city(data_dir / "oscd" / "rennes", req, [], ["combined", "tv"])

@@ -90,7 +90,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
     Either --aoi with --dates (each date mapped on one common grid), or --before/--after with
     two local scenes or two land-cover maps written by `geolulc map`.
     """
-    from geolulc.change.job import run_change
+    from geolulc.change_detection.job import run_change
     from geolulc.mapping.request import MapRequest
 
     date_list = [d for text in dates for d in text.split()]

@@ -36,7 +36,7 @@ def evaluate_change_command(cities, model, stride, thresholds, methods, patch_fr
                             device, as_json):
     """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif): pixel- and
     64 × 64-block precision, recall and F1."""
-    from geolulc.change.evaluate import evaluate_cities
+    from geolulc.change_detection.evaluate import evaluate_cities
     from geolulc.mapping.request import MapRequest
 
     req = MapRequest(model=model, stride=stride, device=device, out_dir=out_dir, name="oscd",

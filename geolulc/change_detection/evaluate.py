@@ -22,9 +22,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import reproject
 
-from geolulc.change.detect import DEFAULT_THRESHOLD, compare
-from geolulc.change.job import DateInput, classify_dates
-from geolulc.change.spectral import spectral_change
+from geolulc.change_detection.detect import DEFAULT_THRESHOLD, compare
+from geolulc.change_detection.job import DateInput, classify_dates
+from geolulc.change_detection.spectral import spectral_change
 from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene

@@ -10,8 +10,9 @@ Two kinds of evidence are combined into one change probability:
   seasons (crops, grass, bare ground, shrub, flooded vegetation) 0.2, seasonal becoming woody
   0.5, anything with snow 0.05; a class that stays in its category weighs 0.2, built that stays
   built 0.5 (a new building in a town changes the reflectance, not the class).
-- **Reflectance** (`geolulc.change.spectral`): the standardised change vector of the normalised bands,
-  in units of the scene's own no-change noise (1 = typical noise, 9 = 3 σ in every band).
+- **Reflectance** (`geolulc.change_detection.spectral`): the standardised change vector of the
+  normalised bands, in units of the scene's own no-change noise (about 1 for no-change noise,
+  9 = 3 σ in every band).
 
 ``combined`` (the default wherever both dates' scenes are at hand): the score s = spectral ×
 w, and the change probability p = s² / (s² + 9²), so p = 0.5 — the default threshold — is a
@@ -133,7 +134,7 @@ def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv"
 def compare(before: DateMap, after: DateMap, threshold: float | None = None,
             method: str = "tv", spectral: np.ndarray | None = None) -> Change:
     """From-to codes, change mask and change probability of two maps on the same grid;
-    `spectral` is the spectral change of every cell (`geolulc.change.spectral`), needed by
+    `spectral` is the spectral change of every cell (`geolulc.change_detection.spectral`), needed by
     `combined`. The threshold defaults to the method's own (`DEFAULT_THRESHOLD`)."""
     k = len(before.classes)
     if k > MAX_CLASSES:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from geolulc.change.detect import Change, DateMap, compare
-from geolulc.change.files import check_comparable, read_map, write_change
-from geolulc.change.spectral import SPECTRAL_BANDS, check_levels, spectral_change
+from geolulc.change_detection.detect import Change, DateMap, compare
+from geolulc.change_detection.files import check_comparable, read_map, write_change
+from geolulc.change_detection.spectral import SPECTRAL_BANDS, check_levels, spectral_change
 from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import load_aoi
@@ -103,7 +103,7 @@ def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], 
 def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
                   method: str) -> Change:
     """Change from date i to date j: `combined` reads both dates' reflectance for the spectral
-    score (see `geolulc.change.spectral`); the land-cover-only methods use the maps alone."""
+    score (see `geolulc.change_detection.spectral`); the land-cover-only methods use the maps alone."""
     spectral = None
     if method == "combined":
         spectral = spectral_change(dates.inputs[i].scenes, dates.inputs[j].scenes, dates.grid,

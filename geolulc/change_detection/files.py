@@ -16,7 +16,7 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from geolulc.change.detect import Change, DateMap
+from geolulc.change_detection.detect import Change, DateMap
 from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
 from geolulc.io.quicklook import render_labels
