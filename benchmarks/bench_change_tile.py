@@ -18,18 +18,13 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from bench_tile import build_tile
+from bench_tile import build_tile, tile_arguments
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    root = Path(__file__).resolve().parents[1]
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("GEOLULC_TEST_DATA", root.parent / "shared"
-                                                    / "data")))
-    parser.add_argument("--work", type=Path, default=Path("/tmp/geolulc-bench"))
+    tile_arguments(parser)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     first = build_tile(args.data, args.work)

@@ -137,13 +137,19 @@ def naive(item: Path, model_name: str, n: int, device: str, out: Path) -> dict:
             "input_pixels_per_s": round(n * size * size / seconds)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def tile_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data (the shared real data) and --work (where the tile is built once), for every
+    whole-tile benchmark."""
     root = Path(__file__).resolve().parents[1]
     parser.add_argument("--data", type=Path,
                         default=Path(os.environ.get("GEOLULC_TEST_DATA", root.parent / "shared"
                                                     / "data")))
     parser.add_argument("--work", type=Path, default=Path("/tmp/geolulc-bench"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    tile_arguments(parser)
     parser.add_argument("--strides", type=int, nargs="+", default=[64, 16])
     parser.add_argument("--naive", type=int, default=300,
                         help="windows for the naive loop (patches, or tiles of a pixel model)")
