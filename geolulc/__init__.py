@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "search": "geolulc.api", "classify": "geolulc.api", "write": "geolulc.api",
     "read": "geolulc.api", "Stack": "geolulc.api", "change": "geolulc.api",
-    "write_change": "geolulc.api",
+    "write_change": "geolulc.api", "make_map": "geolulc.api",
     "load_model": "geolulc.models.model", "LandCover": "geolulc.mapping.pipeline",
     "Scene": "geolulc.io.scenes", "load_scene": "geolulc.io.scenes",
     "GeolulcError": "geolulc.errors",

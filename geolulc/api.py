@@ -21,7 +21,7 @@ from pyproj import CRS
 
 from geolulc.defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
 from geolulc.io.scenes import Scene, load_scene
-from geolulc.mapping.pipeline import LandCover, classify_request, write_landcover
+from geolulc.mapping.pipeline import LandCover, classify_request, run_map, write_landcover
 from geolulc.mapping.request import MapRequest
 
 
@@ -48,6 +48,16 @@ def classify(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path 
     req = MapRequest(aoi=Path(aoi) if aoi else None, date=date, scenes=items, model=str(model),
                      device=device, **{"progress": False, **options})
     return classify_request(req, cache=False)
+
+
+def make_map(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path | None = None,
+             date: str | None = None, out_dir: str | Path = "outputs", **options) -> dict:
+    """`classify` then `write`, resumably (finished chunks are kept in `out_dir` until the map
+    is written): what `geolulc map` does. Returns the summary it prints: outputs, statistics,
+    scenes, grid, stage timings. `options` as for `classify`."""
+    return run_map(MapRequest(aoi=Path(aoi) if aoi else None, date=date,
+                              scenes=list(scenes or []), out_dir=Path(out_dir),
+                              **{"progress": False, **options}))
 
 
 def write(landcover: LandCover, out_dir: str | Path = "outputs", *, name: str | None = None

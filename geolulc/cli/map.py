@@ -60,20 +60,18 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
     Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
     NAME_confidence.tif, NAME_stats.json/.csv (km² per class) and NAME_quicklook.png.
     """
-    from geolulc.mapping.pipeline import run_map
-    from geolulc.mapping.request import MapRequest
+    from geolulc.api import make_map
 
     if not scenes and (aoi is None or not date):
         raise GeolulcError("give --aoi and --date, or --scene")
-    req = MapRequest(aoi=aoi, date=date, scenes=list(scenes), catalog=catalog,
-                     collection=collection, max_cloud=max_cloud, model=model, stride=stride,
-                     batch_size=batch_size, precision=precision, device=device, crs=crs,
-                     resolution=resolution, out_dir=out_dir, name=name, min_clear=min_clear,
-                     max_area_km2=max_area,
-                     progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
-                     workers=workers, scheduler=scheduler, composite=composite,
-                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a)
-    summary = run_map(req)
+    summary = make_map(aoi=aoi, date=date, scenes=list(scenes), out_dir=out_dir,
+                       catalog=catalog, collection=collection, max_cloud=max_cloud,
+                       model=model, stride=stride, batch_size=batch_size, precision=precision,
+                       device=device, crs=crs, resolution=resolution, name=name,
+                       min_clear=min_clear, max_area_km2=max_area,
+                       progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
+                       workers=workers, scheduler=scheduler, composite=composite,
+                       mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
