@@ -24,7 +24,6 @@ from rasterio.warp import reproject
 
 from geolulc.change_detection.detect import DEFAULT_THRESHOLD, compare
 from geolulc.change_detection.job import DateInput, classify_dates
-from geolulc.change_detection.spectral import spectral_change
 from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene
@@ -99,11 +98,7 @@ def evaluate_city(
     model = load_model(model_for(req.model, inputs[0].scenes + inputs[1].scenes), device)
     dates = classify_dates(req, model, None, inputs, device, write=False)
     before, after = dates.maps
-    spectral = None
-    if "combined" in methods:
-        spectral = spectral_change(inputs[0].scenes, inputs[1].scenes, dates.grid,
-                                   (dates.maskings[0], dates.maskings[1]), dates.chunk_rows,
-                                   dates.inside)
+    spectral = dates.spectral(0, 1) if "combined" in methods else None
     dates.clear_caches()
     results = []
     for method in methods:

@@ -69,6 +69,12 @@ class DatesOnGrid:
         for cache in self.caches:
             cache.clear()
 
+    def spectral(self, i: int, j: int) -> np.ndarray:
+        """Spectral change from date i to date j on the grid (`geolulc.change_detection.spectral`)."""
+        return spectral_change(self.inputs[i].scenes, self.inputs[j].scenes, self.grid,
+                               (self.maskings[i], self.maskings[j]), self.chunk_rows,
+                               self.inside)
+
 
 def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], device,
                    write: bool = True, cache: bool = True) -> DatesOnGrid:
@@ -104,11 +110,7 @@ def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
                   method: str) -> Change:
     """Change from date i to date j: `combined` reads both dates' reflectance for the spectral
     score (see `geolulc.change_detection.spectral`); the land-cover-only methods use the maps alone."""
-    spectral = None
-    if method == "combined":
-        spectral = spectral_change(dates.inputs[i].scenes, dates.inputs[j].scenes, dates.grid,
-                                   (dates.maskings[i], dates.maskings[j]), dates.chunk_rows,
-                                   dates.inside)
+    spectral = dates.spectral(i, j) if method == "combined" else None
     return compare(dates.maps[i], dates.maps[j], threshold, method, spectral)
 
 
@@ -137,7 +139,7 @@ def resolve_method(method: str, scenes: list[Scene] | None) -> str:
     if method == "auto":
         method = "combined"
     if method == "combined":
-        check_levels([[s] for s in scenes])
+        check_levels(scenes)
     return method
 
 
@@ -166,6 +168,13 @@ class ChangeSet:
             self.on_grid.clear_caches()
 
 
+def _search(req: MapRequest, date: str, aoi) -> list[Scene]:
+    try:
+        return find_scenes(dataclasses.replace(req, date=date), aoi.geometry)
+    except GeolulcError as exc:
+        raise GeolulcError(f"date {date}: {exc}") from None
+
+
 def detect_changes(
     req: MapRequest, dates: list[str], before: Path | None, after: Path | None,
     threshold: float | None = None, resample: bool = False, method: str = "auto",
@@ -191,25 +200,14 @@ def detect_changes(
         method = resolve_method(method, None)
         first = read_map(before)
         maps = [first, check_comparable(first, read_map(after), resample)]
-    elif before and after and not _is_map(before) and not _is_map(after):
-        inputs = [DateInput("before", [load_scene(before)]),
-                  DateInput("after", [load_scene(after)])]
-        method = resolve_method(method, inputs[0].scenes + inputs[1].scenes)
-        device = resolve_device(req.device)
-        model = load_model(model_for(req.model, inputs[0].scenes + inputs[1].scenes), device)
-        on_grid = classify_dates(req, model, aoi, inputs, device, write_maps, cache)
-        maps = on_grid.maps
-    elif before and after:
-        raise GeolulcError("--before and --after must both be maps or both be scenes")
     else:
+        if before and after and (_is_map(before) or _is_map(after)):
+            raise GeolulcError("--before and --after must both be maps or both be scenes")
         device = resolve_device(req.device)
-        inputs = []
-        for date in dates:
-            try:
-                found = find_scenes(dataclasses.replace(req, date=date), aoi.geometry)
-            except GeolulcError as exc:
-                raise GeolulcError(f"date {date}: {exc}") from None
-            inputs.append(DateInput(date, found, searched=True))
+        inputs = ([DateInput("before", [load_scene(before)]),
+                   DateInput("after", [load_scene(after)])] if before
+                  else [DateInput(date, _search(req, date, aoi), searched=True)
+                        for date in dates])
         scenes = [s for date in inputs for s in date.scenes]
         method = resolve_method(method, scenes)
         model = load_model(model_for(req.model, scenes), device)

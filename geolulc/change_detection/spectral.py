@@ -28,16 +28,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from rasterio.windows import Window
 from scipy.ndimage import uniform_filter
 
 from geolulc.errors import GeolulcError
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import Scene
+from geolulc.mapping.chunks import chunk_window
 from geolulc.mapping.grid import PatchGrid
 
 log = logging.getLogger(__name__)
@@ -145,16 +144,9 @@ def _to_cells(score: np.ndarray, stride: int) -> np.ndarray:
         return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
 
 
-def _chunks(grid: PatchGrid, chunk_rows: int) -> Iterator[tuple[int, Window]]:
-    for row0 in range(0, grid.rows, chunk_rows):
-        n_rows = min(chunk_rows, grid.rows - row0)
-        yield row0, Window(0, row0 * grid.stride, grid.read_shape[1],
-                           n_rows * grid.stride + 2 * grid.margin)
-
-
-def check_levels(dates: list[list[Scene]]) -> None:
+def check_levels(scenes: list[Scene]) -> None:
     """Reflectances of L1C and L2A are not comparable: refuse a mix before any work starts."""
-    levels = {s.level for scenes in dates for s in scenes}
+    levels = {s.level for s in scenes}
     if len(levels) > 1:
         raise GeolulcError("the dates have different processing levels (L1C and L2A): their "
                            "reflectances cannot be compared; use one collection for all dates")
@@ -162,18 +154,18 @@ def check_levels(dates: list[list[Scene]]) -> None:
 
 def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
                     maskings: tuple[Masking, Masking], chunk_rows: int,
-                    inside: np.ndarray | None = None) -> np.ndarray:
+                    inside: np.ndarray) -> np.ndarray:
     """Spectral change score of every map cell (rows, cols) float32, NaN where unknown.
 
     Two passes over the grid, chunk by chunk, so memory stays bounded by a chunk: the first
     draws a sample of the pixels clear on both dates from every chunk and fits one
     normalisation for the whole area (a chunk that is mostly sea would otherwise set the noise
-    of the land) from the map's cells inside the AOI (`inside`, all when None), the second
+    of the land) from the map's cells inside the AOI (`inside`), the second
     scores every pixel with it. Reflectance is used as the products
     give it: the normalisation absorbs the atmosphere, so L2A is not restored to top of
     atmosphere here.
     """
-    check_levels([before, after])
+    check_levels(before + after)
     plain = [dataclasses.replace(m, restore_toa=False) for m in maskings]
     out = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
     m = max(grid.margin - 1, 0)  # one pixel of context for the shifts and the smoothing
@@ -182,15 +174,15 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
     with StackReader(before, SPECTRAL_BANDS, grid, plain[0]) as first, \
             StackReader(after, SPECTRAL_BANDS, grid, plain[1]) as second:
         def pairs():
-            for row0, window in _chunks(grid, chunk_rows):
+            for row0 in range(0, grid.rows, chunk_rows):
+                window = chunk_window(grid, chunk_rows, row0)
                 a, b = first.read(window), second.read(window)
                 yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
 
         samples_a, samples_b = [], []
         n_chunks = -(-grid.rows // chunk_rows)
         for row0, xa, xb, valid in pairs():
-            cells = inside[row0:row0 + chunk_rows] if inside is not None else \
-                np.ones((min(chunk_rows, grid.rows - row0), grid.cols), dtype=bool)
+            cells = inside[row0:row0 + chunk_rows]
             own = np.zeros_like(valid)  # this chunk's cells only: no pixel is drawn twice
             own[trim:trim + cells.shape[0] * grid.stride, trim:trim + cells.shape[1] * grid.stride] \
                 = np.kron(cells, np.ones((grid.stride, grid.stride), dtype=bool))
@@ -203,8 +195,6 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
         log.info("spectral normalisation: gain %s, noise σ %s DN", np.round(norm.gain, 3),
                  np.round(norm.sigma, 1))
         for row0, xa, xb, valid in pairs():
-            score = change_score(xa, xb, valid, norm)
-            score = score[trim:score.shape[0] - trim, trim:score.shape[1] - trim]
-            cells = _to_cells(score, grid.stride)
+            cells = _to_cells(_core(change_score(xa, xb, valid, norm), trim), grid.stride)
             out[row0:row0 + cells.shape[0]] = cells[:grid.rows - row0]
     return out

@@ -37,6 +37,14 @@ from geolulc.models.model import Model
 log = logging.getLogger(__name__)
 
 
+def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int) -> Window:
+    """Read window of the chunk of `chunk_rows` map rows starting at map row `row0`: its cells'
+    pixels and the grid's margin of context on every side."""
+    n_rows = min(chunk_rows, grid.rows - row0)
+    return Window(0, row0 * grid.stride, grid.read_shape[1],
+                  n_rows * grid.stride + 2 * grid.margin)
+
+
 @dataclass
 class ChunkJob:
     """Everything a chunk needs; picklable, so it can travel to Dask workers."""
@@ -51,9 +59,7 @@ class ChunkJob:
     masking: Masking
 
     def window(self, row0: int) -> Window:
-        n_rows = min(self.chunk_rows, self.grid.rows - row0)
-        return Window(0, row0 * self.grid.stride, self.grid.read_shape[1],
-                      n_rows * self.grid.stride + 2 * self.grid.margin)
+        return chunk_window(self.grid, self.chunk_rows, row0)
 
     @property
     def starts(self) -> list[int]:
