@@ -173,6 +173,7 @@ def desert_aoi(tmp_path_factory) -> Path:
 def make_tiny_model(path: Path, bands: list[str], seed: int = 0) -> Path:
     """A small model trained here on synthetic patches: the classes are separable by brightness,
     so the tests exercise real training and inference code without needing the bundled models."""
+    from geolulc.models.augment import PRESETS
     from geolulc.models.patchdata import PatchSet
     from geolulc.models.train import TrainConfig, train
 
@@ -183,7 +184,7 @@ def make_tiny_model(path: Path, bands: list[str], seed: int = 0) -> Path:
     y = np.repeat(np.arange(3), 24)
     data = PatchSet(np.clip(x, 1, 10000).astype(np.uint16), y, classes, bands, "ms", [])
     config = TrainConfig(epochs=2, batch_size=24, widths=(8, 16), blocks=(1, 1), name="tiny",
-                         lr=1e-2, seed=seed)
+                         lr=1e-2, seed=seed, augmentation=PRESETS["basic"])
     return train(data, path, config, device="cpu")
 
 

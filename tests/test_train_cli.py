@@ -165,9 +165,11 @@ def dihedral(x, code):
 
 
 def test_augmentation_is_a_dihedral_transform_of_a_mirrored_shift():
-    from geolulc.models.train import augment
+    from geolulc.models.augment import Augmentation, augment
     x = torch.arange(6 * 2 * 16 * 16, dtype=torch.float32).reshape(6, 2, 16, 16)
-    out = augment(x, jitter=0.0, shift=3, generator=torch.Generator().manual_seed(1))
+    geometric = Augmentation(shift=3, gain=0.0)
+    out = augment(x, ["B04", "B08"], geometric, [0, 1e9], 0.0917, 1.7,
+                  torch.Generator().manual_seed(1))
     assert out.shape == x.shape
     shifted_somewhere = 0
     for sample, result in zip(x, out):
@@ -177,9 +179,73 @@ def test_augmentation_is_a_dihedral_transform_of_a_mirrored_shift():
         assert matches, "not a dihedral transform of a shifted patch"
         shifted_somewhere += all((dy, dx) != (3, 3) for _, dy, dx in matches)
     assert shifted_somewhere >= 3  # 6 samples, 48 of 49 offsets are real shifts
-    gain = augment(x, jitter=0.1, shift=0, generator=torch.Generator().manual_seed(2))
+    gain = augment(x, ["B04", "B08"], Augmentation(shift=0, gain=0.1), [0, 1e9], 0.0917, 1.7,
+                   torch.Generator().manual_seed(2))
     ratio = [float(g.sum() / s.sum()) for g, s in zip(gain, x)]
     assert all(0.9 <= r <= 1.1 for r in ratio) and len(set(np.round(ratio, 6))) > 1
+
+
+def test_haze_falls_with_wavelength_and_is_in_dn():
+    """Haze adds path radiance: most in blue, less in red, little in SWIR, in DN × dn_scale."""
+    from geolulc.models.augment import Augmentation, radiometry
+    bands = ["B02", "B04", "B08", "B12"]
+    x = torch.full((400, 4, 4, 4), 50.0)
+    hazy = radiometry(x, bands, Augmentation(gain=0.0, haze_dn=400.0), 0.1,
+                      torch.Generator().manual_seed(0))
+    added = (hazy - x)[:, :, 0, 0]
+    assert (added >= -1e-4).all() and (added[:, 0] <= 40 + 1e-4).all()  # ≤ 400 DN × 0.1
+    hazed = added[:, 0] > 0
+    assert 0.3 < hazed.float().mean() < 0.7  # half of the patches get haze
+    assert (added[hazed, 0] > added[hazed, 1]).all() and (added[hazed, 1] > added[hazed, 2]).all()
+    assert (added[hazed, 3] < 0.6 * added[hazed, 0]).all()
+
+
+def test_edge_cuts_are_filled_as_the_map_fills_them():
+    from geolulc.mapping.patches import fill_unclear
+    from geolulc.models.augment import edge_mask, partial
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand((8, 3, 32, 32), generator=gen)
+    out = partial(x, 1.0, torch.Generator().manual_seed(5))
+    replay = torch.Generator().manual_seed(5)
+    torch.rand(8, generator=replay)  # the draw that chose the patches
+    for i in range(8):
+        clear = edge_mask(32, replay)
+        assert 0.04 <= 1 - clear.mean() <= 0.51
+        expected = fill_unclear(x[i].numpy(), clear)
+        assert np.array_equal(out[i].numpy(), expected)
+        assert torch.equal(out[i][:, torch.from_numpy(clear)], x[i][:, torch.from_numpy(clear)])
+        assert not torch.equal(out[i], x[i])
+
+
+def test_jpeg_recompression_touches_only_the_rgb_bands_of_the_chosen_share():
+    from geolulc.models.augment import jpeg
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((20, 4, 64, 64), generator=gen) * 255
+    bands = ["B02", "B03", "B04", "B08"]
+    out = jpeg(x, bands, 0.5, torch.Generator().manual_seed(1))
+    changed = [(out[i] != x[i]).any(dim=(1, 2)) for i in range(20)]
+    assert 3 <= sum(bool(c[0]) for c in changed) <= 17
+    assert not any(bool(c[3]) for c in changed)  # B08 is not in a JPEG
+    assert torch.equal(jpeg(x, ["B02", "B08", "B11", "B12"], 1.0, gen), x)
+
+
+def test_losses_rank_a_confident_mistake_above_a_confident_success():
+    from geolulc.models.losses import classification_loss, distillation_loss
+    right = torch.tensor([[6.0, 0.0, 0.0]])
+    wrong = torch.tensor([[0.0, 6.0, 0.0]])
+    y = torch.tensor([0])
+    ce_right, ce_wrong = (float(classification_loss(v, y, "ce")) for v in (right, wrong))
+    bahri_right, bahri_wrong = (float(classification_loss(v, y, "bahri")) for v in (right, wrong))
+    assert bahri_right == pytest.approx(ce_right)  # no penalty where the patch is right
+    p = torch.tensor([6.0, 0.0, 0.0]).softmax(0)
+    assert bahri_wrong == pytest.approx(ce_wrong + float(p[0] - p[1]))
+    smooth = float(classification_loss(right, y, "label-smoothing", smoothing=0.1))
+    assert smooth > ce_right
+    with pytest.raises(ValueError, match="unknown loss"):
+        classification_loss(right, y, "focal")
+    teacher = torch.tensor([[0.7, 0.2, 0.1]])
+    assert float(distillation_loss(teacher.log(), teacher)) == pytest.approx(0, abs=1e-6)
+    assert float(distillation_loss(wrong, teacher)) > 0.1
 
 
 def test_weight_average_follows_the_decay_with_warm_up():
@@ -229,3 +295,47 @@ def test_transfer_without_training_is_exactly_the_source_model(data_dir, tmp_pat
             assert a["probabilities"][cls] == pytest.approx(b["probabilities"][cls], abs=2e-4)
     alone = run_cli("train", "--data", str(ms_data), "--out", str(tmp_path / "x"), "--epochs", "0")
     assert alone.returncode == 1 and "only makes sense with --init" in alone.stderr
+
+
+def test_thirteen_band_training_with_extra_patches_a_teacher_and_band_ablation(data_dir,
+                                                                              tmp_path):
+    """--extra-train joins the training split only, --teacher adds distillation, and
+    `evaluate --bands` removes the other bands by setting them to their training mean."""
+    from geolulc.models.evaluate import remove_bands
+    from geolulc.models.model import load_model, normalise, scale_dn
+    from geolulc.models.patchdata import load_patch_folder
+    rgb = run_cli("train", "--data", str(real_subset(data_dir, tmp_path)), "--out",
+                  str(tmp_path / "rgb"), "--name", "rgb", "--epochs", "1", "--batch-size", "16",
+                  "--widths", "8,16", "--device", "cpu")
+    assert rgb.returncode == 0, rgb.stderr
+    teacher = str(tmp_path / "rgb" / "rgb.json")
+    ms_data = real_subset(data_dir, tmp_path, per_class=5, kind="ms")
+    extra = tmp_path / "extra"
+    for name in CLASSES:
+        (extra / name).mkdir(parents=True)
+        for src in sorted((data_dir / "eurosat" / "ms" / name).iterdir())[5:8]:
+            (extra / name / src.name).symlink_to(src)
+    ms = run_cli("train", "--data", str(ms_data), "--extra-train", str(extra), "--init", teacher,
+                 "--teacher", teacher, "--loss", "bahri", "--out", str(tmp_path / "ms"),
+                 "--name", "ms", "--epochs", "2", "--batch-size", "8", "--device", "cpu")
+    assert ms.returncode == 0, ms.stderr
+    card = json.loads((tmp_path / "ms" / "ms.json").read_text())
+    training = card["training"]
+    assert training["n_train"] == 12 + 9 and training["n_val"] == 3  # 15 → 12 + 3, 9 extra
+    assert training["teacher"] == "rgb" and training["loss"] == "bahri"
+    assert training["domain"]["augmentation"]["haze_dn"] > 0
+    model = load_model(tmp_path / "ms" / "ms.json")
+    stem = model.network.stem[0].weight
+    assert stem[:, [model.bands.index(b) for b in ("B08", "B11")]].abs().sum() > 0  # learnt
+    data = load_patch_folder(ms_data, classes=model.classes)
+    kept = remove_bands(model, data, ["B04", "B03", "B02"])
+    x = normalise(scale_dn(torch.from_numpy(kept.x), model.card), model.card)
+    for i, band in enumerate(model.bands):
+        removed = band not in ("B04", "B03", "B02")
+        assert bool(x[:, i].abs().max() < 1e-3) == removed, band
+    ev = run_cli("evaluate", "--model", str(tmp_path / "ms" / "ms.json"), "--data", str(ms_data),
+                 "--bands", "B04,B03,B02", "--json", "--out", str(tmp_path / "ev"))
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["bands"] == ["B04", "B03", "B02"]
+    wrong = run_cli("evaluate", "--model", teacher, "--data", str(ms_data), "--bands", "B08")
+    assert wrong.returncode == 1 and "does not use" in wrong.stderr

@@ -27,13 +27,24 @@ from geolulc.cli.options import (
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True, help="Inference arithmetic, as in `map` (auto: bf16 where "
               "the hardware has it), so the accuracy is that of the maps.")
+@click.option("--bands", default=None,
+              help="Comma-separated bands the model may use; its other bands are replaced by "
+                   "their training mean (no information), e.g. B04,B03,B02 to measure what the "
+                   "other ten bands of a 13-band model add.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @friendly_errors
-def evaluate_command(model, data_dir, split, out_dir, device, precision, as_json):
+def evaluate_command(model, data_dir, split, out_dir, device, precision, bands, as_json):
     """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
+    from geolulc.cli.options import parse_bands
     from geolulc.device import resolve_device
     from geolulc.io.atomic import safe_name
-    from geolulc.models.evaluate import metrics, predict, validation_subset, write_reports
+    from geolulc.models.evaluate import (
+        metrics,
+        predict,
+        remove_bands,
+        validation_subset,
+        write_reports,
+    )
     from geolulc.models.model import load_model
     from geolulc.models.patchdata import load_patch_folder
 
@@ -42,18 +53,23 @@ def evaluate_command(model, data_dir, split, out_dir, device, precision, as_json
     data = load_patch_folder(data_dir, classes=loaded.classes)
     if split == "val":
         data = validation_subset(loaded, data, Path(data_dir))
+    keep = parse_bands(bands)
+    if keep:
+        data = remove_bands(loaded, data, keep)
     probs = predict(loaded, data, dev, precision)
     result = metrics(data.y, probs.argmax(1), loaded.classes)
     result["model"] = loaded.name
     result["data"] = str(data_dir)
     result["split"] = split
     result["precision"] = precision
+    result["bands"] = keep or loaded.bands
     result["reports"] = write_reports(result, out_dir,
                                       safe_name(f"{loaded.name}_{Path(data_dir).name}"))
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{loaded.name} on {data_dir} ({split}, n={result['n']}): accuracy "
+    using = f", bands {','.join(keep)} only" if keep else ""
+    click.echo(f"{loaded.name} on {data_dir} ({split}, n={result['n']}{using}): accuracy "
                f"{result['accuracy']:.4f}, kappa {result['kappa']:.4f}")
     click.echo(f"{'class':<22}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>7}")
     for name, row in result["per_class"].items():

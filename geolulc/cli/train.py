@@ -51,8 +51,20 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
               help="Residual blocks in each stage, e.g. 2,2,2,2 (default: one per stage).")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="AdamW weight decay.")
-@click.option("--shift", type=click.IntRange(0, 16), default=4, show_default=True,
-              help="Largest random shift in pixels (mirrored borders) of the augmentation.")
+@click.option("--augment", "augment_preset", type=click.Choice(["raw", "basic"]), default="raw",
+              show_default=True,
+              help="raw: flips, shifts, gain, per-band offsets, haze, sensor noise, "
+                   "blur/sharpening, JPEG re-compression and scene-edge cuts filled as the map "
+                   "fills them, so that patches look like raw scene windows; basic: flips, "
+                   "shifts and gain only.")
+@click.option("--shift", type=click.IntRange(0, 16), default=None,
+              help="Largest random shift in pixels (mirrored borders) [default: 4].")
+@click.option("--loss", type=click.Choice(["label-smoothing", "ce", "bahri"]),
+              default="label-smoothing", show_default=True,
+              help="Cross-entropy with label smoothing, plain cross-entropy, or the improved "
+                   "cross-entropy of Bahri et al. 2020 (a penalty on misclassified patches).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.05,
+              show_default=True, help="Smoothing of the targets with --loss label-smoothing.")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.999,
               show_default=True, help="Decay of the weight average that is saved and "
                                       "validated (0: the last step's weights).")
@@ -66,15 +78,27 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
 @click.option("--init", "init_model", default=None,
               help="Start from this model (bundled name or path): its weights are copied and "
                    "filters for bands it lacks start at zero (transfer, e.g. RGB to 13 bands).")
+@click.option("--extra-train", type=click.Path(path_type=Path), default=None,
+              help="Labelled folder whose patches join the training split only (never "
+                   "validated on), e.g. EuroSAT ms-extra beside --data ms.")
+@click.option("--teacher", "teacher_model", default=None,
+              help="Model (bundled name or path) whose soft predictions on the same augmented "
+                   "patches are learnt too (distillation), e.g. eurosat-rgb for a 13-band net.")
+@click.option("--distill-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the teacher's soft targets against the labels.")
 @click.option("--level", type=click.Choice(["L1C", "L2A"]), default="L1C", show_default=True,
               help="Processing level the training patches come from.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @friendly_errors
 def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, lr, widths, blocks,
-                  weight_decay, shift, ema, precision, val_fraction, seed, init_model, level,
-                  device, resume):
+                  weight_decay, augment_preset, shift, loss, label_smoothing, ema, precision,
+                  val_fraction, seed, init_model, extra_train, teacher_model, distill_weight,
+                  level, device, resume):
     """Train a patch classifier; a failed run never overwrites the last good model."""
+    from dataclasses import replace
+
+    from geolulc.models.augment import PRESETS
     from geolulc.models.model import load_model
     from geolulc.models.patchdata import load_patch_folder
     from geolulc.models.train import TrainConfig, train
@@ -86,15 +110,24 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
                            f"({len(width_tuple)}), not {blocks!r}")
     band_list = parse_bands(bands)
     data = load_patch_folder(data_dir, band_list, exclude=exclude)
+    extra = (load_patch_folder(extra_train, data.bands, classes=data.classes)
+             if extra_train else None)
+    augmentation = PRESETS[augment_preset]
+    if shift is not None:
+        augmentation = replace(augmentation, shift=shift)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, widths=width_tuple,
-                         blocks=block_tuple, weight_decay=weight_decay, shift=shift, ema=ema,
+                         blocks=block_tuple, weight_decay=weight_decay, ema=ema,
+                         augmentation=augmentation, loss=loss, label_smoothing=label_smoothing,
+                         distill_weight=distill_weight,
                          precision=precision, val_fraction=val_fraction, seed=seed,
                          name=name, level=level,
                          extra_card={"training": {
                              "data": str(data_dir),
                              "excluded_names_from": str(exclude) if exclude else None}})
     init = load_model(init_model) if init_model else None
-    path = train(data, out_dir, config, device=device, resume=resume, init=init)
+    teacher = load_model(teacher_model) if teacher_model else None
+    path = train(data, out_dir, config, device=device, resume=resume, init=init, extra=extra,
+                 teacher=teacher)
     card = json.loads(path.read_text())
     click.echo(f"Saved {path} (validation accuracy "
                f"{card['metrics']['val_accuracy']:.4f} on {card['metrics']['n_val']} patches)")

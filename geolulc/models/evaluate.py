@@ -29,6 +29,38 @@ def model_inputs(model: Model, data: PatchSet) -> tuple[np.ndarray, bool]:
     return data.x[:, idx], data.kind == "rgb"
 
 
+#: Band groups of the ablation (`geolulc evaluate --bands`, benchmarks/band_ablation.py).
+BAND_GROUPS = {
+    "visible (B02 B03 B04)": ["B02", "B03", "B04"],
+    "red edge (B05 B06 B07 B8A)": ["B05", "B06", "B07", "B8A"],
+    "NIR (B08)": ["B08"],
+    "SWIR (B11 B12)": ["B11", "B12"],
+    "atmospheric (B01 B09 B10)": ["B01", "B09", "B10"],
+}
+
+
+def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
+    """`data` with every band of the model outside `keep` replaced by the model's training mean
+    of that band (zero after normalisation): the network then gets no information from it,
+    which is what "accuracy without these bands" means for a network with fixed inputs."""
+    unknown = sorted(set(keep) - set(model.bands))
+    if unknown:
+        raise GeolulcError(f"--bands names {', '.join(unknown)}, which {model.name} does not "
+                           f"use (it uses {', '.join(model.bands)})")
+    spec = model.card["input"]
+    if spec.get("kind", "linear") != "linear":
+        raise GeolulcError(f"--bands needs a patch classifier; {model.name} is not one")
+    x = data.x.astype(np.float32, copy=True)
+    for band in model.bands:
+        if band in keep or band not in data.bands:
+            continue
+        mean = spec["mean"][model.bands.index(band)]
+        x[:, data.bands.index(band)] = mean if data.kind == "rgb" else \
+            (mean - spec["dn_offset"]) / spec["dn_scale"]
+    return PatchSet(x, data.y, data.classes, data.bands, data.kind, data.files, data.root,
+                    data.excluded)
+
+
 def predict(model: Model, data: PatchSet, device: torch.device, precision: str = "auto",
             batch_size: int | None = None) -> np.ndarray:
     """Class probabilities of every patch, computed exactly as `map` computes them (the same

@@ -25,9 +25,11 @@ from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path
 from geolulc.mapping.inference import resolve_precision
+from geolulc.models.augment import PRESETS, Augmentation, augment, clip_bounds
 from geolulc.models.classes import colors_for
 from geolulc.models.evaluate import fingerprint
-from geolulc.models.model import Model, make_card, normalise, save_model
+from geolulc.models.losses import classification_loss, distillation_loss
+from geolulc.models.model import Model, band_indices, make_card, normalise, save_model
 from geolulc.models.network import build_network
 from geolulc.models.patchdata import PatchSet, stratified_split
 
@@ -47,9 +49,10 @@ class TrainConfig:
     seed: int = 0
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 1, 1, 1)
+    loss: str = "label-smoothing"
     label_smoothing: float = 0.05
-    jitter: float = 0.05
-    shift: int = 4
+    augmentation: Augmentation = field(default_factory=lambda: PRESETS["raw"])
+    distill_weight: float = 1.0  # weight of the teacher's soft targets, with a teacher
     ema: float = 0.999
     precision: str = "auto"
     name: str = "model"
@@ -75,26 +78,6 @@ def input_units(data: PatchSet, clip: list) -> np.ndarray:
         return data.x.astype(np.float32)
     high = np.array([c[1] for c in clip], dtype=np.float32).reshape(1, -1, 1, 1)
     return np.clip(data.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, 0, high)
-
-
-def augment(x: torch.Tensor, jitter: float, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Random dihedral transform per sample (overhead imagery has no 'up'), a shift of up to
-    `shift` pixels with mirrored borders (a class does not depend on where the patch grid falls)
-    and gain jitter."""
-    n, _, h, w = x.shape
-    codes = torch.randint(0, 8, (n,), generator=generator)
-    out = torch.empty_like(x)
-    for code in range(8):
-        sel = codes == code
-        if sel.any():
-            part = torch.rot90(x[sel], code % 4, dims=(2, 3))
-            out[sel] = part.flip(3) if code >= 4 else part
-    if shift:
-        padded = nn.functional.pad(out, (shift,) * 4, mode="reflect")
-        offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator).tolist()
-        out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
-    gain = 1 + jitter * (2 * torch.rand((n, 1, 1, 1), generator=generator) - 1)
-    return out * gain
 
 
 class WeightAverage:
@@ -153,12 +136,16 @@ def load_checkpoint(path: Path, device) -> dict:
 
 def train(
     data: PatchSet, out_dir: str | Path, config: TrainConfig, device: str = "auto",
-    resume: bool = False, init: Model | None = None,
+    resume: bool = False, init: Model | None = None, extra: PatchSet | None = None,
+    teacher: Model | None = None,
 ) -> Path:
     """Train on `data`, checkpoint each epoch in `out_dir`, write the final model there.
 
     Zero epochs with `init` writes the transferred network as it starts (validated, untrained):
-    the choice when fine-tuning on a small set does worse than the source model.
+    the choice when fine-tuning on a small set does worse than the source model. `extra`
+    patches join the training split only, so the validation split of `data` stays the one its
+    card names (e.g. places an initialising model never saw). With a `teacher`, the loss adds
+    its soft targets on the same augmented batch (the teacher sees the bands it knows).
     """
     if config.epochs == 0 and init is None:
         raise GeolulcError("0 epochs only makes sense with --init (transfer without training)")
@@ -171,6 +158,20 @@ def train(
     x_all = input_units(data, clip)
     x_train, y_train = x_all[train_idx], data.y[train_idx]
     x_val, y_val = x_all[val_idx], data.y[val_idx]
+    if extra is not None:
+        if extra.classes != data.classes or extra.bands != data.bands or extra.kind != data.kind:
+            raise GeolulcError("--extra-train patches must have the classes, bands and kind of "
+                               "--data")
+        x_train = np.concatenate([x_train, input_units(extra, clip)])
+        y_train = np.concatenate([y_train, extra.y])
+    teacher_idx = None
+    if teacher is not None:
+        if teacher.classes != data.classes or teacher.kind != "classifier":
+            raise GeolulcError(f"teacher {teacher.name} must be a classifier of the same classes")
+        teacher_idx = torch.from_numpy(band_indices(data.bands, teacher.bands))
+        teacher.network.to(dev).eval()
+        t_low, t_high = (b.to(dev) for b in clip_bounds(teacher.card["input"]["clip"],
+                                                        len(teacher.bands)))
     mean = x_train.mean(axis=(0, 2, 3)).tolist()
     std = (x_train.std(axis=(0, 2, 3)) + 1e-3).tolist()
     precision = resolve_precision(config.precision, dev)
@@ -196,6 +197,8 @@ def train(
     network = network.to(memory_format=layout)
     average = WeightAverage(network, config.ema)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    log.info("training on %d patches (%d of them extra), validating on %d", len(x_train),
+             len(x_train) - len(train_idx), len(val_idx))
     opt = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=max(config.epochs * steps_per_epoch, 1), pct_start=0.15)
@@ -230,12 +233,17 @@ def train(
                    unit="batch", leave=False, disable=None)
         for step in bar:
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            xb = augment(torch.from_numpy(x_train[idx]), config.jitter, config.shift, gen).to(dev)
+            xb = augment(torch.from_numpy(x_train[idx]), data.bands, config.augmentation,
+                         clip, JPEG_SCALE, JPEG_OFFSET, gen).to(dev)
             yb = torch.from_numpy(y_train[idx]).to(dev)
             with _autocast(precision, dev):
                 logits = network(normalise(xb, card).contiguous(memory_format=layout))
-            loss = nn.functional.cross_entropy(logits.float(), yb,
-                                               label_smoothing=config.label_smoothing)
+            loss = classification_loss(logits, yb, config.loss, config.label_smoothing)
+            if teacher is not None:
+                with torch.no_grad(), _autocast(precision, dev):
+                    seen_by_teacher = torch.maximum(torch.minimum(xb[:, teacher_idx], t_high), t_low)
+                    soft = teacher.network(normalise(seen_by_teacher, teacher.card)).float()
+                loss = loss + config.distill_weight * distillation_loss(logits, soft.softmax(1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -263,10 +271,19 @@ def train(
         **card.get("training", {}),
         "data_fingerprint": fingerprint(data.files, data.root) if data.root else None,
         "excluded_names": data.excluded,
-        "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+        "n_train": int(len(x_train)), "n_val": int(len(val_idx)),
+        "extra_train": (fingerprint(extra.files, extra.root) if extra.root else None)
+        if extra is not None else None,
+        "domain": {"level": config.level,
+                   "input": f"DN × {JPEG_SCALE} + {JPEG_OFFSET} (the map's scaling), clipped "
+                            f"as the card says",
+                   "augmentation": config.augmentation.as_dict()},
+        "loss": config.loss, "label_smoothing": config.label_smoothing,
+        "teacher": teacher.name if teacher is not None else None,
+        "distill_weight": config.distill_weight if teacher is not None else None,
         "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "weight_decay": config.weight_decay,
-        "shift": config.shift, "weight_average_decay": config.ema, "precision": precision,
+        "weight_average_decay": config.ema, "precision": precision,
         "wall_time_s": round(elapsed, 1),
         "initialised_from": init.name if init is not None else None,
         "batchnorm_frozen": init is not None,
