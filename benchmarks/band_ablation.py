@@ -1,21 +1,29 @@
 """Which bands a multispectral model uses: accuracy with each band group removed.
 
 A removed band is set to the model's training mean (`geolulc.models.evaluate.remove_bands`,
-what `geolulc evaluate --bands` does), on the patches its training run held out. Prints a
-Markdown table and one JSON line.
+what `geolulc evaluate --bands` does), on the patches its training run held out. With `--maps`
+the same ablation is measured on real scenes: a band at its mean is zero after normalisation,
+exactly as if the stem's filters for it were zero, so a copy of the model with those filters
+zeroed maps the 20 OSCD scenes (`evaluate_maps.py`'s checks). Prints a Markdown table and
+one JSON line.
 
     python benchmarks/band_ablation.py [--model eurosat-ms] [--data ../shared/data/eurosat/ms]
+                                       [--maps ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import tempfile
 from pathlib import Path
+
+from evaluate_maps import CITIES, check_model
 
 from geolulc.device import resolve_device
 from geolulc.models.evaluate import BAND_GROUPS, predict, remove_bands, validation_subset
-from geolulc.models.model import load_model
+from geolulc.models.model import Model, load_model, save_model
 from geolulc.models.patchdata import load_patch_folder
 
 
@@ -24,6 +32,8 @@ def main() -> None:
     ap.add_argument("--model", default="eurosat-ms")
     ap.add_argument("--data", type=Path,
                     default=Path(__file__).resolve().parents[2] / "shared/data/eurosat/ms")
+    ap.add_argument("--maps", type=Path, default=None,
+                    help="shared data folder: also measure false water on the OSCD scenes")
     args = ap.parse_args()
     device = resolve_device("auto")
     model = load_model(args.model, device)
@@ -33,15 +43,36 @@ def main() -> None:
     rows.update({f"without {name}": [b for b in model.bands if b not in group]
                  for name, group in BAND_GROUPS.items()})
     rows["B04 B03 B02 only"] = ["B04", "B03", "B02"]
-    result = {}
-    print(f"| {model.name} on {len(data.y)} held-out patches | accuracy | correct |\n"
-          "| --- | --- | --- |")
+    result, maps = {}, {}
+    print(f"| {model.name} on {len(data.y)} held-out patches | accuracy | correct |"
+          + (" false water (OSCD) | open-water recall |" if args.maps else "") + "\n"
+          "| --- | --- | --- |" + (" --- | --- |" if args.maps else ""))
     for name, keep in rows.items():
         probs = predict(model, remove_bands(model, data, keep), device)
         correct = int((probs.argmax(1) == data.y).sum())
         result[name] = round(correct / len(data.y), 4)
-        print(f"| {name} | {result[name]:.4f} | {correct}/{len(data.y)} |", flush=True)
-    print(json.dumps({"model": model.name, "n": len(data.y), "accuracy": result}))
+        line = f"| {name} | {result[name]:.4f} | {correct}/{len(data.y)} |"
+        if args.maps:
+            maps[name] = map_check(model, keep, args.maps)
+            line += f" {maps[name]['false_water']} | {maps[name]['open_water_recall']} |"
+        print(line, flush=True)
+    print(json.dumps({"model": model.name, "n": len(data.y), "accuracy": result,
+                      "real_scene": maps or None}))
+
+
+def map_check(model: Model, keep: list[str], data: Path) -> dict:
+    """Real-scene figures of a copy of `model` whose stem filters of the bands outside `keep`
+    are zero."""
+    state = {k: v.clone() for k, v in model.network.state_dict().items()}
+    for i, band in enumerate(model.bands):
+        if band not in keep:
+            state["stem.0.weight"][:, i] = 0
+    network = copy.deepcopy(model.network)
+    network.load_state_dict(state)
+    card = {k: v for k, v in model.card.items() if k != "weights_sha256"}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_model(network, card, Path(tmp) / model.name)
+        return check_model(str(path), data, CITIES)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,23 @@ def pooled(checks: list) -> dict:
             "max_edge_class_excess": max(worst.items(), key=lambda kv: kv[1]) if worst else None}
 
 
+def scene_checks(model: str, data: Path, cities: list[str], out_dir: Path):
+    """(scene, MapCheck) of every date of every city, mapped by `model` at stride 16."""
+    for city in cities:
+        for date in ("imgs_1", "imgs_2"):
+            folder = data / "oscd" / city / date
+            summary = run_map(MapRequest(scenes=[folder], model=model, stride=16,
+                                         out_dir=out_dir, name=f"{city}{date}", progress=False))
+            yield f"{city}/{date}", evaluate_map(summary["outputs"]["landcover"],
+                                                 [load_scene(folder)])
+
+
+def check_model(model: str, data: Path, cities: list[str]) -> dict:
+    """Pooled figures of one model over the cities' scenes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return pooled([check for _, check in scene_checks(model, data, cities, Path(tmp))])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data")
@@ -56,16 +73,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             checks = []
-            for city in args.cities:
-                for date in ("imgs_1", "imgs_2"):
-                    folder = args.data / "oscd" / city / date
-                    summary = run_map(MapRequest(scenes=[folder], model=model, stride=16,
-                                                 out_dir=Path(tmp), name=f"{city}{date}",
-                                                 progress=False))
-                    check = evaluate_map(summary["outputs"]["landcover"], [load_scene(folder)])
-                    checks.append(check)
-                    print(json.dumps({"model": model, "scene": f"{city}/{date}",
-                                      **check.as_dict()}), flush=True)
+            for scene, check in scene_checks(model, args.data, args.cities, Path(tmp)):
+                checks.append(check)
+                print(json.dumps({"model": model, "scene": scene, **check.as_dict()}),
+                      flush=True)
             rows.append({"model": model, **pooled(checks)})
             print(json.dumps(rows[-1]), flush=True)
     print("\n| model | open-water recall (blocks) | false water (dry blocks) | edge false water "

@@ -6,7 +6,9 @@ looks at them. It repeats a stratified 80/20 split of the 216 training patches o
 1..K); every candidate is trained on the inner 80 % plus all of `ms-extra/` (77 patches whose
 places the RGB model may have trained on, so they are never scored) and scored on the inner
 20 %. "0 epochs" is the transferred network as it starts (exactly the RGB model on
-B04/B03/B02). It prints one line per candidate and the chosen one as JSON; the recipe
+B04/B03/B02, the ten other bands at zero weight): it is scored as the baseline but not chosen,
+since a 13-band model must use its bands. It prints one line per candidate and the chosen one
+as JSON; the recipe
 `pipelines/train-eurosat-ms.sh` then trains on all 216 + 77 patches with it. Usage:
 
     python pipelines/select-eurosat-ms.py [EUROSAT_DIR] [INIT_MODEL] [--splits K]
@@ -83,8 +85,9 @@ def main() -> None:
                         "seconds": round(time.perf_counter() - t0, 1)})
         print(f"epochs {epochs:>3} lr {lr:<7g} {loss:<16} teacher {distil!s:<5} cv accuracy "
               f"{np.mean(scores):.4f} ({', '.join(f'{s:.3f}' for s in scores)})", flush=True)
-    # ties go to the earlier (simpler) candidate
-    best = max(results, key=lambda r: (r["cv_accuracy"], -results.index(r)))
+    # ties go to the earlier (simpler) candidate; the untrained transfer is the baseline only
+    trained = [r for r in results if r["epochs"]]
+    best = max(trained, key=lambda r: (r["cv_accuracy"], -trained.index(r)))
     print(json.dumps({"chosen": best, "n_inner": len(data.y), "n_extra": len(extra.y),
                       "splits": args.splits, "candidates": results}))
 

@@ -339,3 +339,28 @@ def test_thirteen_band_training_with_extra_patches_a_teacher_and_band_ablation(d
     assert json.loads(ev.stdout)["bands"] == ["B04", "B03", "B02"]
     wrong = run_cli("evaluate", "--model", teacher, "--data", str(ms_data), "--bands", "B08")
     assert wrong.returncode == 1 and "does not use" in wrong.stderr
+
+
+def test_real_windows_teach_their_water_share(data_dir, tmp_path):
+    """--windows: unlabelled windows with a water share join every step; a window file that
+    is not one (a pickle, missing bands) is one line, not a traceback."""
+    from geolulc.io.bands import ALL_BANDS
+    from geolulc.models.patchdata import load_patch_folder
+    ms = load_patch_folder(data_dir / "eurosat" / "ms")
+    keep = np.isin(np.array(ms.classes)[ms.y], ["SeaLake", "Forest"])
+    water = (np.array(ms.classes)[ms.y[keep]] == "SeaLake").astype(np.float32)
+    windows = tmp_path / "w.npz"
+    np.savez(windows, x=ms.x[keep], water=water, bands=np.array(ALL_BANDS))
+    data = real_subset(data_dir, tmp_path)
+    out = run_cli("train", "--data", str(data), "--windows", str(windows), "--out",
+                  str(tmp_path / "m"), "--name", "m", "--epochs", "1", "--batch-size", "16",
+                  "--widths", "8,16", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    card = json.loads((tmp_path / "m" / "m.json").read_text())
+    assert card["training"]["windows"]["n"] == int(keep.sum())
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.array([{"a": 1}], dtype=object), water=np.zeros(1), bands=np.array(["B02"]))
+    refused = run_cli("train", "--data", str(data), "--windows", str(bad), "--out",
+                      str(tmp_path / "b"), "--epochs", "1", "--device", "cpu")
+    assert refused.returncode == 1 and "not a window file" in refused.stderr
+    assert "Traceback" not in refused.stderr

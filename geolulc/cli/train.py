@@ -86,6 +86,12 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
                    "patches are learnt too (distillation), e.g. eurosat-rgb for a 13-band net.")
 @click.option("--distill-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the teacher's soft targets against the labels.")
+@click.option("--windows", "window_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Unlabelled real-scene windows with their water share (.npz from "
+                   "pipelines/real-windows.py); repeatable. Each step also learns those shares.")
+@click.option("--window-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the windows' water-share loss against the labels.")
 @click.option("--level", type=click.Choice(["L1C", "L2A"]), default="L1C", show_default=True,
               help="Processing level the training patches come from.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -94,13 +100,13 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
 def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, lr, widths, blocks,
                   weight_decay, augment_preset, shift, loss, label_smoothing, ema, precision,
                   val_fraction, seed, init_model, extra_train, teacher_model, distill_weight,
-                  level, device, resume):
+                  window_files, window_weight, level, device, resume):
     """Train a patch classifier; a failed run never overwrites the last good model."""
     from dataclasses import replace
 
     from geolulc.models.augment import PRESETS
     from geolulc.models.model import load_model
-    from geolulc.models.patchdata import load_patch_folder
+    from geolulc.models.patchdata import load_patch_folder, load_water_windows
     from geolulc.models.train import TrainConfig, train
 
     width_tuple = _int_list("--widths", widths)
@@ -118,7 +124,7 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, widths=width_tuple,
                          blocks=block_tuple, weight_decay=weight_decay, ema=ema,
                          augmentation=augmentation, loss=loss, label_smoothing=label_smoothing,
-                         distill_weight=distill_weight,
+                         distill_weight=distill_weight, window_weight=window_weight,
                          precision=precision, val_fraction=val_fraction, seed=seed,
                          name=name, level=level,
                          extra_card={"training": {
@@ -126,8 +132,9 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
                              "excluded_names_from": str(exclude) if exclude else None}})
     init = load_model(init_model) if init_model else None
     teacher = load_model(teacher_model) if teacher_model else None
+    windows = load_water_windows(list(window_files), data.bands) if window_files else None
     path = train(data, out_dir, config, device=device, resume=resume, init=init, extra=extra,
-                 teacher=teacher)
+                 teacher=teacher, windows=windows)
     card = json.loads(path.read_text())
     click.echo(f"Saved {path} (validation accuracy "
                f"{card['metrics']['val_accuracy']:.4f} on {card['metrics']['n_val']} patches)")

@@ -145,3 +145,35 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     return np.sort(np.array(train)), np.sort(np.array(val))
+
+
+@dataclass
+class WaterWindows:
+    """Unlabelled windows of real scenes (N, bands, H, W, DN) with the share of their pixels
+    that a per-pixel model calls water (made by pipelines/real-windows.py)."""
+
+    x: np.ndarray
+    water: np.ndarray
+    files: list[Path]
+
+
+def load_water_windows(paths: list[Path], bands: list[str]) -> WaterWindows:
+    """Read window files (`.npz` with x, water, bands; no pickles) and keep `bands`."""
+    xs, shares = [], []
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                x, water, names = f["x"], f["water"], [str(b) for b in f["bands"]]
+        except (OSError, KeyError, ValueError) as exc:
+            raise GeolulcError(f"--windows {path}: not a window file "
+                               f"({str(exc).splitlines()[0][:120]})") from None
+        missing = [b for b in bands if b not in names]
+        if missing:
+            raise GeolulcError(f"--windows {path} lacks band(s) {', '.join(missing)}")
+        if x.ndim != 4 or len(water) != len(x) or not np.isfinite(water).all() \
+                or water.min() < 0 or water.max() > 1:
+            raise GeolulcError(f"--windows {path}: x must be (N, bands, H, W) and water N "
+                               f"shares in [0, 1]")
+        xs.append(x[:, [names.index(b) for b in bands]])
+        shares.append(water.astype(np.float32))
+    return WaterWindows(np.concatenate(xs), np.concatenate(shares), list(paths))

@@ -25,13 +25,14 @@ from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path
 from geolulc.mapping.inference import resolve_precision
+from geolulc.mapping.mapcheck import WATER_CLASSES
 from geolulc.models.augment import PRESETS, Augmentation, augment, clip_bounds
 from geolulc.models.classes import colors_for
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.losses import classification_loss, distillation_loss
 from geolulc.models.model import Model, band_indices, make_card, normalise, save_model
 from geolulc.models.network import build_network
-from geolulc.models.patchdata import PatchSet, stratified_split
+from geolulc.models.patchdata import PatchSet, WaterWindows, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class TrainConfig:
     label_smoothing: float = 0.05
     augmentation: Augmentation = field(default_factory=lambda: PRESETS["raw"])
     distill_weight: float = 1.0  # weight of the teacher's soft targets, with a teacher
+    window_weight: float = 1.0  # weight of the water share of real windows, with windows
     ema: float = 0.999
     precision: str = "auto"
     name: str = "model"
@@ -137,7 +139,7 @@ def load_checkpoint(path: Path, device) -> dict:
 def train(
     data: PatchSet, out_dir: str | Path, config: TrainConfig, device: str = "auto",
     resume: bool = False, init: Model | None = None, extra: PatchSet | None = None,
-    teacher: Model | None = None,
+    teacher: Model | None = None, windows: WaterWindows | None = None,
 ) -> Path:
     """Train on `data`, checkpoint each epoch in `out_dir`, write the final model there.
 
@@ -145,7 +147,10 @@ def train(
     the choice when fine-tuning on a small set does worse than the source model. `extra`
     patches join the training split only, so the validation split of `data` stays the one its
     card names (e.g. places an initialising model never saw). With a `teacher`, the loss adds
-    its soft targets on the same augmented batch (the teacher sees the bands it knows).
+    its soft targets on the same augmented batch (the teacher sees the bands it knows). With
+    `windows` of real scenes, each step also learns their water share: the probability of the
+    water classes is pulled to it (binary cross-entropy), so the network meets raw scene
+    texture, haze and land covers EuroSAT lacks without a label of EuroSAT's legend.
     """
     if config.epochs == 0 and init is None:
         raise GeolulcError("0 epochs only makes sense with --init (transfer without training)")
@@ -165,6 +170,13 @@ def train(
         x_train = np.concatenate([x_train, input_units(extra, clip)])
         y_train = np.concatenate([y_train, extra.y])
     teacher_idx = None
+    water_codes = torch.tensor([i for i, c in enumerate(data.classes) if c in WATER_CLASSES])
+    if windows is not None:
+        if not len(water_codes):
+            raise GeolulcError("--windows needs a model with water classes (River, SeaLake)")
+        low, high = (b.numpy() for b in clip_bounds(clip, len(data.bands)))
+        x_windows = np.clip(windows.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, low[0],
+                            high[0])
     if teacher is not None:
         if teacher.classes != data.classes or teacher.kind != "classifier":
             raise GeolulcError(f"teacher {teacher.name} must be a classifier of the same classes")
@@ -233,12 +245,23 @@ def train(
                    unit="batch", leave=False, disable=None)
         for step in bar:
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            xb = augment(torch.from_numpy(x_train[idx]), data.bands, config.augmentation,
-                         clip, JPEG_SCALE, JPEG_OFFSET, gen).to(dev)
+            batch = torch.from_numpy(x_train[idx])
+            if windows is not None:
+                w_idx = rng.integers(0, len(x_windows), max(1, len(idx) // 4))
+                batch = torch.cat([batch, torch.from_numpy(x_windows[w_idx])])
+            xb = augment(batch, data.bands, config.augmentation, clip, JPEG_SCALE, JPEG_OFFSET,
+                         gen).to(dev)
             yb = torch.from_numpy(y_train[idx]).to(dev)
             with _autocast(precision, dev):
-                logits = network(normalise(xb, card).contiguous(memory_format=layout))
+                out = network(normalise(xb, card).contiguous(memory_format=layout))
+            logits = out[:len(idx)]
+            xb = xb[:len(idx)]
             loss = classification_loss(logits, yb, config.loss, config.label_smoothing)
+            if windows is not None:
+                p_water = out[len(idx):].float().softmax(1)[:, water_codes].sum(1)
+                target = torch.from_numpy(windows.water[w_idx]).to(dev)
+                loss = loss + config.window_weight * nn.functional.binary_cross_entropy(
+                    p_water.clamp(1e-6, 1 - 1e-6), target)
             if teacher is not None:
                 with torch.no_grad(), _autocast(precision, dev):
                     seen_by_teacher = torch.maximum(torch.minimum(xb[:, teacher_idx], t_high), t_low)
@@ -280,6 +303,9 @@ def train(
                    "augmentation": config.augmentation.as_dict()},
         "loss": config.loss, "label_smoothing": config.label_smoothing,
         "teacher": teacher.name if teacher is not None else None,
+        "windows": {"files": [Path(f).name for f in windows.files], "n": int(len(windows.x)),
+                    "weight": config.window_weight, "target": "dynamic-world water share"}
+        if windows is not None else None,
         "distill_weight": config.distill_weight if teacher is not None else None,
         "val_fraction": config.val_fraction, "seed": config.seed, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "weight_decay": config.weight_decay,
