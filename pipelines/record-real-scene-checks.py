@@ -14,27 +14,30 @@ import json
 import sys
 from pathlib import Path
 
-from geolulc.models.model import BUNDLED_DIR
+from geolulc.io.atomic import write_text_atomic
+from geolulc.models.model import BUNDLED_DIR, bundled_models
 
 
 def main() -> None:
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results-maps.txt")
-    pooled = {}
+    pooled, scenes = {}, {}
     for line in results.read_text().splitlines():
         if line.startswith("{"):
             row = json.loads(line)
-            if "scene" not in row:
-                pooled[Path(row.pop("model")).stem] = row
+            if "scene" in row:
+                scenes.setdefault(row["model"], []).append(row["scene"])
+            else:
+                pooled[row.pop("model")] = row
     for name, row in pooled.items():
-        card_path = BUNDLED_DIR / f"{name}.json"
-        if not card_path.exists():
-            print(f"{name}: no bundled card, skipped")
+        if name not in bundled_models():  # a trial run's path: never written into a card
+            print(f"{name}: not a bundled model name, skipped")
             continue
+        card_path = BUNDLED_DIR / f"{name}.json"
         card = json.loads(card_path.read_text())
         card.setdefault("metrics", {})["real_scene"] = {
-            **row, "scenes": "20 OSCD L1C scenes (10 cities, 2 dates), 160 m blocks",
+            **row, "scenes": scenes.get(name, []), "blocks": "160 m",
             "measured_by": "python benchmarks/evaluate_maps.py"}
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
         print(f"{name}: recorded {row}")
 
 

@@ -7,7 +7,7 @@
 # blur/sharpening, JPEG re-compression, scene-edge cuts filled as the map fills them) moves it
 # to the raw L1C/L2A windows that `geolulc map` feeds it. Stage 3 (5 epochs from stage 2, raw
 # augmentation) adds the 2,671 fully clear 64×64 windows (stride 32) of the 20 OSCD scenes with Dynamic World's
-# water share of each (pipelines/real-windows.py): a quarter-batch of them per step pulls the
+# water share of each (pipelines/real-windows.py): each step adds a quarter as many of them as patches and pulls the
 # River + SeaLake probability to that share. All stages keep the same seed-0 validation split
 # (each run re-creates it from the same folder and seed). The city-fold runs that measure the
 # real-scene figures on cities whose windows were not trained on are in the README.

@@ -339,28 +339,49 @@ def test_thirteen_band_training_with_extra_patches_a_teacher_and_band_ablation(d
     assert json.loads(ev.stdout)["bands"] == ["B04", "B03", "B02"]
     wrong = run_cli("evaluate", "--model", teacher, "--data", str(ms_data), "--bands", "B08")
     assert wrong.returncode == 1 and "does not use" in wrong.stderr
+    changed = run_cli("train", "--data", str(ms_data), "--extra-train", str(extra), "--init",
+                      teacher, "--teacher", teacher, "--loss", "ce", "--out", str(tmp_path / "ms"),
+                      "--name", "ms", "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                      "--resume")
+    assert changed.returncode == 1 and "other training data or options" in changed.stderr
+    leak = run_cli("train", "--data", str(ms_data), "--extra-train", str(ms_data), "--init",
+                   teacher, "--out", str(tmp_path / "leak"), "--epochs", "1", "--device", "cpu")
+    assert leak.returncode == 1 and "validation split" in leak.stderr
 
 
 def test_real_windows_teach_their_water_share(data_dir, tmp_path):
-    """--windows: unlabelled windows with a water share join every step; a window file that
-    is not one (a pickle, missing bands) is one line, not a traceback."""
+    """--windows: unlabelled windows with a water share join every step. Forest windows told
+    they are water end up wetter than with the window loss switched off; a window file that is
+    not one (a pickle, the wrong size) is one line, not a traceback."""
     from geolulc.io.bands import ALL_BANDS
-    from geolulc.models.patchdata import load_patch_folder
+    from geolulc.models.evaluate import predict
+    from geolulc.models.model import load_model
+    from geolulc.models.patchdata import PatchSet, load_patch_folder
     ms = load_patch_folder(data_dir / "eurosat" / "ms")
-    keep = np.isin(np.array(ms.classes)[ms.y], ["SeaLake", "Forest"])
-    water = (np.array(ms.classes)[ms.y[keep]] == "SeaLake").astype(np.float32)
+    forest = ms.y == ms.classes.index("Forest")
     windows = tmp_path / "w.npz"
-    np.savez(windows, x=ms.x[keep], water=water, bands=np.array(ALL_BANDS))
+    np.savez(windows, x=ms.x[forest], water=np.ones(int(forest.sum()), np.float32),
+             bands=np.array(ALL_BANDS))
     data = real_subset(data_dir, tmp_path)
-    out = run_cli("train", "--data", str(data), "--windows", str(windows), "--out",
-                  str(tmp_path / "m"), "--name", "m", "--epochs", "1", "--batch-size", "16",
-                  "--widths", "8,16", "--device", "cpu")
-    assert out.returncode == 0, out.stderr
-    card = json.loads((tmp_path / "m" / "m.json").read_text())
-    assert card["training"]["windows"]["n"] == int(keep.sum())
+    wetness = {}
+    for weight in ("0", "5"):
+        out = run_cli("train", "--data", str(data), "--windows", str(windows), "--window-weight",
+                      weight, "--out", str(tmp_path / weight), "--name", "m", "--epochs", "20",
+                      "--ema", "0", "--batch-size", "16", "--widths", "8,16", "--device", "cpu")
+        assert out.returncode == 0, out.stderr
+        model = load_model(tmp_path / weight / "m.json")
+        assert model.card["training"]["windows"]["n"] == int(forest.sum())
+        rgb = PatchSet(ms.x[forest][:, [ALL_BANDS.index(b) for b in model.bands]], ms.y[forest],
+                       model.classes, model.bands, "ms", [])
+        probs = predict(model, rgb, torch.device("cpu"), "fp32")
+        wetness[weight] = float(probs[:, [model.classes.index("SeaLake")]].sum(1).mean())
+    assert wetness["5"] > wetness["0"] + 0.2, wetness
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.array([{"a": 1}], dtype=object), water=np.zeros(1), bands=np.array(["B02"]))
-    refused = run_cli("train", "--data", str(data), "--windows", str(bad), "--out",
-                      str(tmp_path / "b"), "--epochs", "1", "--device", "cpu")
-    assert refused.returncode == 1 and "not a window file" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    small = tmp_path / "small.npz"
+    np.savez(small, x=ms.x[:2, :, :32, :32], water=np.zeros(2), bands=np.array(ALL_BANDS))
+    for path, message in ((bad, "not a window file"), (small, "64, 64")):
+        refused = run_cli("train", "--data", str(data), "--windows", str(path), "--out",
+                          str(tmp_path / "b"), "--epochs", "1", "--device", "cpu")
+        assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr

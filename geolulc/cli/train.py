@@ -132,7 +132,8 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
                              "excluded_names_from": str(exclude) if exclude else None}})
     init = load_model(init_model) if init_model else None
     teacher = load_model(teacher_model) if teacher_model else None
-    windows = load_water_windows(list(window_files), data.bands) if window_files else None
+    windows = (load_water_windows(list(window_files), data.bands, int(data.x.shape[-1]))
+               if window_files else None)
     path = train(data, out_dir, config, device=device, resume=resume, init=init, extra=extra,
                  teacher=teacher, windows=windows)
     card = json.loads(path.read_text())

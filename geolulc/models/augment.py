@@ -84,7 +84,8 @@ def radiometry(x: torch.Tensor, bands: list[str], aug: Augmentation, dn_scale: f
     """Gain, per-band offset and haze: the range that sensors' calibration, processing
     baselines, atmospheres and the L2A restoration give the same surface.
 
-    Haze adds path radiance that falls with wavelength as λ^-α (α 0.5-2: aerosol to Rayleigh),
+    Haze adds path radiance that falls with wavelength as λ^-α (α 0.5-2, the Ångström
+    exponents of coarse to fine aerosol; Rayleigh alone would be ≈ 4),
     the difference between a clear European day and a hazy subtropical coast.
     """
     n, c = x.shape[:2]
@@ -179,8 +180,9 @@ def augment(x: torch.Tensor, bands: list[str], aug: Augmentation, clip: list,
         out = noise(out, aug, dn_scale, dn_offset, generator)
     low, high = clip_bounds(clip, len(bands))
     out = torch.maximum(torch.minimum(out, high), low)
-    if aug.jpeg:
-        out = jpeg(out, bands, aug.jpeg, generator)
+    jpeg_bands = [bands.index(b) for b in JPEG_BANDS if b in bands]
+    if aug.jpeg and len(jpeg_bands) == 3 and bool((high.flatten()[jpeg_bands] <= 255).all()):
+        out = jpeg(out, bands, aug.jpeg, generator)  # only where the bands are 8-bit units
     return out
 
 

@@ -40,9 +40,10 @@ BAND_GROUPS = {
 
 
 def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
-    """`data` with every band of the model outside `keep` replaced by the model's training mean
-    of that band (zero after normalisation): the network then gets no information from it,
-    which is what "accuracy without these bands" means for a network with fixed inputs."""
+    """`data` with every band of the model outside `keep` replaced by the mean of the model's
+    input normalisation for that band (zero after normalisation): the network then gets no
+    information from it, which is what "accuracy without these bands" means for a network
+    with fixed inputs."""
     unknown = sorted(set(keep) - set(model.bands))
     if unknown:
         raise GeolulcError(f"--bands names {', '.join(unknown)}, which {model.name} does not "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,23 +158,25 @@ class WaterWindows:
     files: list[Path]
 
 
-def load_water_windows(paths: list[Path], bands: list[str]) -> WaterWindows:
+def load_water_windows(paths: list[Path], bands: list[str], size: int) -> WaterWindows:
     """Read window files (`.npz` with x, water, bands; no pickles) and keep `bands`."""
     xs, shares = [], []
     for path in paths:
         try:
             with np.load(path, allow_pickle=False) as f:
                 x, water, names = f["x"], f["water"], [str(b) for b in f["bands"]]
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError,
+                zipfile.BadZipFile) as exc:
             raise GeolulcError(f"--windows {path}: not a window file "
                                f"({str(exc).splitlines()[0][:120]})") from None
         missing = [b for b in bands if b not in names]
         if missing:
             raise GeolulcError(f"--windows {path} lacks band(s) {', '.join(missing)}")
-        if x.ndim != 4 or len(water) != len(x) or not np.isfinite(water).all() \
+        if x.ndim != 4 or x.shape[1] != len(names) or x.shape[2:] != (size, size) \
+                or water.shape != (len(x),) or not np.isfinite(water).all() \
                 or water.min() < 0 or water.max() > 1:
-            raise GeolulcError(f"--windows {path}: x must be (N, bands, H, W) and water N "
-                               f"shares in [0, 1]")
+            raise GeolulcError(f"--windows {path}: x must be (N, {len(names)} bands, {size}, "
+                               f"{size}) and water N shares in [0, 1]")
         xs.append(x[:, [names.index(b) for b in bands]])
         shares.append(water.astype(np.float32))
     return WaterWindows(np.concatenate(xs), np.concatenate(shares), list(paths))

@@ -167,6 +167,11 @@ def train(
         if extra.classes != data.classes or extra.bands != data.bands or extra.kind != data.kind:
             raise GeolulcError("--extra-train patches must have the classes, bands and kind of "
                                "--data")
+        held_out = {data.files[i].stem for i in val_idx}
+        leaked = sorted(p.stem for p in extra.files if p.stem in held_out)
+        if leaked:
+            raise GeolulcError(f"--extra-train holds {len(leaked)} patch(es) of the validation "
+                               f"split (e.g. {leaked[0]}); they would be trained on")
         x_train = np.concatenate([x_train, input_units(extra, clip)])
         y_train = np.concatenate([y_train, extra.y])
     teacher_idx = None
@@ -178,8 +183,12 @@ def train(
         x_windows = np.clip(windows.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, low[0],
                             high[0])
     if teacher is not None:
-        if teacher.classes != data.classes or teacher.kind != "classifier":
-            raise GeolulcError(f"teacher {teacher.name} must be a classifier of the same classes")
+        spec = teacher.card["input"]
+        if teacher.classes != data.classes or teacher.kind != "classifier" \
+                or spec.get("kind", "linear") != "linear" or not spec.get("clip") \
+                or (spec["dn_scale"], spec["dn_offset"]) != (JPEG_SCALE, JPEG_OFFSET):
+            raise GeolulcError(f"teacher {teacher.name} must be a patch classifier of the same "
+                               f"classes with the same input scaling")
         teacher_idx = torch.from_numpy(band_indices(data.bands, teacher.bands))
         teacher.network.to(dev).eval()
         t_low, t_high = (b.to(dev) for b in clip_bounds(teacher.card["input"]["clip"],
@@ -215,11 +224,21 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=max(config.epochs * steps_per_epoch, 1), pct_start=0.15)
     ckpt_path = out_dir / "checkpoint.pt"
+    settings = {"n_train": int(len(x_train)), "augmentation": config.augmentation.as_dict(),
+                "loss": config.loss, "label_smoothing": config.label_smoothing,
+                "teacher": teacher.digest if teacher is not None else None,
+                "distill_weight": config.distill_weight,
+                "windows": [str(f) for f in windows.files] if windows is not None else None,
+                "window_weight": config.window_weight}
     start_epoch, history, elapsed = 0, [], 0.0
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, dev)
         if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
             raise GeolulcError(f"{ckpt_path} was made for other classes or bands; cannot resume")
+        if ckpt.get("settings") != settings:
+            raise GeolulcError(f"{ckpt_path} was made with other training data or options "
+                               f"(extra patches, windows, teacher, loss or augmentation); "
+                               f"resume with the same ones or use a new --out")
         if ckpt.get("total_epochs") != config.epochs:
             raise GeolulcError(f"{ckpt_path} belongs to a run of {ckpt.get('total_epochs')} "
                                f"epochs; resume with the same --epochs")
@@ -288,7 +307,7 @@ def train(
                         "average_updates": average.updates, "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "epoch": epoch + 1,
                         "history": history, "elapsed": elapsed, "card": card,
-                        "total_epochs": config.epochs}, tmp)
+                        "total_epochs": config.epochs, "settings": settings}, tmp)
     card = dict(card)
     card["training"] = {
         **card.get("training", {}),
