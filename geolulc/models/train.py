@@ -74,12 +74,13 @@ def input_clip(data: PatchSet, init: Model | None) -> list:
     return [[0, JPEG_MAX if band in inherited else DN_MAX_UNITS] for band in data.bands]
 
 
-def input_units(data: PatchSet, clip: list) -> np.ndarray:
-    """Patches in the model's input units: 8-bit JPEG units for every kind of patch."""
-    if data.kind == "rgb":
-        return data.x.astype(np.float32)
-    high = np.array([c[1] for c in clip], dtype=np.float32).reshape(1, -1, 1, 1)
-    return np.clip(data.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, 0, high)
+def input_units(x: np.ndarray, kind: str, clip: list) -> np.ndarray:
+    """Patches in the model's input units: 8-bit JPEG units for every kind of patch ("rgb"
+    patches are JPEGs already; "ms" patches and scene windows are DN)."""
+    if kind == "rgb":
+        return x.astype(np.float32)
+    low, high = (b.numpy() for b in clip_bounds(clip, x.shape[1]))
+    return np.clip(x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, low, high)
 
 
 class WeightAverage:
@@ -160,7 +161,7 @@ def train(
     torch.manual_seed(config.seed)
     train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed)
     clip = input_clip(data, init)
-    x_all = input_units(data, clip)
+    x_all = input_units(data.x, data.kind, clip)
     x_train, y_train = x_all[train_idx], data.y[train_idx]
     x_val, y_val = x_all[val_idx], data.y[val_idx]
     if extra is not None:
@@ -172,16 +173,14 @@ def train(
         if leaked:
             raise GeolulcError(f"--extra-train holds {len(leaked)} patch(es) of the validation "
                                f"split (e.g. {leaked[0]}); they would be trained on")
-        x_train = np.concatenate([x_train, input_units(extra, clip)])
+        x_train = np.concatenate([x_train, input_units(extra.x, extra.kind, clip)])
         y_train = np.concatenate([y_train, extra.y])
     teacher_idx = None
     water_codes = torch.tensor([i for i, c in enumerate(data.classes) if c in WATER_CLASSES])
     if windows is not None:
         if not len(water_codes):
             raise GeolulcError("--windows needs a model with water classes (River, SeaLake)")
-        low, high = (b.numpy() for b in clip_bounds(clip, len(data.bands)))
-        x_windows = np.clip(windows.x.astype(np.float32) * JPEG_SCALE + JPEG_OFFSET, low[0],
-                            high[0])
+        x_windows = input_units(windows.x, "ms", clip)  # windows are DN
     if teacher is not None:
         spec = teacher.card["input"]
         if teacher.classes != data.classes or teacher.kind != "classifier" \
