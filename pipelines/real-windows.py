@@ -18,11 +18,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 import geolulc
 from geolulc.io.bands import ALL_BANDS
 from geolulc.io.rasters import NODATA
+from geolulc.mapping.patches import cut_patches
 
 SIZE, STRIDE = 64, 32
 
@@ -35,11 +35,9 @@ def windows_of(scene: Path) -> tuple[np.ndarray, np.ndarray]:
         raise SystemExit(f"{scene}: map and bands are not on one grid")
     water = cover.probabilities[..., cover.classes.index("water")]
     clear = stack.clear & (cover.labels != NODATA)
-    full = sliding_window_view(clear, (SIZE, SIZE))[::STRIDE, ::STRIDE].all(axis=(2, 3))
-    rows, cols = np.nonzero(full)
-    rows, cols = rows * STRIDE, cols * STRIDE
-    x = np.stack([stack.dn[:, r:r + SIZE, c:c + SIZE] for r, c in zip(rows, cols)])
-    share = np.array([water[r:r + SIZE, c:c + SIZE].mean() for r, c in zip(rows, cols)])
+    # the windows the map would cut, kept only where every pixel is clear
+    x = cut_patches(stack.dn, clear, SIZE, STRIDE, min_clear=1.0).pixels
+    share = cut_patches(water[None], clear, SIZE, STRIDE, min_clear=1.0).pixels.mean(axis=(1, 2, 3))
     return x.astype(np.uint16), share.astype(np.float32)
 
 

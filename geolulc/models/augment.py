@@ -20,6 +20,7 @@ from torch import nn
 
 from geolulc.io.atmosphere import WAVELENGTH_UM
 from geolulc.mapping.patches import fill_unclear
+from geolulc.models.model import clip_bounds
 
 #: The EuroSAT JPEGs' bands, in the order a JPEG holds them.
 JPEG_BANDS = ("B04", "B03", "B02")
@@ -125,14 +126,17 @@ def noise(x: torch.Tensor, aug: Augmentation, dn_scale: float, dn_offset: float,
     return x + sigma * torch.randn(x.shape, generator=generator)
 
 
-def jpeg(x: torch.Tensor, bands: list[str], share: float,
-         generator: torch.Generator) -> torch.Tensor:
+def jpeg(x: torch.Tensor, bands: list[str], share: float, generator: torch.Generator,
+         high: torch.Tensor | None = None) -> torch.Tensor:
     """Re-compress the B04/B03/B02 of a share of the patches as 8-bit JPEG (quality 50-95),
     in the 0-255 scale of the EuroSAT JPEGs: raw windows are sharper, JPEGs blockier, and a
-    model should not learn either."""
+    model should not learn either. Only where those bands are 8-bit units (their clip `high`
+    at most 255): a model that clips them higher would lose its bright pixels to the JPEG."""
     if not set(JPEG_BANDS) <= set(bands):
         return x
     idx = [bands.index(b) for b in JPEG_BANDS]
+    if high is not None and bool((high.flatten()[idx] > 255).any()):
+        return x
     chosen = torch.nonzero(torch.rand(x.shape[0], generator=generator) < share).flatten().tolist()
     qualities = torch.randint(50, 96, (len(chosen),), generator=generator).tolist()
     out = x.clone()
@@ -179,16 +183,8 @@ def augment(x: torch.Tensor, bands: list[str], aug: Augmentation, clip: list,
     if aug.noise_dn:
         out = noise(out, aug, dn_scale, dn_offset, generator)
     low, high = clip_bounds(clip, len(bands))
-    out = torch.maximum(torch.minimum(out, high), low)
-    jpeg_bands = [bands.index(b) for b in JPEG_BANDS if b in bands]
-    if aug.jpeg and len(jpeg_bands) == 3 and bool((high.flatten()[jpeg_bands] <= 255).all()):
-        out = jpeg(out, bands, aug.jpeg, generator)  # only where the bands are 8-bit units
+    out = torch.clamp(out, min=low, max=high)
+    if aug.jpeg:
+        out = jpeg(out, bands, aug.jpeg, generator, high)
     return out
 
-
-def clip_bounds(clip: list, n_bands: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The card's clip ([low, high] or one pair per band) as broadcastable tensors."""
-    pairs = clip if isinstance(clip[0], (list, tuple)) else [clip] * n_bands
-    low = torch.tensor([float(p[0]) for p in pairs]).reshape(1, -1, 1, 1)
-    high = torch.tensor([float(p[1]) for p in pairs]).reshape(1, -1, 1, 1)
-    return low, high

@@ -35,12 +35,12 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
 
 
-def distillation_loss(student: torch.Tensor, teacher_probs: torch.Tensor,
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor,
                       temperature: float = 2.0) -> torch.Tensor:
-    """KL divergence from the teacher's softened probabilities (Hinton et al. 2015), scaled by
-    T² so that its gradient keeps the size of the hard-label loss's."""
+    """KL divergence from the teacher's probabilities softened at temperature T (Hinton et al.
+    2015), both given as logits, scaled by T² so that its gradient keeps the size of the
+    hard-label loss's."""
     t = temperature
     log_student = nn.functional.log_softmax(student.float() / t, dim=1)
-    teacher = teacher_probs.float() ** (1 / t)
-    teacher = teacher / teacher.sum(1, keepdim=True)
-    return nn.functional.kl_div(log_student, teacher, reduction="batchmean") * t * t
+    soft_teacher = nn.functional.softmax(teacher.float() / t, dim=1)
+    return nn.functional.kl_div(log_student, soft_teacher, reduction="batchmean") * t * t

@@ -79,14 +79,19 @@ def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     spec = card["input"]
     x = dn.to(torch.float32, memory_format=torch.contiguous_format)  # in-place ops below
     x.mul_(float(spec["dn_scale"])).add_(float(spec["dn_offset"]))
-    clip = spec.get("clip")
-    if clip and isinstance(clip[0], list):  # one [low, high] per band
-        bounds = torch.tensor(clip, dtype=x.dtype, device=x.device)
-        torch.clamp(x, min=bounds[:, 0].view(1, -1, 1, 1), max=bounds[:, 1].view(1, -1, 1, 1),
-                    out=x)
-    elif clip:
-        x.clamp_(float(clip[0]), float(clip[1]))
+    if spec.get("clip"):
+        low, high = clip_bounds(spec["clip"], x.shape[1], x.device)
+        torch.clamp(x, min=low, max=high, out=x)
     return x
+
+
+def clip_bounds(clip: list, n_bands: int, device: torch.device | str = "cpu",
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A card's input clip ([low, high] for every band, or one [low, high] per band) as float32
+    tensors (1, n_bands, 1, 1) that broadcast over a batch."""
+    pairs = clip if isinstance(clip[0], (list, tuple)) else [clip] * n_bands
+    bounds = torch.tensor([[float(lo), float(hi)] for lo, hi in pairs], device=device)
+    return bounds[:, 0].view(1, -1, 1, 1), bounds[:, 1].view(1, -1, 1, 1)
 
 
 def normalise(x: torch.Tensor, card: dict) -> torch.Tensor:

@@ -26,11 +26,18 @@ from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path
 from geolulc.mapping.inference import resolve_precision
 from geolulc.mapping.mapcheck import WATER_CLASSES
-from geolulc.models.augment import PRESETS, Augmentation, augment, clip_bounds
+from geolulc.models.augment import PRESETS, Augmentation, augment
 from geolulc.models.classes import colors_for
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.losses import classification_loss, distillation_loss
-from geolulc.models.model import Model, band_indices, make_card, normalise, save_model
+from geolulc.models.model import (
+    Model,
+    band_indices,
+    clip_bounds,
+    make_card,
+    normalise,
+    save_model,
+)
 from geolulc.models.network import build_network
 from geolulc.models.patchdata import PatchSet, WaterWindows, stratified_split
 
@@ -190,8 +197,7 @@ def train(
                                f"classes with the same input scaling")
         teacher_idx = torch.from_numpy(band_indices(data.bands, teacher.bands))
         teacher.network.to(dev).eval()
-        t_low, t_high = (b.to(dev) for b in clip_bounds(teacher.card["input"]["clip"],
-                                                        len(teacher.bands)))
+        t_low, t_high = clip_bounds(spec["clip"], len(teacher.bands), dev)
     mean = x_train.mean(axis=(0, 2, 3)).tolist()
     std = (x_train.std(axis=(0, 2, 3)) + 1e-3).tolist()
     precision = resolve_precision(config.precision, dev)
@@ -282,9 +288,9 @@ def train(
                     p_water.clamp(1e-6, 1 - 1e-6), target)
             if teacher is not None:
                 with torch.no_grad(), _autocast(precision, dev):
-                    seen_by_teacher = torch.maximum(torch.minimum(xb[:, teacher_idx], t_high), t_low)
+                    seen_by_teacher = torch.clamp(xb[:, teacher_idx], min=t_low, max=t_high)
                     soft = teacher.network(normalise(seen_by_teacher, teacher.card)).float()
-                loss = loss + config.distill_weight * distillation_loss(logits, soft.softmax(1))
+                loss = loss + config.distill_weight * distillation_loss(logits, soft)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
