@@ -8,3 +8,5 @@ DEFAULT_MODEL = "auto"
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 COLLECTIONS = ("sentinel-2-l2a", "sentinel-2-l1c", "sentinel-2-c1-l2a")
 DEFAULT_COLLECTION = "sentinel-2-l2a"
+#: Inference engines (`geolulc.mapping.engines`); auto = OpenVINO on the CPU, torch on CUDA.
+ENGINES = ("auto", "openvino", "torch")

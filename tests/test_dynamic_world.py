@@ -49,14 +49,23 @@ def probs(model, dn):
         return predict_probabilities(model, torch.from_numpy(np.ascontiguousarray(dn))[None])[0]
 
 
-def test_matches_stored_tensorflow_output(dw, data_dir):
-    """TensorFlow's probabilities for a real crop, stored by pipelines/convert-dynamic-world.py."""
+@pytest.mark.parametrize("engine", [None, "torch", "openvino"])
+def test_matches_stored_tensorflow_output(dw, data_dir, engine):
+    """TensorFlow's probabilities for a real crop, stored by pipelines/convert-dynamic-world.py:
+    the torch network itself, and the map's inference through each engine in fp32."""
+    if engine == "openvino":
+        pytest.importorskip("openvino")
     ref = np.load(REFERENCE)
     scene = read_bands(data_dir / str(ref["scene"]), dw.bands)
     r, c, n = int(ref["row"]), int(ref["col"]), int(ref["size"])
     dn = scene[:, r:r + n, c:c + n]
     assert hashlib.sha256(dn.tobytes()).hexdigest() == str(ref["dn_sha256"])  # same input
-    p = probs(dw, dn).numpy()
+    if engine is None:
+        p = probs(dw, dn).numpy()
+    else:
+        clf = Classifier(dw, torch.device("cpu"), 1, "fp32", engine=engine)
+        assert clf.engine == engine
+        p = clf.probabilities(dn[None])[0]
     assert np.abs(p - ref["probabilities"]).max() <= 1e-4
     assert (p.argmax(0) == ref["probabilities"].argmax(0)).mean() >= 0.9999
 

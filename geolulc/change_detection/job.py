@@ -82,8 +82,8 @@ def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], 
     scenes), resumably and on Dask as `map` does; with `write`, each date's map is written too."""
     grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0].scenes, model)
     inside = aoi_cells(grid, aoi.geometry if aoi else None)
-    classifier = Classifier(model, device, req.batch_size, req.precision)
-    chunk_rows = chunk_rows_for(req, model)
+    classifier = Classifier(model, device, req.batch_size, req.precision, req.engine)
+    chunk_rows = chunk_rows_for(req, model, grid)
     maps, maskings, caches = [], [], []
     with dask_client(req) as client:
         for date in inputs:

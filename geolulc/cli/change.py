@@ -83,7 +83,7 @@ class SpacedDates(click.Command):
 @friendly_errors
 def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, before, after,
                    threshold, method, resample, vector, catalog, collection,
-                   max_cloud, max_area, model, stride, batch_size, device, precision, chunk_rows,
+                   max_cloud, max_area, model, stride, batch_size, device, precision, engine, chunk_rows,
                    workers, scheduler, min_clear, out_dir, name, as_json, quiet):
     """Land-cover change between dates (from-to classes, change mask and probability).
 
@@ -99,7 +99,7 @@ def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, be
                      out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
                      progress=not quiet and not as_json, composite=composite,
                      mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a,
-                     precision=precision, chunk_rows=chunk_rows, workers=workers,
+                     precision=precision, engine=engine, chunk_rows=chunk_rows, workers=workers,
                      scheduler=scheduler)
     summary = run_change(req, date_list, before, after, threshold, resample, vector, method)
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from geolulc.cli.main import main
-from geolulc.cli.options import friendly_errors
+from geolulc.cli.options import engine_option, friendly_errors
 from geolulc.defaults import DEFAULT_MODEL
 from geolulc.errors import GeolulcError
 
@@ -22,9 +22,10 @@ from geolulc.errors import GeolulcError
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True, help="Inference arithmetic, as in `map`.")
+@engine_option
 @click.option("--json", "as_json", is_flag=True, help="All class probabilities as JSON.")
 @friendly_errors
-def classify_command(paths, model, top, device, precision, as_json):
+def classify_command(paths, model, top, device, precision, engine, as_json):
     """Class and probabilities of single patches (13-band GeoTIFF, or RGB JPEG/PNG)."""
     import numpy as np
 
@@ -52,7 +53,7 @@ def classify_command(paths, model, top, device, precision, as_json):
                                f"{loaded.patch_size} patches")
         single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
                           [path])
-        probs = predict(loaded, single, dev, precision)[0]
+        probs = predict(loaded, single, dev, precision, engine=engine)[0]
         order = np.argsort(-probs)
         rows.append({"path": str(path), "class": loaded.classes[order[0]],
                      "probability": round(float(probs[order[0]]), 4),

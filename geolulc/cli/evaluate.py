@@ -10,6 +10,7 @@ import click
 from geolulc.cli.main import main
 from geolulc.cli.options import (
     echo_outputs,
+    engine_option,
     friendly_errors,
 )
 
@@ -31,9 +32,10 @@ from geolulc.cli.options import (
               help="Comma-separated bands the model may use; its other bands are replaced by "
                    "their training mean (no information), e.g. B04,B03,B02 to measure what the "
                    "other ten bands of a 13-band model add.")
+@engine_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @friendly_errors
-def evaluate_command(model, data_dir, split, out_dir, device, precision, bands, as_json):
+def evaluate_command(model, data_dir, split, out_dir, device, precision, engine, bands, as_json):
     """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
     from geolulc.cli.options import parse_bands
     from geolulc.device import resolve_device
@@ -56,12 +58,13 @@ def evaluate_command(model, data_dir, split, out_dir, device, precision, bands, 
     keep = parse_bands(bands)
     if keep:
         data = remove_bands(loaded, data, keep)
-    probs = predict(loaded, data, dev, precision)
+    probs = predict(loaded, data, dev, precision, engine=engine)
     result = metrics(data.y, probs.argmax(1), loaded.classes)
     result["model"] = loaded.name
     result["data"] = str(data_dir)
     result["split"] = split
     result["precision"] = precision
+    result["engine"] = engine
     result["bands"] = keep or loaded.bands
     result["reports"] = write_reports(result, out_dir,
                                       safe_name(f"{loaded.name}_{Path(data_dir).name}"))

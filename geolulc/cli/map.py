@@ -40,9 +40,9 @@ from geolulc.errors import GeolulcError
               help="For strides below 64, classify each chunk fully convolutionally (shared "
                    "work, fast) or patch by patch (exactly a lone patch's input, slower).")
 @click.option("--batch-size", type=BATCH, default="auto", show_default=True,
-              help="Patches (or 576-pixel tiles of a per-pixel model) per inference batch; "
-                   "auto: 256 patches or 2 tiles on CPU, on a GPU the largest that fits in half "
-                   "its free memory.")
+              help="Patches (or tiles of about 1088² pixels of a per-pixel model) per inference "
+                   "batch; auto: 256 patches or 1 tile on CPU, on a GPU the largest that fits in "
+                   "half its free memory.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda.")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
@@ -52,7 +52,7 @@ from geolulc.errors import GeolulcError
 @output_options
 @friendly_errors
 def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate, l2a,
-                max_acquisitions, scenes, model, stride, dense, batch_size, precision, device,
+                max_acquisitions, scenes, model, stride, dense, batch_size, precision, engine, device,
                 crs, resolution, chunk_rows, workers, scheduler, min_clear, out_dir, name,
                 as_json, quiet):
     """Map land cover over an AOI for a date, or over local scenes.
@@ -67,7 +67,7 @@ def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, 
     summary = make_map(aoi=aoi, date=date, scenes=list(scenes), out_dir=out_dir,
                        catalog=catalog, collection=collection, max_cloud=max_cloud,
                        model=model, stride=stride, batch_size=batch_size, precision=precision,
-                       device=device, crs=crs, resolution=resolution, name=name,
+                       engine=engine, device=device, crs=crs, resolution=resolution, name=name,
                        min_clear=min_clear, max_area_km2=max_area,
                        progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
                        workers=workers, scheduler=scheduler, composite=composite,

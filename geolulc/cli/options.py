@@ -15,6 +15,7 @@ from geolulc.defaults import (
     DEFAULT_COLLECTION,
     DEFAULT_MAX_AREA_KM2,
     EARTH_SEARCH,
+    ENGINES,
 )
 from geolulc.errors import GeolulcError
 
@@ -150,17 +151,25 @@ def masking_options(func):
 
 
 
+#: `--engine`, for every command that runs a model.
+engine_option = click.option(
+    "--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+    help="Inference engine: openvino (CPU; about 3× torch there), torch (CPU or CUDA); "
+    "auto = openvino on the CPU where installed, torch on a GPU. Same maps.")
+
+
 def scale_options(func):
     """Arithmetic, streaming and distribution options shared by `map` and `change`."""
     for option in reversed([
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
                      default="auto", show_default=True,
                      help="Inference arithmetic; auto: bf16 on GPUs and on CPUs with native "
-                     "bf16 (2.2× faster there), else fp32."),
+                     "bf16 (about 1.6× faster there), else fp32."),
+        engine_option,
         click.option("--chunk-rows", type=click.IntRange(1), default=None,
                      help="Map rows read and classified at a time (the unit of streaming, "
                      "resuming and distribution); fewer rows use less memory. Default: 8 for a "
-                     "patch classifier, 512 (one row of tiles) for a per-pixel model."),
+                     "patch classifier, about 1000 (one row of tiles) for a per-pixel model."),
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Run the chunks on a local Dask cluster of this many processes."),
         click.option("--scheduler", default=None,

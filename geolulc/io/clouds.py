@@ -29,7 +29,10 @@ SHADOW_HEIGHTS_M = np.arange(500, 4001, 250)
 
 
 def scl_cloudy(scl: np.ndarray) -> np.ndarray:
-    return np.isin(scl, SCL_MASKED)
+    """Pixels whose scene class is masked (a table lookup: the codes are 0…11)."""
+    table = np.zeros(max(256, int(scl.max(initial=0)) + 1), dtype=bool)
+    table[list(SCL_MASKED)] = True
+    return table[scl]
 
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:

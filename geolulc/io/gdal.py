@@ -25,7 +25,7 @@ GDAL_OPTIONS = {
     "GDAL_HTTP_CONNECTTIMEOUT": 10,  # seconds; a server that never answers is an error
     "GDAL_HTTP_TIMEOUT": 60,
     "VSI_CACHE": "TRUE",
-    "GDAL_CACHEMAX": 512,
+    "GDAL_CACHEMAX": 256,  # MB: a row of blocks of every band of a tile, shared by two chunks
 }
 
 

@@ -1,8 +1,9 @@
 """Reading pixels: only the window a job needs, from local files or COGs over HTTP(S).
 
-Each band of each scene is warped onto the job's read grid (the AOI's UTM grid at 10 m unless
-asked otherwise) through a GDAL warped VRT, so 20 m and 60 m bands are resampled to 10 m and scenes
-from other UTM zones are reprojected on the fly. Only the COG blocks under the window are fetched
+Each band of each scene is brought onto the job's read grid (the AOI's UTM grid at 10 m unless
+asked otherwise): read directly, or resampled in-process with GDAL's weights where its pixels nest
+in the grid (`geolulc.io.resample`: a tile in its own UTM zone), else through a GDAL warped VRT
+(scenes from other UTM zones are reprojected on the fly). Only the COG blocks under the window are fetched
 (HTTP Range requests). Several scenes are mosaicked least cloudy first, or composited.
 """
 
@@ -16,7 +17,6 @@ from datetime import timedelta
 
 import numpy as np
 import rasterio
-from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
@@ -24,10 +24,11 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from geolulc.errors import GeolulcError
-from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa
+from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa, quantise_aot
 from geolulc.io.clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
 from geolulc.io.gdal import gdal_env, is_remote, open_band, vsi_path
 from geolulc.io.harmonize import harmonise
+from geolulc.io.resample import NestedBand
 from geolulc.io.scenes import Scene
 from geolulc.mapping.grid import PatchGrid, transformer
 from geolulc.mapping.patches import window_clear_counts
@@ -73,7 +74,7 @@ class _SceneSource:
         self.vrts = {}
         for band in wanted:
             src = stack.enter_context(open_band(scene.bands[band], scene.id, band))
-            self.vrts[band] = _OnGrid.fit(src, grid) or stack.enter_context(
+            self.vrts[band] = NestedBand.fit(src, grid) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         self.scl = None
         if scene.level == "L2A" and not scene.scl and not scene.harmonised:  # downloads: masked
@@ -81,7 +82,7 @@ class _SceneSource:
                         "masked", scene.id)
         if scene.scl:
             src = stack.enter_context(open_band(scene.scl, scene.id, "SCL"))
-            self.scl = stack.enter_context(
+            self.scl = NestedBand.fit(src, grid, bilinear=False) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.nearest, **vrt_args))
         first = self.vrts[bands[0]].src_dataset
         west, south, east, north = transform_bounds(first.crs, grid.crs.to_wkt(), *first.bounds)
@@ -98,7 +99,7 @@ class _SceneSource:
         self.aot = None
         if self.toa and scene.aot:
             src = stack.enter_context(open_band(scene.aot, scene.id, "AOT"))
-            self.aot = stack.enter_context(
+            self.aot = NestedBand.fit(src, grid) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         elif self.toa:
             log.warning("L2A scene %s has no AOT layer: its atmosphere is restored with AOT "
@@ -147,17 +148,27 @@ class _SceneSource:
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Harmonised DNs (bands, h, w), the clear-pixel mask and the has-data mask."""
-        planes = {band: harmonise(self._read(band, window), self.scene.offset)
-                  for band in self.vrts}
         if self.toa:
             aot = (self._read("AOT", window).astype(np.float32) / AOT_QUANTIFICATION
                    if self.aot is not None else DEFAULT_AOT)
             if self.aot is not None:
                 aot[aot <= 0] = DEFAULT_AOT
             zenith = 90.0 - self.sun[1]
-            planes = {b: boa_to_toa(p, b, zenith, aot) for b, p in planes.items()}
-        dn = np.stack([planes[b] for b in self.bands])
-        has_data = np.all(dn > 0, axis=0)
+            aot = quantise_aot(aot)  # once for all bands
+        # each band read, harmonised and (L2A) restored straight into its plane of the stack
+        dn = np.empty((len(self.bands), int(window.height), int(window.width)), dtype=np.uint16)
+        planes = {}
+        for band in self.vrts:
+            plane = harmonise(self._read(band, window), self.scene.offset)
+            if self.toa:
+                plane = boa_to_toa(plane, band, zenith, aot)
+            if band in self.bands:
+                dn[self.bands.index(band)] = plane
+                plane = dn[self.bands.index(band)]
+            planes[band] = plane
+        has_data = planes[self.bands[0]] > 0
+        for band in self.bands[1:]:  # band by band: 3× faster than np.all over the stack's axis 0
+            has_data &= planes[band] > 0
         if self.scl is not None:
             cloudy = scl_cloudy(self._read("SCL", window))
         elif self.detect:
@@ -166,43 +177,6 @@ class _SceneSource:
             cloudy = np.zeros(has_data.shape, dtype=bool)
         clear = has_data & ~dilate(cloudy, self.masking.dilate)
         return dn, clear, has_data
-
-
-class _OnGrid:
-    """A band that already lies on the read grid (same CRS and pixel size, origin a whole
-    number of pixels away): windows are read directly, without warping. Reading through a
-    warped VRT gives the same values there, at several times the cost."""
-
-    def __init__(self, src, row_off: int, col_off: int, grid: PatchGrid):
-        self.src_dataset = src
-        self.row_off, self.col_off = row_off, col_off
-        self.crs = grid.crs.to_wkt()
-        self.transform = grid.read_transform
-        self.height, self.width = grid.read_shape
-
-    @classmethod
-    def fit(cls, src, grid: PatchGrid) -> _OnGrid | None:
-        t, g = src.transform, grid.read_transform
-        if (src.crs is None or CRS.from_user_input(src.crs) != grid.crs or t.b or t.d
-                or (t.a, t.e) != (g.a, g.e) or src.nodata not in (None, 0)):
-            return None
-        col, row = (g.c - t.c) / t.a, (g.f - t.f) / t.e
-        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-            return None
-        return cls(src, round(row), round(col), grid)
-
-    def read(self, band: int, window: Window) -> np.ndarray:
-        """The window of the grid, zero (no data) where the file does not reach."""
-        out = np.zeros((int(window.height), int(window.width)), dtype=self.src_dataset.dtypes[0])
-        r0 = int(window.row_off) + self.row_off
-        c0 = int(window.col_off) + self.col_off
-        top, left = max(r0, 0), max(c0, 0)
-        bottom = min(r0 + out.shape[0], self.src_dataset.height)
-        right = min(c0 + out.shape[1], self.src_dataset.width)
-        if bottom > top and right > left:
-            out[top - r0:bottom - r0, left - c0:right - c0] = self.src_dataset.read(
-                band, window=Window(left, top, right - left, bottom - top))
-        return out
 
 
 def acquisitions(scenes: list[Scene]) -> list[list[Scene]]:
@@ -257,7 +231,11 @@ class StackReader:
                 continue
             part, clear, has_data = source.read(window)
             take = clear & ~filled
-            dn[:, take] = part[:, take]
+            if not filled.any():  # the first source: its pixels as they are, no copy
+                part[:, ~take] = 0
+                dn = part
+            else:
+                np.copyto(dn, part, where=take[None])
             filled |= take
             seen |= has_data
         return dn, filled, seen

@@ -31,7 +31,7 @@ from geolulc.mapping.dense import dense_probabilities
 from geolulc.mapping.grid import PatchGrid
 from geolulc.mapping.inference import Classifier
 from geolulc.mapping.patches import clear_cells, cut_patches, fill_unclear
-from geolulc.mapping.tiles import segment
+from geolulc.mapping.tiles import tile_probabilities, tile_size
 from geolulc.models.model import Model
 
 log = logging.getLogger(__name__)
@@ -107,14 +107,19 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     labels = np.full((n_rows, grid.cols), NODATA, dtype=np.uint8)
     probs = np.zeros((n_rows, grid.cols, len(model.classes)), dtype=np.uint8)
     t1 = time.perf_counter()
-    dn = fill_unclear(pixels.dn, clear)
+    dn = fill_unclear(pixels.dn, clear, inplace=True)  # the chunk's own pixels: no copy
     count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
     if model.kind == "segmenter":
         valid = clear[m:clear.shape[0] - m, m:clear.shape[1] - m] & job.inside[row0:row0 + n_rows]
         t2 = time.perf_counter()
-        if valid.any():
-            p = segment(dn, classifier.probabilities, len(model.classes), halo=m)
-            _store(labels, probs, valid, p[valid])
+        tile = (job.chunk_rows, tile_size(grid.cols))
+        for r, c, p in tile_probabilities(dn, classifier.probabilities, tile, m,
+                                          classifier.batch_size, needed=lambda r, c: valid[r:r + tile[0],
+                                                                    c:c + tile[1]].any()):
+            h, w = p.shape[1:]
+            where = valid[r:r + h, c:c + w]
+            _store(labels[r:r + h, c:c + w], probs[r:r + h, c:c + w], where,
+                   np.moveaxis(p, 0, -1)[where])
     else:
         if job.dense:
             rows, cols = clear_cells(clear, grid.patch, grid.stride, job.min_clear)
@@ -211,24 +216,26 @@ def run_local(job: ChunkJob, starts: list[int], model: Model,
             yield result
 
 
-_WORKER_MODELS: dict[tuple[str, str, str], tuple[Model, Classifier]] = {}
+_WORKER_MODELS: dict[tuple[str, str, str, str], tuple[Model, Classifier]] = {}
 
 
 def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest: str,
-                  device: str, batch_size: int | None, precision: str) -> ChunkResult:
+                  device: str, batch_size: int | None, precision: str, engine: str
+                  ) -> ChunkResult:
     """One chunk on a Dask worker. The model travels as the bytes of its card and weights
     (checked against their digests on arrival), so workers need none of the client's files;
     it is built once per worker process."""
     from geolulc.device import resolve_device
     from geolulc.models.model import model_from_bytes
 
-    key = (digest, device, precision)
+    key = (digest, device, precision, engine)
     if key not in _WORKER_MODELS:
         dev = resolve_device(device)
         model = model_from_bytes(*payload, dev)
         if model.digest != digest:
             raise GeolulcError("the model bytes changed on the way to the worker")
-        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision))
+        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision,
+                                                          engine))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
     with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader:
@@ -240,14 +247,15 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
 
 
 def run_dask(job: ChunkJob, starts: list[int], model: Model, client, device: str,
-             batch_size: int | None, precision: str) -> Iterator[ChunkResult]:
+             batch_size: int | None, precision: str, engine: str) -> Iterator[ChunkResult]:
     """Chunks as tasks on a dask.distributed cluster, yielded as they finish."""
     from distributed import as_completed
 
     job_future = client.scatter(job, broadcast=True)
     payload = client.scatter(model.payload, broadcast=True)
     futures = [client.submit(_worker_chunk, job_future, row0, payload, model.digest, device,
-                             batch_size, precision, key=f"geolulc-chunk-{row0}-{id(job)}",
+                             batch_size, precision, engine,
+                             key=f"geolulc-chunk-{row0}-{id(job)}",
                              pure=False)
                for row0 in starts]
     for future in as_completed(futures):

@@ -42,11 +42,27 @@ def supports(model: Model, stride: int) -> bool:
     return stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)
 
 
+class DenseCells(torch.nn.Module):
+    """DNs of a chunk (1, bands, h, w) to the class probabilities (1, rows, cols, K) of its
+    `window`-cell windows every `step` cells of the last feature map."""
+
+    def __init__(self, model: Model, window: int, step: int) -> None:
+        super().__init__()
+        self.network = model.network
+        self.card = model.card
+        self.window, self.step = window, step
+
+    def forward(self, dn: torch.Tensor) -> torch.Tensor:
+        net = self.network
+        x = prepare_input(dn, self.card).contiguous(memory_format=torch.channels_last)
+        pooled = F.avg_pool2d(net.features(net.stem(x)), self.window, stride=self.step)
+        return torch.softmax(net.head(pooled.permute(0, 2, 3, 1)).float(), dim=-1)
+
+
 def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
                         classifier: Classifier) -> np.ndarray:
     """Class probabilities (rows, cols, K) of every `patch`-sized window every `stride` pixels of
     `dn` (bands, h, w), in the same cell layout as `cut_patches`."""
-    net = model.network
     patch = model.patch_size
     os_ = output_stride(model)
     window = patch // os_
@@ -56,21 +72,16 @@ def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
     out = np.zeros((n_rows, n_cols, len(model.classes)), dtype=np.float32)
     offsets = [0] if stride % os_ == 0 else list(range(0, os_, stride))
     step = max(stride // os_, 1) if stride % os_ == 0 else 1
-    with torch.inference_mode(), classifier.autocast():
-        for dy in offsets:
-            for dx in offsets:
-                x = torch.from_numpy(np.ascontiguousarray(dn[None, :, dy:, dx:]))
-                x = prepare_input(x.to(classifier.device), model.card)
-                x = x.contiguous(memory_format=torch.channels_last)
-                feat = net.features(net.stem(x))
-                pooled = F.avg_pool2d(feat, window, stride=step)
-                logits = net.head(pooled.permute(0, 2, 3, 1)).float()
-                probs = torch.softmax(logits, dim=-1)[0].cpu().numpy()
-                rows = slice(dy // stride if stride < os_ else 0, None,
-                             len(offsets) if stride < os_ else 1)
-                cols = slice(dx // stride if stride < os_ else 0, None,
-                             len(offsets) if stride < os_ else 1)
-                target = out[rows, cols]
-                h, w = min(target.shape[0], probs.shape[0]), min(target.shape[1], probs.shape[1])
-                target[:h, :w] = probs[:h, :w]
+    run = classifier.runner(f"dense-{window}-{step}", lambda: DenseCells(model, window, step),
+                            torch.zeros((1, bands, patch, patch)))
+    for dy in offsets:
+        for dx in offsets:
+            probs = run(dn[None, :, dy:, dx:])[0]
+            rows = slice(dy // stride if stride < os_ else 0, None,
+                         len(offsets) if stride < os_ else 1)
+            cols = slice(dx // stride if stride < os_ else 0, None,
+                         len(offsets) if stride < os_ else 1)
+            target = out[rows, cols]
+            h, w = min(target.shape[0], probs.shape[0]), min(target.shape[1], probs.shape[1])
+            target[:h, :w] = probs[:h, :w]
     return out

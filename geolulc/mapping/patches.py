@@ -55,9 +55,10 @@ def cut_patches(
     return Patches(pixels, keep_r + first_row, keep_c)
 
 
-def fill_unclear(dn: np.ndarray, clear: np.ndarray) -> np.ndarray:
+def fill_unclear(dn: np.ndarray, clear: np.ndarray, inplace: bool = False) -> np.ndarray:
     """`dn` (bands, h, w) with every unclear pixel replaced by the clear surface mirrored
-    across its nearest clear pixel.
+    across its nearest clear pixel (`inplace`: in `dn` itself, which is safe because only
+    unclear pixels are written and only clear ones read).
 
     The networks see context beyond the pixels they label. At a scene edge or around a cloud
     that context is the real surface reflected into the gap, with its texture, so a window
@@ -67,13 +68,14 @@ def fill_unclear(dn: np.ndarray, clear: np.ndarray) -> np.ndarray:
     if clear.all() or not clear.any():
         return dn
     near_r, near_c = distance_transform_edt(~clear, return_distances=False, return_indices=True)
-    rows, cols = np.indices(clear.shape)
+    rows, cols = np.nonzero(~clear)  # clear pixels are their own nearest: left as they are
+    near_r, near_c = near_r[rows, cols], near_c[rows, cols]
     mirror_r, mirror_c = 2 * near_r - rows, 2 * near_c - cols
     inside = ((mirror_r >= 0) & (mirror_r < clear.shape[0]) & (mirror_c >= 0)
               & (mirror_c < clear.shape[1]))
     np.clip(mirror_r, 0, clear.shape[0] - 1, out=mirror_r)
     np.clip(mirror_c, 0, clear.shape[1] - 1, out=mirror_c)
     usable = inside & clear[mirror_r, mirror_c]
-    src_r = np.where(usable, mirror_r, near_r)
-    src_c = np.where(usable, mirror_c, near_c)
-    return dn[:, src_r, src_c]
+    out = dn if inplace else dn.copy()
+    out[:, rows, cols] = dn[:, np.where(usable, mirror_r, near_r), np.where(usable, mirror_c, near_c)]
+    return out

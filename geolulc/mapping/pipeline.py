@@ -111,7 +111,7 @@ def classify_grid(
     todo = [row0 for row0 in job.starts if row0 not in done]
     if client is not None:
         fresh = run_dask(job, todo, model, client, worker_device, worker_batch,
-                         classifier.precision)
+                         classifier.precision, classifier.engine)
     else:
         fresh = run_local(job, todo, model, classifier)
     with tqdm(total=grid.rows * grid.cols, unit="cell", desc="mapping",
@@ -183,8 +183,8 @@ def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
     with dask_client(req) as client:
         result = classify_grid(
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
-            Classifier(model, device, req.batch_size, req.precision), req.min_clear,
-            chunk_rows_for(req, model), req.progress, req.dense,
+            Classifier(model, device, req.batch_size, req.precision, req.engine), req.min_clear,
+            chunk_rows_for(req, model, grid), req.progress, req.dense,
             cache_root=req.out_dir if cache else None, client=client,
             worker_device=req.device, masking=masking_for(req, model), worker_batch=req.batch_size)
     result.require_patches(req.date or "the scenes")

@@ -63,14 +63,14 @@ def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
 
 
 def predict(model: Model, data: PatchSet, device: torch.device, precision: str = "auto",
-            batch_size: int | None = None) -> np.ndarray:
+            batch_size: int | None = None, engine: str = "auto") -> np.ndarray:
     """Class probabilities of every patch, computed exactly as `map` computes them (the same
     `Classifier`: batches, channels-last, bf16 where the hardware has it unless `precision`
     says fp32), so the accuracy reported is the accuracy of the maps."""
     from geolulc.mapping.inference import Classifier
 
     x, scaled = model_inputs(model, data)
-    return Classifier(model, device, batch_size, precision).probabilities(x, scaled=scaled)
+    return Classifier(model, device, batch_size, precision, engine).probabilities(x, scaled=scaled)
 
 
 def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:

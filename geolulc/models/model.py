@@ -77,11 +77,11 @@ class Model:
 def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
     """Scene digital numbers (harmonised reflectance × 10000) to the units the model was fed."""
     spec = card["input"]
-    x = dn.to(torch.float32, memory_format=torch.contiguous_format)  # in-place ops below
+    x = dn.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # in-place ops below
     x.mul_(float(spec["dn_scale"])).add_(float(spec["dn_offset"]))
     if spec.get("clip"):
         low, high = clip_bounds(spec["clip"], x.shape[1], x.device)
-        torch.clamp(x, min=low, max=high, out=x)
+        x = torch.clamp(x, min=low, max=high)
     return x
 
 
@@ -106,7 +106,7 @@ def prepare_input(dn: torch.Tensor, card: dict) -> torch.Tensor:
     spec = card["input"]
     if spec.get("kind", "linear") == "dynamic-world":
         # x = log(DN·s + 1); x = (x − p30) / p70; x = exp(5x − 1) / (exp(5x − 1) + 1)
-        x = dn.to(torch.float32, memory_format=torch.contiguous_format)
+        x = dn.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
         p30 = torch.tensor(spec["p30"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         p70 = torch.tensor(spec["p70"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         x.mul_(float(spec["dn_scale"])).log1p_().sub_(p30).div_(p70)
@@ -315,17 +315,30 @@ def model_from_bytes(card_text: bytes, blob: bytes, device: str | torch.device =
     return Model(network, card, None, digest, (card_text, blob))
 
 
+class ProbabilityNet(torch.nn.Module):
+    """DNs (or, with `scaled`, values already in the model's input units) to class
+    probabilities: the whole computation of a model in one module, which the inference engines
+    run or convert (`geolulc.mapping.engines`)."""
+
+    def __init__(self, model: Model, scaled: bool = False) -> None:
+        super().__init__()
+        self.network = model.network
+        self.card = model.card
+        self.scaled = scaled
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        x = normalise(batch.float(), self.card) if self.scaled else prepare_input(batch, self.card)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.softmax(self.network(x).float(), dim=1)
+
+
 def predict_probabilities(
     model: Model, batch: torch.Tensor, already_scaled: bool = False
 ) -> torch.Tensor:
     """Class probabilities for a batch of DN patches (N, bands, H, W) on the model's device:
-    (N, classes) for a classifier, (N, classes, H, W) for a segmenter."""
-    if already_scaled:
-        x = normalise(batch.float(), model.card)
-    else:
-        x = prepare_input(batch, model.card)
-    x = x.contiguous(memory_format=torch.channels_last)
-    return torch.softmax(model.network(x).float(), dim=1)
+    (N, classes) for a classifier, (N, classes, H, W) for a segmenter. Torch alone, in the
+    caller's arithmetic: the reference that the engines are checked against."""
+    return ProbabilityNet(model, already_scaled)(batch)
 
 
 def band_indices(available: list[str], wanted: list[str]) -> np.ndarray:

@@ -1,0 +1,223 @@
+"""Inference engines: one torch definition of each computation, run by the fastest engine.
+
+Every computation the map runs (DNs to class probabilities, or the dense cells of a patch
+classifier) is written once, as a torch module. On the CPU it is converted to OpenVINO, which
+fuses Mish and the input scaling into the convolutions and runs bf16 on AVX512-BF16/AMX:
+about 3× torch's bf16 on the same cores (`benchmarks/bench_engines.py`), with fp32
+probabilities within a few 1e-6 of torch's. On CUDA, or where OpenVINO cannot be imported or
+cannot convert the network, torch runs the same module (with one warning for the fallback).
+
+A converted network is kept on disk (`$GEOLULC_CACHE_DIR`, else `$XDG_CACHE_HOME/geolulc`)
+under a key made of the model's digest (card and weights), the computation, the engine's
+version and the source of the code that defines the network, and with the SHA-256 of its
+files: a cached file that does not match is ignored and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geolulc.defaults import ENGINES
+from geolulc.errors import GeolulcError
+from geolulc.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Static-shape compilations kept per computation (tiles of a map share one shape; OpenVINO
+#: runs a static shape about 15 % faster than a dynamic one). Other shapes run dynamic.
+MAX_STATIC_SHAPES = 4
+
+
+def resolve_engine(name: str, device: torch.device) -> str:
+    """`auto`: OpenVINO on the CPU where it is installed, torch on CUDA. Asking for OpenVINO
+    on a GPU is an error; asking for it where it is not installed falls back with a warning."""
+    if name not in ENGINES:
+        raise GeolulcError(f"unknown engine {name!r}: use {', '.join(ENGINES)}")
+    if device.type != "cpu":
+        if name == "openvino":
+            raise GeolulcError("the openvino engine runs on the CPU: use --engine torch (or "
+                               "auto) with a CUDA device")
+        return "torch"
+    if name == "torch":
+        return "torch"
+    try:
+        import openvino  # noqa: F401
+    except ImportError as exc:  # not installed, or an install that cannot load its libraries
+        warnings.warn(f"OpenVINO cannot be imported ({str(exc).splitlines()[0][:160]}): "
+                      "inference runs in torch, about 3× slower", RuntimeWarning, stacklevel=2)
+        return "torch"
+    return "openvino"
+
+
+class TorchRunner:
+    """A module run by torch: channels-last, bf16 autocast when asked, batches pinned and sent
+    to the GPU without blocking."""
+
+    engine = "torch"
+
+    def __init__(self, program: torch.nn.Module, device: torch.device, precision: str):
+        self.program = program.to(device).eval()
+        self.program.to(memory_format=torch.channels_last)
+        self.device = device
+        self.precision = precision
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                    if self.precision == "bf16" else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            batch = torch.from_numpy(np.ascontiguousarray(x))
+            if self.device.type == "cuda":
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            return self.program(batch).float().cpu().numpy()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GEOLULC_CACHE_DIR")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geolulc"
+
+
+def code_digest(*objects) -> str:
+    """Digest of the source that defines a computation, so a cached conversion never outlives
+    a change of the code it was converted from."""
+    sources = []
+    for obj in objects:
+        try:
+            sources.append(inspect.getsource(obj))
+        except (OSError, TypeError):
+            sources.append(repr(obj))
+    return hashlib.sha256("\n".join(sources).encode()).hexdigest()[:16]
+
+
+class OpenVINORunner:
+    """A module converted to OpenVINO once (or loaded from the disk cache) and compiled for the
+    CPU at the given precision, statically for each of the first input shapes it meets."""
+
+    engine = "openvino"
+
+    def __init__(self, program: torch.nn.Module, example: torch.Tensor, precision: str,
+                 key: str | None):
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.model = self._cached(key) if key else None
+        if self.model is None:
+            self.model = self._convert(program, example)
+            if key:
+                self._store(key)
+        self.dynamic = self.core.compile_model(self.model, "CPU", self.config)
+        self.static: dict[tuple[int, ...], object] = {}
+
+    def _convert(self, program: torch.nn.Module, example: torch.Tensor):
+        import openvino as ov
+
+        program = program.cpu().float().eval().requires_grad_(False)
+        shape = ov.PartialShape([-1, *example.shape[1:2], *([-1] * (example.ndim - 2))])
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent constants
+            return ov.convert_model(program, example_input=example, input=[shape])
+
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+        import openvino as ov
+
+        base = cache_dir() / "openvino" / f"{key}-{ov.__version__.split('-')[0]}"
+        return base.with_suffix(".xml"), base.with_suffix(".bin"), base.with_suffix(".sha256")
+
+    def _cached(self, key: str):
+        xml, weights, digest = self._paths(key)
+        try:
+            xml_bytes, bin_bytes = xml.read_bytes(), weights.read_bytes()
+            expected = digest.read_text().strip()
+        except OSError:
+            return None
+        if hashlib.sha256(xml_bytes + bin_bytes).hexdigest() != expected:
+            log.warning("the cached OpenVINO network %s does not match its digest: rebuilt", xml)
+            return None
+        import openvino as ov
+
+        try:
+            return self.core.read_model(xml_bytes.decode(),
+                                        ov.Tensor(np.frombuffer(bin_bytes, dtype=np.uint8)))
+        except (RuntimeError, UnicodeDecodeError) as exc:
+            log.warning("the cached OpenVINO network %s is unreadable (%s): rebuilt", xml,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return None
+
+    def _store(self, key: str) -> None:
+        import openvino as ov
+
+        xml, weights, digest = self._paths(key)
+        try:
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            scratch = xml.parent / f".{key}-{os.getpid()}"
+            ov.save_model(self.model, scratch.with_suffix(".xml"), compress_to_fp16=False)
+            xml_bytes = scratch.with_suffix(".xml").read_bytes()
+            bin_bytes = scratch.with_suffix(".bin").read_bytes()
+            for path, data in ((weights, bin_bytes), (xml, xml_bytes)):
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(data)
+            with atomic_path(digest) as tmp:  # last: the pair is trusted only once it is there
+                tmp.write_text(hashlib.sha256(xml_bytes + bin_bytes).hexdigest() + "\n")
+        except (OSError, RuntimeError) as exc:
+            log.info("OpenVINO network not cached (%s)", exc)
+        finally:
+            for suffix in (".xml", ".bin"):
+                with contextlib.suppress(OSError, UnboundLocalError):
+                    scratch.with_suffix(suffix).unlink()
+
+    def _compiled(self, shape: tuple[int, ...]):
+        if shape in self.static:
+            return self.static[shape]
+        if len(self.static) >= MAX_STATIC_SHAPES:
+            return self.dynamic
+        fixed = self.model.clone()
+        try:
+            fixed.reshape(list(shape))
+            self.static[shape] = self.core.compile_model(fixed, "CPU", self.config)
+        except RuntimeError as exc:  # a shape the network cannot take statically: run dynamic
+            log.debug("no static compilation for %s: %s", shape, exc)
+            self.static[shape] = self.dynamic
+        return self.static[shape]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self._compiled(x.shape)(x)[0]
+
+
+def make_runner(program: torch.nn.Module, example: torch.Tensor, engine: str,
+                device: torch.device, precision: str, key: str | None
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """The runner of `program` on `engine`; an OpenVINO conversion that fails warns once and
+    gives the torch runner, so the map is the same, only slower."""
+    if engine == "openvino":
+        try:
+            return OpenVINORunner(program, example, precision, key)
+        except Exception as exc:  # noqa: BLE001 - any failure of the optional engine falls back
+            warnings.warn(f"OpenVINO could not compile the network ({_summary(exc)}): "
+                          "inference runs in torch", RuntimeWarning, stacklevel=2)
+    return TorchRunner(program, device, precision)
+
+
+def _summary(exc: Exception) -> str:
+    """One line of an engine's error: its summary line where it gives one (OpenVINO's
+    converter lists the operations it failed on after 'Summary:'), else its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if "Summary:" in lines and lines.index("Summary:") + 1 < len(lines):
+        return lines[lines.index("Summary:") + 1].lstrip("- ")[:200]
+    return lines[0][:200] if lines else type(exc).__name__

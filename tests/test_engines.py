@@ -1,0 +1,158 @@
+"""Inference engines: OpenVINO gives torch's probabilities, falls back when it cannot run, and
+never trusts a cached network that does not match its digest."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT
+from geolulc.io.scenes import load_scene
+from geolulc.mapping import engines
+from geolulc.mapping.dense import dense_probabilities
+from geolulc.mapping.inference import Classifier
+from geolulc.models.model import load_model, predict_probabilities
+
+pytest.importorskip("openvino")
+CPU = torch.device("cpu")
+
+
+def oscd_bands(folder, bands, size=256):
+    """A real OSCD crop on its B02 grid (the read of tests/test_dynamic_world.py)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    scene = load_scene(folder)
+    with rasterio.open(scene.bands["B02"]) as src:
+        shape = (src.height, src.width)
+    planes = []
+    for band in bands:
+        with rasterio.open(scene.bands[band]) as src:
+            planes.append(src.read(1, out_shape=shape, resampling=Resampling.bilinear))
+    return np.stack(planes)[:, :size, :size]
+
+
+def torch_fp32(model, dn):
+    with torch.inference_mode():
+        return predict_probabilities(model, torch.from_numpy(np.ascontiguousarray(dn))).numpy()
+
+
+def test_openvino_reproduces_torch_fp32_on_real_scenes(data_dir):
+    dw = load_model("dynamic-world")
+    dn = np.stack([oscd_bands(data_dir / "oscd" / city / "imgs_1", dw.bands)
+                   for city in ("hongkong", "rennes")])
+    ref = torch_fp32(dw, dn)
+    fp32 = Classifier(dw, CPU, 1, "fp32", engine="openvino")
+    assert fp32.engine == "openvino"
+    p = fp32.probabilities(dn)
+    assert np.abs(p - ref).max() <= 1e-4
+    assert (p.argmax(1) == ref.argmax(1)).mean() >= 0.9999
+    bf16 = Classifier(dw, CPU, 1, "bf16", engine="openvino").probabilities(dn)
+    assert (bf16.argmax(1) == ref.argmax(1)).mean() >= 0.995
+    assert np.abs(bf16 - ref).max() > 1e-4  # bf16 really ran in bf16
+
+
+def test_patch_classifier_runs_through_openvino_patch_by_patch_and_dense(data_dir):
+    """eurosat-ms: single patches, RGB-scaled input and the dense cells of a chunk."""
+    ms = load_model("eurosat-ms")
+    dn = oscd_bands(data_dir / "oscd" / "nantes" / "imgs_1", ms.bands, 192)
+    patches = np.stack([dn[:, r:r + 64, c:c + 64] for r in (0, 64, 128) for c in (0, 64, 128)])
+    ov = Classifier(ms, CPU, 4, "fp32", engine="openvino")
+    pt = Classifier(ms, CPU, 4, "fp32", engine="torch")
+    assert np.abs(ov.probabilities(patches) - torch_fp32(ms, patches)).max() <= 1e-4
+    dense_ov = dense_probabilities(ms, dn, 16, ov)
+    dense_pt = dense_probabilities(ms, dn, 16, pt)
+    assert dense_ov.shape == dense_pt.shape == (9, 9, 10)
+    assert np.abs(dense_ov - dense_pt).max() <= 1e-4
+    rgb = load_model("eurosat-rgb")
+    jpeg = np.random.default_rng(0).uniform(0, 255, (5, 3, 64, 64)).astype(np.float32)
+    a = Classifier(rgb, CPU, 8, "fp32", engine="openvino").probabilities(jpeg, scaled=True)
+    b = Classifier(rgb, CPU, 8, "fp32", engine="torch").probabilities(jpeg, scaled=True)
+    assert np.abs(a - b).max() <= 1e-4
+
+
+def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, monkeypatch,
+                                                                    caplog):
+    monkeypatch.setenv("GEOLULC_CACHE_DIR", str(tmp_path))
+    dw = load_model("dynamic-world")
+    x = np.random.default_rng(1).integers(200, 4000, (1, 9, 64, 64)).astype(np.uint16)
+    first = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
+    files = sorted((tmp_path / "openvino").iterdir())
+    assert [f.suffix for f in files] == [".bin", ".sha256", ".xml"]
+    assert dw.digest in files[0].name  # keyed by the model's weights and card
+    weights = files[0].read_bytes()
+    tampered = bytearray(weights)
+    tampered[len(tampered) // 2] ^= 0xFF  # one weight changed: a silently different network
+    files[0].write_bytes(bytes(tampered))
+    with caplog.at_level(logging.WARNING, logger="geolulc.mapping.engines"):
+        again = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
+    assert "does not match its digest" in caplog.text
+    np.testing.assert_array_equal(again, first)
+    assert files[0].read_bytes() == weights  # rebuilt and stored again
+    files[2].write_text("<not a network")  # unreadable, with a digest that matches it
+    files[1].write_text(__import__("hashlib").sha256(b"<not a network" + weights).hexdigest())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="geolulc.mapping.engines"):
+        third = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
+    assert "unreadable" in caplog.text
+    np.testing.assert_array_equal(third, first)
+
+
+def test_a_network_openvino_cannot_convert_runs_in_torch(monkeypatch):
+    """A conversion failure (simulated: no network in the project fails to convert, so the
+    converter is replaced by one that raises) gives one warning and torch's numbers."""
+    import openvino
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Cannot convert aten::something\nmore detail")
+
+    monkeypatch.setattr(openvino, "convert_model", fail)
+    monkeypatch.setenv("GEOLULC_CACHE_DIR", "/nonexistent/cache")
+    dw = load_model("dynamic-world")
+    x = np.random.default_rng(2).integers(200, 4000, (1, 9, 64, 64)).astype(np.uint16)
+    with pytest.warns(RuntimeWarning, match="OpenVINO could not compile the network "
+                      r"\(Cannot convert aten::something\): inference runs in torch"):
+        p = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
+    np.testing.assert_allclose(p, torch_fp32(dw, x), atol=1e-6)
+
+
+def test_a_broken_openvino_install_falls_back_to_torch(tmp_path, data_dir):
+    """An `openvino` package that cannot be imported (a broken install on the path): the map
+    is made by torch, with one warning."""
+    broken = tmp_path / "site" / "openvino"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('libopenvino.so: cannot open')\n")
+    out = tmp_path / "out"
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import warnings, json, geolulc\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    s = geolulc.make_map(scenes=[sys.argv[2]], out_dir=sys.argv[3], precision='fp32')\n"
+        "print(json.dumps([str(x.message) for x in w if 'OpenVINO' in str(x.message)]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "site"),
+                           str(data_dir / "oscd" / "norcia" / "imgs_1"), str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    messages = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert len(messages) == 1 and "inference runs in torch" in messages[0]
+    assert list(out.glob("*_landcover.tif"))
+
+
+def test_engine_choice_follows_the_device():
+    assert engines.resolve_engine("auto", CPU) == "openvino"
+    assert engines.resolve_engine("torch", CPU) == "torch"
+    assert engines.resolve_engine("auto", torch.device("cuda")) == "torch"
+    with pytest.raises(Exception, match="runs on the CPU"):
+        engines.resolve_engine("openvino", torch.device("cuda"))
+    with pytest.raises(Exception, match="unknown engine 'tensorrt'"):
+        engines.resolve_engine("tensorrt", CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        engines.resolve_engine("openvino", CPU)  # installed: no warning
