@@ -5,13 +5,16 @@ Search L2A product in ../shared/data (upsampled ×10 with nearest neighbour, wri
 out like the real ones: 512-pixel deflate tiles with overviews, each band at its native
 resolution), maps it with the default per-pixel model (or a patch classifier at each stride)
 and prints one JSON object: wall time, cells and input pixels per second, peak RSS and the time
-of each stage; the decode floor (time to just decode the bands the model reads); and the naive
-approach (open, read one window of each band, run the network on it alone in fp32, write,
-next) on a subset, with the speed-up of geolulc over it.
+of each stage (reading runs in a thread beside inference, so stages overlap: the wall time is
+the total); the decode floor (time to just decode the bands the model reads); the inference
+floor (the network's multiply-adds over the map's pixels ÷ the bf16 matrix-product rate of the
+same cores) and how far the run is from it; and the naive approach (open, read one window of
+each band, run the network on it alone in fp32, write, next) on a subset, with the speed-up of
+geolulc over it. `--engines openvino torch` maps the tile with each engine in the same run.
 
     python benchmarks/bench_tile.py [--data ../shared/data] [--work /tmp/geolulc-bench]
                                     [--strides 64 16] [--naive 300] [--device cpu]
-                                    [--model dynamic-world]
+                                    [--model dynamic-world] [--engines openvino]
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -66,26 +68,27 @@ def build_tile(data: Path, work: Path) -> Path:
     return item_path
 
 
-def run_map(item: Path, out: Path, stride: int, device: str, model: str) -> dict:
-    """`geolulc map` in a child process, so its peak RSS is measured alone."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_map(item: Path, out: Path, stride: int, device: str, model: str, engine: str) -> dict:
+    """`geolulc map` in a child process (its peak RSS measured alone by `time -v`)."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        ["geolulc", "map", "--scene", str(item), "--model", model, "--stride", str(stride),
-         "--device", device, "--out", str(out), "--name", f"tile-s{stride}", "--json",
-         "--quiet"], capture_output=True, text=True)
+        ["/usr/bin/time", "-f", "%M", "geolulc", "map", "--scene", str(item), "--model", model,
+         "--stride", str(stride), "--device", device, "--engine", engine, "--out", str(out),
+         "--name", f"tile-s{stride}-{engine}", "--json", "--quiet"],
+        capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(proc.stderr)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(proc.stderr.strip().splitlines()[-1])
     summary = json.loads(proc.stdout)
     pixels = summary["shape"][0] * summary["shape"][1] * summary["stride"] ** 2
     return {"stride": stride if summary["model_kind"] == "classifier" else None,
-            "wall_s": round(wall, 1),
+            "engine": engine, "wall_s": round(wall, 1),
+            "input_mpx_per_s": round(pixels / wall / 1e6, 3),
             "cells": summary["cells_classified"], "cell_m": summary["cell_size_m"],
             "cells_per_s": round(summary["cells_classified"] / wall, 1),
             "input_pixels_per_s": round(pixels / wall),
-            "peak_rss_mb": round(max(peak, before) / 1024),
+            "peak_rss_mb": round(peak_kb / 1024),
             "stages_s": summary["timings_s"], "model": summary["model"],
             "map_shape": summary["shape"]}
 
@@ -137,6 +140,24 @@ def naive(item: Path, model_name: str, n: int, device: str, out: Path) -> dict:
             "input_pixels_per_s": round(n * size * size / seconds)}
 
 
+def inference_floor(model, run: dict, device: str) -> dict:
+    """Seconds the network's multiply-adds over the map's input pixels (no halo; for a patch
+    classifier, one fully convolutional pass) take at the bf16 matrix-product rate of these
+    cores, and the classify stage's ratio to it."""
+    from bench_engines import matmul_rate, multiply_adds
+
+    if device != "cpu":
+        return {}
+    pixels = run["map_shape"][0] * run["map_shape"][1] * (run["stride"] or 1) ** 2
+    macs = multiply_adds(model, 64 if model.kind == "classifier" else 1064) * pixels
+    rate = matmul_rate(torch.get_num_threads())
+    seconds = macs / rate
+    return {"multiply_adds": float(f"{macs:.3e}"), "bf16_matmul_gmac_per_s": round(rate / 1e9),
+            "floor_s": round(seconds, 1),
+            "classify_over_floor": round(run["stages_s"]["classify"] / seconds, 2),
+            "wall_over_floor": round(run["wall_s"] / seconds, 2)}
+
+
 def tile_arguments(parser: argparse.ArgumentParser) -> None:
     """--data (the shared real data) and --work (where the tile is built once), for every
     whole-tile benchmark."""
@@ -156,6 +177,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="dynamic-world",
                         help="bundled model (the L2A tile has no B10, so eurosat-ms cannot run)")
+    parser.add_argument("--engines", nargs="+", default=["openvino"],
+                        help="engines to map the tile with, each in its own run")
     args = parser.parse_args()
     item = build_tile(args.data, args.work)
     out = args.work / "out"
@@ -164,13 +187,15 @@ def main() -> None:
     model = load_model(args.model)
     floor = decode_floor(item, model.bands)
     strides = args.strides if model.kind == "classifier" else [64]  # a pixel model ignores it
-    runs = [run_map(item, out, s, args.device, args.model) for s in strides]
+    runs = [run_map(item, out, s, args.device, args.model, engine)
+            for engine in args.engines for s in strides]
     slow = naive(item, args.model, args.naive, args.device, out)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"
         + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""),
         "tile": "10980 x 10980 at 10 m (real 29RKH L2A upsampled x10)", "model": args.model,
         "decode_floor_s": round(floor, 1),
+        "inference_floor": inference_floor(model, runs[0], args.device),
         "runs": runs,
         "naive": slow,
         "speedup_vs_naive": round(runs[0]["input_pixels_per_s"] / slow["input_pixels_per_s"],

@@ -154,7 +154,8 @@ def test_dask_workers_get_the_model_as_bytes_not_a_path(data_dir, tiny_model, tm
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, local_directory=str(elsewhere)) \
             as cluster, distributed.Client(cluster) as client:
-        remote = {r.row0: r for r in run_dask(job, starts, model, client, "cpu", None, "auto")}
+        remote = {r.row0: r for r in run_dask(job, starts, model, client, "cpu", None, "auto",
+                                              "auto")}
     assert sorted(remote) == sorted(local) == starts
     for row0 in starts:
         np.testing.assert_array_equal(remote[row0].labels, local[row0].labels)

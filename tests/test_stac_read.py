@@ -184,14 +184,14 @@ def test_direct_read_on_the_grid_equals_the_warped_read(data_dir):
     including where the window runs past the file's edge."""
     from rasterio.vrt import WarpedVRT
 
-    from geolulc.io.read import _OnGrid
+    from geolulc.io.resample import NestedBand
 
     folder = data_dir / "earth-search" / "sentinel-2-l2a" / ES_ITEM_ID
     with rasterio.open(folder / "B04.tif") as src:
         x0, y0 = src.transform.c, src.transform.f
         grid = PatchGrid(CRS.from_epsg(32629), 100, x0 - 6400, y0 + 6400, 3, 20, 64, 64)
-        direct = _OnGrid.fit(src, grid)
-        assert direct is not None and (direct.row_off, direct.col_off) == (-64, -64)
+        direct = NestedBand.fit(src, grid)
+        assert direct is not None and (direct.factor, direct.row0, direct.col0) == (1, 64, 64)
         height, width = grid.read_shape
         with WarpedVRT(src, crs=grid.crs.to_wkt(), transform=grid.read_transform,
                        width=width, height=height, nodata=0,
@@ -200,4 +200,4 @@ def test_direct_read_on_the_grid_equals_the_warped_read(data_dir):
                 np.testing.assert_array_equal(direct.read(1, window),
                                               vrt.read(1, window=window))
         shifted = PatchGrid(CRS.from_epsg(32629), 100, x0 + 50, y0, 1, 1, 64, 64)
-        assert _OnGrid.fit(src, shifted) is None  # half a pixel off: warped
+        assert NestedBand.fit(src, shifted) is None  # half a pixel off: warped
