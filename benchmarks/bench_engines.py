@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -177,7 +178,7 @@ def engines_table(args) -> dict:
                      "max_abs_dp": float(f"{np.abs(out - reference).max():.2e}")})
         print(f"{name:48s} {rows[-1]['mpx_per_s']:7.3f} Mpx/s  agreement "
               f"{rows[-1]['argmax_agreement']:.4f}  max|Δp| {rows[-1]['max_abs_dp']:.1e}",
-              flush=True)
+              file=sys.stderr, flush=True)
     macs = multiply_adds(model, size)
     rate = matmul_rate(args.threads)
     floor = rate / macs / 1e6
@@ -208,7 +209,7 @@ def agreement(args) -> dict:
             row[f"{precision}_agreement"] = round(same / ref[..., 0].size, 6)
             row[f"{precision}_max_abs_dp"] = float(f"{np.abs(p - ref).max():.2e}")
         scenes.append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps(row), file=sys.stderr, flush=True)
     return {"model": model.name, "scenes": scenes,
             "pooled": {p: round(s / n, 6) for p, (s, n) in pooled.items()},
             "min_fp32_agreement": min(r["fp32_agreement"] for r in scenes)}

@@ -83,9 +83,11 @@ def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, mo
     dw = load_model("dynamic-world")
     x = np.random.default_rng(1).integers(200, 4000, (1, 9, 64, 64)).astype(np.uint16)
     first = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
-    files = sorted((tmp_path / "openvino").iterdir())
-    assert [f.suffix for f in files] == [".bin", ".sha256", ".xml"]
-    assert dw.digest in files[0].name  # keyed by the model's weights and card
+    stored = sorted((tmp_path / "openvino").iterdir())
+    # two stages (the fp32 input stage, then the rest), each a network, its weights and digest
+    assert [f.suffix for f in stored] == [".bin", ".sha256", ".xml"] * 2
+    assert all(dw.digest in f.name for f in stored)  # keyed by the model's weights and card
+    files = stored[:3]
     weights = files[0].read_bytes()
     tampered = bytearray(weights)
     tampered[len(tampered) // 2] ^= 0xFF  # one weight changed: a silently different network

@@ -59,26 +59,34 @@ def resolve_engine(name: str, device: torch.device) -> str:
     return "openvino"
 
 
+#: A computation as a chain of modules, each with its arithmetic ("fp32" or "bf16").
+Stages = list[tuple[torch.nn.Module, str]]
+
+
 class TorchRunner:
-    """A module run by torch: channels-last, bf16 autocast when asked, batches pinned and sent
-    to the GPU without blocking."""
+    """Modules run by torch on the device: channels-last, bf16 autocast where a stage asks for
+    it, batches pinned and sent to the GPU without blocking, intermediates left on the device."""
 
     engine = "torch"
 
-    def __init__(self, program: torch.nn.Module, device: torch.device, precision: str):
-        self.program = program.to(device).eval()
-        self.program.to(memory_format=torch.channels_last)
+    def __init__(self, stages: Stages, device: torch.device):
+        self.stages = []
+        for module, precision in stages:
+            module = module.to(device).eval()
+            module.to(memory_format=torch.channels_last)
+            self.stages.append((module, precision))
         self.device = device
-        self.precision = precision
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                    if self.precision == "bf16" else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            batch = torch.from_numpy(np.ascontiguousarray(x))
+        with torch.inference_mode():
+            out = torch.from_numpy(np.ascontiguousarray(x))
             if self.device.type == "cuda":
-                batch = batch.pin_memory().to(self.device, non_blocking=True)
-            return self.program(batch).float().cpu().numpy()
+                out = out.pin_memory().to(self.device, non_blocking=True)
+            for module, precision in self.stages:
+                with (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                      if precision == "bf16" else contextlib.nullcontext()):
+                    out = module(out)
+            return out.float().cpu().numpy()
 
 
 def cache_dir() -> Path:
@@ -200,18 +208,32 @@ class OpenVINORunner:
         return self._compiled(x.shape)(x)[0]
 
 
-def make_runner(program: torch.nn.Module, example: torch.Tensor, engine: str,
-                device: torch.device, precision: str, key: str | None
-                ) -> Callable[[np.ndarray], np.ndarray]:
-    """The runner of `program` on `engine`; an OpenVINO conversion that fails warns once and
-    gives the torch runner, so the map is the same, only slower."""
+def make_runner(stages: Stages, example: torch.Tensor, engine: str, device: torch.device,
+                key: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The runner of a chain of stages on `engine`; an OpenVINO conversion that fails warns
+    once and gives the torch runner, so the map is the same, only slower."""
     if engine == "openvino":
         try:
-            return OpenVINORunner(program, example, precision, key)
+            runners = []
+            for i, (module, precision) in enumerate(stages):
+                runners.append(OpenVINORunner(module, example, precision,
+                                              key and f"{key}-{i}-{precision}"))
+                if i + 1 < len(stages):  # the next stage's example input
+                    with torch.inference_mode():
+                        example = module.cpu().float()(example.clone())
+            return runners[0] if len(runners) == 1 else _chain(runners)
         except Exception as exc:  # noqa: BLE001 - any failure of the optional engine falls back
             warnings.warn(f"OpenVINO could not compile the network ({_summary(exc)}): "
                           "inference runs in torch", RuntimeWarning, stacklevel=2)
-    return TorchRunner(program, device, precision)
+    return TorchRunner(stages, device)
+
+
+def _chain(runners: list) -> Callable[[np.ndarray], np.ndarray]:
+    def run(x: np.ndarray) -> np.ndarray:
+        for runner in runners:
+            x = runner(x)
+        return x
+    return run
 
 
 def _summary(exc: Exception) -> str:

@@ -78,15 +78,20 @@ class Classifier:
     def runner(self, name: str, program: Callable[[], torch.nn.Module],
                example: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
         """The runner of a computation of this model, built on first use (`program` makes its
-        torch module, `example` is an input of the right rank and bands for the conversion)."""
+        torch module, `example` is an input of the right rank and bands for the conversion).
+        A module with `stages()` runs as that chain, its first stage in fp32 (the input stage
+        of Dynamic World), the others in the classifier's precision."""
         if name not in self._runners:
             module = program()
+            parts = module.stages() if hasattr(module, "stages") else [module]
+            stages = [(part, "fp32" if i == 0 and len(parts) > 1 else self.precision)
+                      for i, part in enumerate(parts)]
             key = None
             if self.model.digest:  # models built in memory (training) are never cached
-                code = code_digest(prepare_input, type(self.model.network), type(module))
-                key = f"{self.model.digest}-{name}-{self.precision}-{code}"
-            self._runners[name] = make_runner(module, example, self.engine, self.device,
-                                              self.precision, key)
+                code = code_digest(prepare_input, type(self.model.network), type(module),
+                                   *(type(part) for part in parts))
+                key = f"{self.model.digest}-{name}-{code}"
+            self._runners[name] = make_runner(stages, example, self.engine, self.device, key)
         return self._runners[name]
 
     def probabilities(self, pixels: np.ndarray, scaled: bool = False) -> np.ndarray:

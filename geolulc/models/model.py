@@ -327,9 +327,35 @@ class ProbabilityNet(torch.nn.Module):
         self.scaled = scaled
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.output(self.network(self.prepared(batch)))
+
+    def prepared(self, batch: torch.Tensor) -> torch.Tensor:
         x = normalise(batch.float(), self.card) if self.scaled else prepare_input(batch, self.card)
-        x = x.contiguous(memory_format=torch.channels_last)
-        return torch.softmax(self.network(x).float(), dim=1)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def output(logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.float(), dim=1)
+
+    def stages(self) -> list[torch.nn.Module]:
+        """The computation as a chain of modules: for a network with an `input_stage` (kept in
+        fp32 by the engines), that stage with the input scaling, then the rest; else itself."""
+        if not hasattr(self.network, "input_stage"):
+            return [self]
+        return [_Stage(self, first=True), _Stage(self, first=False)]
+
+
+class _Stage(torch.nn.Module):
+    """One link of `ProbabilityNet.stages()`."""
+
+    def __init__(self, net: ProbabilityNet, first: bool) -> None:
+        super().__init__()
+        self.net, self.first = net, first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.first:
+            return self.net.network.input_stage(self.net.prepared(x))
+        return self.net.output(self.net.network.body(x))
 
 
 def predict_probabilities(
