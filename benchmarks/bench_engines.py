@@ -118,7 +118,7 @@ def torch_runner(model, precision: str, layout) -> callable:
 
 def engines_table(args) -> dict:
     model = load_model(args.model)
-    size = tile_size(TILE) + 2 * HALO
+    size = tile_size(TILE[1], TILE[1]) + 2 * HALO
     dn = one_tile(scene_bands(DATA / args.scene, model.bands), size)
     runs: list[tuple[str, callable]] = [
         ("torch eager fp32, NCHW", torch_runner(model, "fp32", torch.contiguous_format)),

@@ -40,7 +40,7 @@ from geolulc.errors import GeolulcError
               help="For strides below 64, classify each chunk fully convolutionally (shared "
                    "work, fast) or patch by patch (exactly a lone patch's input, slower).")
 @click.option("--batch-size", type=BATCH, default="auto", show_default=True,
-              help="Patches (or tiles of about 1088² pixels of a per-pixel model) per inference "
+              help="Patches (or tiles of about 564 × 1064 pixels of a per-pixel model) per inference "
                    "batch; auto: 256 patches or 1 tile on CPU, on a GPU the largest that fits in "
                    "half its free memory.")
 @click.option("--device", default="auto", show_default=True,

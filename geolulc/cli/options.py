@@ -169,7 +169,7 @@ def scale_options(func):
         click.option("--chunk-rows", type=click.IntRange(1), default=None,
                      help="Map rows read and classified at a time (the unit of streaming, "
                      "resuming and distribution); fewer rows use less memory. Default: 8 for a "
-                     "patch classifier, about 1000 (one row of tiles) for a per-pixel model."),
+                     "patch classifier, about 500 (one row of tiles) for a per-pixel model."),
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Run the chunks on a local Dask cluster of this many processes."),
         click.option("--scheduler", default=None,

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geolulc.io.blocks import row_blocks
+
 log = logging.getLogger(__name__)
 
 #: Central wavelengths (µm) of the Sentinel-2A MSI bands.
@@ -100,12 +102,6 @@ def boa_to_toa(dn: np.ndarray, band: str, sun_zenith_deg: float, aot: np.ndarray
         toa = gas * (path + trans * rho / (1 - albedo * rho))
         out[rows] = np.where(block > 0, np.clip(np.round(toa * 10000), 1, 65535), 0)
     return out
-
-
-def row_blocks(shape: tuple[int, ...], pixels: int = 1 << 16) -> list[slice]:
-    """Slices of rows of about `pixels` pixels: blocks whose temporaries fit in the cache."""
-    step = max(1, pixels // max(shape[-1], 1))
-    return [slice(r, r + step) for r in range(0, shape[0], step)]
 
 
 @dataclass(frozen=True)

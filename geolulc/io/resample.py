@@ -23,7 +23,7 @@ import numpy as np
 from pyproj import CRS
 from rasterio.windows import Window
 
-from geolulc.io.atmosphere import row_blocks
+from geolulc.io.blocks import row_blocks
 from geolulc.mapping.grid import PatchGrid
 
 #: Accumulated weight below which GDAL's bilinear kernel gives no data.

@@ -31,7 +31,7 @@ from geolulc.mapping.dense import dense_probabilities
 from geolulc.mapping.grid import PatchGrid
 from geolulc.mapping.inference import Classifier
 from geolulc.mapping.patches import clear_cells, cut_patches, fill_unclear
-from geolulc.mapping.tiles import tile_probabilities, tile_size
+from geolulc.mapping.tiles import TILE, tile_probabilities, tile_size
 from geolulc.models.model import Model
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     if model.kind == "segmenter":
         valid = clear[m:clear.shape[0] - m, m:clear.shape[1] - m] & job.inside[row0:row0 + n_rows]
         t2 = time.perf_counter()
-        tile = (job.chunk_rows, tile_size(grid.cols))
+        tile = (job.chunk_rows, tile_size(grid.cols, TILE[1]))
         for r, c, p in tile_probabilities(dn, classifier.probabilities, tile, m,
                                           classifier.batch_size, needed=lambda r, c: valid[r:r + tile[0],
                                                                     c:c + tile[1]].any()):

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 CPU_BATCH = 256
 MAX_GPU_BATCH = 16384
-#: Tiles per forward pass of a segmenter on CPU: one tile of about 1088² fills the cores.
+#: Tiles per forward pass of a segmenter on CPU: one tile of about 564 × 1064 fills the cores.
 CPU_TILE_BATCH = 1
 
 
@@ -27,10 +27,11 @@ def auto_batch_size(model: Model, device: torch.device) -> int:
         return CPU_TILE_BATCH if model.kind == "segmenter" else CPU_BATCH
     from geolulc.mapping.tiles import HALO, TILE
 
-    probe, size = (2, TILE + 2 * HALO) if model.kind == "segmenter" else (64, model.patch_size)
+    probe, size = ((2, (TILE[0] + 2 * HALO, TILE[1] + 2 * HALO)) if model.kind == "segmenter"
+                   else (64, (model.patch_size, model.patch_size)))
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
-    x = torch.ones((probe, len(model.bands), size, size),
+    x = torch.ones((probe, len(model.bands), *size),
                    dtype=torch.int32, device=device)
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
         predict_probabilities(model, x.contiguous(memory_format=torch.channels_last))

@@ -17,6 +17,7 @@ from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import load_aoi
 from geolulc.io.atomic import safe_name
+from geolulc.io.blocks import row_blocks
 from geolulc.io.catalog import (
     parse_date_range,
 )
@@ -69,8 +70,10 @@ class Classification:
     @property
     def confidence(self) -> np.ndarray:
         """Probability of the mapped class in percent, NODATA where not classified."""
-        top = self.probabilities.max(axis=2).astype(np.uint16)
-        conf = ((top * 100 + PROB_SCALE // 2) // PROB_SCALE).astype(np.uint8)
+        conf = np.empty(self.labels.shape, dtype=np.uint8)
+        for rows in row_blocks(self.probabilities.shape[:2], 1 << 18):  # no whole-map temporaries
+            top = self.probabilities[rows].max(axis=2).astype(np.uint16)
+            conf[rows] = (top * 100 + PROB_SCALE // 2) // PROB_SCALE
         conf[self.labels == NODATA] = NODATA
         return conf
 

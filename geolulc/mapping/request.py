@@ -22,7 +22,7 @@ from geolulc.io.catalog import (
 from geolulc.io.read import Masking, acquisitions
 from geolulc.io.scenes import Scene
 from geolulc.mapping.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from geolulc.mapping.tiles import HALO, tile_size
+from geolulc.mapping.tiles import HALO, TILE, tile_size
 from geolulc.models.model import DEFAULT_MODEL, Model, auto_model
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,13 @@ def check_grid_fits(grid: PatchGrid, n_classes: int) -> None:
 
 def chunk_rows_for(req: MapRequest, model: Model, grid: PatchGrid) -> int:
     """Map rows per chunk: the user's, else 8 rows of patches or one row of tiles of about
-    `TILE` rows (the grid's rows split evenly, so the last chunk is not mostly padding)."""
+    `TILE[0]` rows (the grid's rows split evenly, so the last chunk is not mostly padding)."""
     if req.chunk_rows:
         if model.kind == "segmenter" and req.chunk_rows % 2:
             raise GeolulcError("--chunk-rows must be even for a per-pixel model (its network "
                                "halves the resolution)")
         return req.chunk_rows
-    return tile_size(grid.rows) if model.kind == "segmenter" else 8
+    return tile_size(grid.rows, TILE[0]) if model.kind == "segmenter" else 8
 
 
 def model_for(name: str, scenes: list[Scene]) -> str:
