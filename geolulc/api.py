@@ -44,7 +44,7 @@ def classify(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path 
     takes) or, with `aoi` and `date`, the scenes a search finds. `options` are the other
     fields of `MapRequest` (stride, resolution, crs, composite, l2a, min_clear, batch_size,
     precision, chunk_rows, workers, scheduler, progress, catalog, collection, max_cloud)."""
-    items = [s if isinstance(s, Scene) else load_scene(s) for s in scenes or []]
+    items = [s if isinstance(s, Scene) else load_scene(s) for s in _scene_list(scenes)]
     req = MapRequest(aoi=Path(aoi) if aoi else None, date=date, scenes=items, model=str(model),
                      device=device, **{"progress": False, **options})
     return classify_request(req, cache=False)
@@ -56,7 +56,7 @@ def make_map(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path 
     is written): what `geolulc map` does. Returns the summary it prints: outputs, statistics,
     scenes, grid, stage timings. `options` as for `classify`."""
     return run_map(MapRequest(aoi=Path(aoi) if aoi else None, date=date,
-                              scenes=list(scenes or []), out_dir=Path(out_dir),
+                              scenes=_scene_list(scenes), out_dir=Path(out_dir),
                               **{"progress": False, **options}))
 
 
@@ -134,3 +134,12 @@ def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
 
     stem = safe_name(f"{name}_{pair.before.name}_{pair.after.name}", "change")
     return write_files(Path(out_dir), stem, pair.before, pair.after, pair.change, vector)
+
+
+def _scene_list(scenes) -> list:
+    """`scenes` as a list: one path or scene is one scene, not the characters of its path."""
+    if scenes is None:
+        return []
+    if isinstance(scenes, (str, Path, Scene)):
+        return [scenes]
+    return list(scenes)

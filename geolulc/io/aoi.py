@@ -8,6 +8,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 import shapely.affinity
 from pyproj import Geod
@@ -64,13 +65,34 @@ def split_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
     return shapely.union_all([g for g in (east, west) if not g.is_empty])
 
 
+def _read_layers(path: Path) -> gpd.GeoDataFrame:
+    """Every layer of the file (a GeoPackage may hold several), in one CRS: an AOI is all of
+    what the user named, never its first layer alone."""
+    import pyogrio
+
+    layers = [name for name, kind in pyogrio.list_layers(path) if kind is not None]
+    if len(layers) <= 1:
+        return gpd.read_file(path)
+    frames = [gpd.read_file(path, layer=name) for name in layers]
+    crs = {str(f.crs) for f in frames if len(f)}
+    if len(crs) > 1:
+        raise GeolulcError(f"AOI {path} has {len(layers)} layers in different CRSs "
+                           f"({', '.join(sorted(crs))}): put the area in one layer")
+    frames = [f for f in frames if len(f)] or frames[:1]
+    log.info("AOI %s: %d layers read (%s)", path.name, len(layers), ", ".join(layers))
+    return gpd.GeoDataFrame(pd.concat([f[["geometry"]] for f in frames], ignore_index=True),
+                            geometry="geometry", crs=frames[0].crs)
+
+
 def load_aoi(path: str | Path, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> AOI:
     """Read, validate and reproject an AOI file; every problem is a one-line GeolulcError."""
     path = Path(path)
     if not path.exists():
         raise GeolulcError(f"AOI file {path} does not exist")
     try:
-        frame = gpd.read_file(path)
+        frame = _read_layers(path)
+    except GeolulcError:
+        raise
     except Exception as exc:  # pyogrio/fiona raise many types for unreadable files
         raise GeolulcError(f"cannot read AOI {path}: {str(exc).splitlines()[0]}") from None
     geoms = [g for g in frame.geometry if g is not None and not g.is_empty]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import rasterio
@@ -81,7 +81,7 @@ def class_colormap(colors: list[tuple[int, int, int]]) -> dict[int, tuple[int, i
 def write_qgis_style(path: str | Path, classes: list[str], colors: list[tuple[int, int, int]]):
     """A QGIS layer style (.qml) beside the raster, so QGIS shows class names in its legend."""
     entries = "\n".join(
-        f'        <paletteEntry value="{i}" label="{escape(name)}" alpha="255" '
+        f'        <paletteEntry value="{i}" label={quoteattr(name)} alpha="255" '
         f'color="#{r:02x}{g:02x}{b:02x}"/>'
         for i, (name, (r, g, b)) in enumerate(zip(classes, colors))
     )

@@ -14,6 +14,8 @@ import json
 import logging
 import shutil
 import time
+import warnings
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -173,12 +175,21 @@ class ChunkCache:
         return self.dir / f"chunk-{row0:06d}.npz"
 
     def get(self, row0: int) -> ChunkResult | None:
+        """A finished chunk, or None to compute it: an unreadable chunk (truncated by a kill or
+        a full disk) is removed with a warning and computed again, never a wedge."""
         path = self._path(row0)
         if not path.exists():
             return None
-        with np.load(path) as data:
-            return ChunkResult(row0, data["labels"], data["probs"], int(data["masked"]),
-                               data["count"])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return ChunkResult(row0, data["labels"], data["probs"], int(data["masked"]),
+                                   data["count"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            warnings.warn(f"cached chunk {path.name} is unreadable ({type(exc).__name__}: "
+                          f"{str(exc)[:120]}); it is computed again", RuntimeWarning,
+                          stacklevel=2)
+            path.unlink(missing_ok=True)
+            return None
 
     def put(self, result: ChunkResult) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

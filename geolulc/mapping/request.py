@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shapely.geometry import box
 
+from geolulc.defaults import ENGINES
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, split_antimeridian
 from geolulc.io.catalog import (
@@ -26,6 +27,10 @@ from geolulc.mapping.tiles import HALO, TILE, tile_size
 from geolulc.models.model import DEFAULT_MODEL, Model, auto_model
 
 log = logging.getLogger(__name__)
+
+#: Pixel size the bundled models were trained at (Sentinel-2's 10 m bands), for cards that do
+#: not state `resolution_m`.
+NATIVE_RESOLUTION_M = 10.0
 
 
 @dataclass
@@ -59,6 +64,28 @@ class MapRequest:
     l2a: str = "auto"  # auto/toa: restore top-of-atmosphere reflectance for L1C models; as-is
     workers: int | None = None  # local Dask cluster of this many processes
     scheduler: str | None = None  # address of an existing Dask scheduler
+
+    def __post_init__(self) -> None:
+        """Every parameter checked once, in the API's terms (the CLI checks its flags too)."""
+        if isinstance(self.scenes, (str, Path, Scene)):
+            self.scenes = [self.scenes]  # one scene, not the characters of its path
+        choices = {"composite": ("auto", "median", "best", "none"),
+                   "l2a": ("auto", "toa", "as-is"), "precision": ("auto", "fp32", "bf16"),
+                   "engine": ENGINES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise GeolulcError(f"{name}={getattr(self, name)!r} is not one of "
+                                   f"{', '.join(allowed)}")
+        positive = {"stride": self.stride, "batch_size": self.batch_size,
+                    "chunk_rows": self.chunk_rows, "workers": self.workers,
+                    "max_acquisitions": self.max_acquisitions}
+        for name, value in positive.items():
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise GeolulcError(f"{name} must be a whole number of at least 1, not {value!r}")
+        if not 0 <= self.min_clear <= 1:
+            raise GeolulcError(f"min_clear is a share of clear pixels, 0–1, not {self.min_clear}")
+        if self.mask_dilate < 0 or self.resolution <= 0 or self.max_area_km2 <= 0:
+            raise GeolulcError("mask_dilate must be ≥ 0, resolution and max_area_km2 > 0")
 
 
 def composite_mode(req: MapRequest) -> str:
@@ -128,6 +155,12 @@ def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) 
     bounds = project_geometry(region, crs).bounds
     if req.resolution <= 0:
         raise GeolulcError(f"--resolution must be positive, not {req.resolution}")
+    native = float(model.card.get("resolution_m", NATIVE_RESOLUTION_M))
+    if not native / 2 <= req.resolution <= native * 2:
+        raise GeolulcError(
+            f"model {model.name} was trained on {native:g} m pixels; at a resolution of "
+            f"{req.resolution:g} m it would see a different world (its map would be silently "
+            f"wrong): use {native / 2:g}–{native * 2:g} m")
     if model.kind == "segmenter":
         grid = grid_for_bounds(bounds, crs, req.resolution, 1, 1, HALO)
     else:

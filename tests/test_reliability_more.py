@@ -1,0 +1,95 @@
+"""Faults of the fresh-clone probe (issue 18) that are fixed: caches heal, styles stay XML,
+every layer of an AOI is taken."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from geolulc.io.aoi import load_aoi
+from geolulc.io.rasters import write_qgis_style
+from geolulc.mapping.chunks import ChunkCache, ChunkResult
+
+
+def test_a_truncated_cached_chunk_is_computed_again(tmp_path):
+    cache = ChunkCache(tmp_path, "key")
+    result = ChunkResult(0, np.zeros((2, 3), np.uint8), np.zeros((2, 3, 4), np.uint8), 0,
+                         np.ones((2, 3), np.uint8))
+    cache.put(result)
+    assert cache.get(0) is not None
+    path = cache._path(0)
+    path.write_bytes(path.read_bytes()[:40])  # a kill or a full disk mid-write
+    with pytest.warns(RuntimeWarning, match="unreadable .*computed again"):
+        assert cache.get(0) is None
+    assert not path.exists()  # healed: the next run does not meet it again
+    cache.put(result)
+    np.testing.assert_array_equal(cache.get(0).count, result.count)
+
+
+def test_class_names_with_quotes_make_a_well_formed_style(tmp_path):
+    names = ['built "dense"', "water & <wet>", "o'clock"]
+    write_qgis_style(tmp_path / "s.qml", names, [(1, 2, 3)] * 3)
+    root = ET.parse(tmp_path / "s.qml").getroot()  # raises if not well-formed
+    assert [e.get("label") for e in root.iter("paletteEntry")] == names
+
+
+def test_every_layer_of_a_geopackage_is_the_aoi(tmp_path):
+    path = tmp_path / "two.gpkg"
+    west = gpd.GeoDataFrame(geometry=[box(2.30, 48.80, 2.32, 48.82)], crs=4326)
+    east = gpd.GeoDataFrame(geometry=[box(2.40, 48.80, 2.42, 48.82)], crs=4326)
+    west.to_file(path, layer="west")
+    east.to_file(path, layer="east")
+    both = load_aoi(path)
+    west.to_file(tmp_path / "west.gpkg")
+    assert both.geometry.bounds[0] == pytest.approx(2.30)
+    assert both.geometry.bounds[2] == pytest.approx(2.42)  # the second layer is in
+    assert both.area_km2 == pytest.approx(2 * load_aoi(tmp_path / "west.gpkg").area_km2, rel=0.01)
+    east.to_crs(3857).to_file(path, layer="east", mode="w")
+    with pytest.raises(Exception, match="layers in different CRSs"):
+        load_aoi(path)
+
+
+@pytest.mark.parametrize("resolution", [1.0, 60.0])
+def test_a_model_is_not_fed_pixels_far_from_its_own(data_dir, tmp_path, resolution):
+    """--resolution 1 with the 10 m default model gave 70 % crops in a city (issue 18)."""
+    from geolulc.errors import GeolulcError
+    from geolulc.mapping.pipeline import run_map
+    from geolulc.mapping.request import MapRequest
+
+    req = MapRequest(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], out_dir=tmp_path,
+                     resolution=resolution, progress=False)
+    with pytest.raises(GeolulcError, match="trained on 10 m pixels.*use 5–20 m"):
+        run_map(req)
+    assert not list(tmp_path.glob("*.tif"))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"stride": 0}, "stride must be a whole number of at least 1"),
+    ({"batch_size": -1}, "batch_size must be"),
+    ({"composite": "bogus"}, "composite='bogus' is not one of"),
+    ({"min_clear": 5}, "min_clear is a share"),
+    ({"engine": "tensorrt"}, "engine='tensorrt' is not one of"),
+])
+def test_the_python_api_validates_like_the_cli(data_dir, options, message):
+    import geolulc
+
+    with pytest.raises(geolulc.GeolulcError, match=message):
+        geolulc.classify(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], **options)
+
+
+def test_one_scene_path_is_one_scene_not_its_characters(data_dir):
+    from geolulc.mapping.request import MapRequest
+
+    folder = str(data_dir / "oscd" / "rennes" / "imgs_1")
+    assert MapRequest(scenes=folder).scenes == [folder]
+
+
+def test_classify_takes_one_scene_path(data_dir):
+    import geolulc
+
+    landcover = geolulc.classify(scenes=str(data_dir / "oscd" / "norcia" / "imgs_1"))
+    assert landcover.labels.shape == (landcover.grid.rows, landcover.grid.cols)
