@@ -93,3 +93,27 @@ def test_classify_takes_one_scene_path(data_dir):
 
     landcover = geolulc.classify(scenes=str(data_dir / "oscd" / "norcia" / "imgs_1"))
     assert landcover.labels.shape == (landcover.grid.rows, landcover.grid.cols)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["input"].update(dn_scale=1e300), "dn_scale must lie in"),
+    (lambda c: c["input"].update(clip="abc"), "clip must be"),
+    (lambda c: c["input"].update(clip=[5, 1]), "clip must be"),
+    (lambda c: c["architecture"].update(widths=[3000, 64, 128, 256]), "widths must be"),
+    (lambda c: c.update(patch_size=100000), "patch_size must be"),
+])
+def test_a_card_with_insane_values_is_refused_before_anything_is_built(tmp_path, change,
+                                                                        message):
+    """A card with dn_scale 1e300 made a 100 % SeaLake map and replaced a good one (issue 18)."""
+    import json
+    import shutil
+
+    from geolulc.errors import GeolulcError
+    from geolulc.models.model import BUNDLED_DIR, load_model
+
+    card = json.loads((BUNDLED_DIR / "eurosat-ms.json").read_text())
+    change(card)
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    shutil.copy(BUNDLED_DIR / "eurosat-ms.safetensors", tmp_path / "m.safetensors")
+    with pytest.raises(GeolulcError, match=message):
+        load_model(tmp_path / "m.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -36,6 +37,10 @@ def friendly_errors(func):
             click.echo("Interrupted: nothing half-written was kept; run the same command "
                        "again to resume from the finished chunks or checkpoint.", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `geolulc … | head`: the reader has what it wanted
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)  # as a Unix tool stopped by SIGPIPE, without a message
         except OSError as exc:  # read-only or full disk, a file where a folder should be …
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             click.echo(f"Error: {exc.strerror or type(exc).__name__}{where}", err=True)

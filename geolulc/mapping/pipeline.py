@@ -47,6 +47,9 @@ from geolulc.models.model import DEFAULT_MODEL, Model, load_model, resolve_model
 
 log = logging.getLogger(__name__)
 
+#: Above this many pixels, mapping a scene without an AOI says so (a whole tile is 120 M).
+WHOLE_SCENE_NOTICE_PIXELS = 10_000_000
+
 
 @dataclass
 class Classification:
@@ -62,8 +65,11 @@ class Classification:
     cache: ChunkCache | None = None  # finished chunks, removed once the map is written
 
     def require_patches(self, what: str) -> None:
-        """A map without a single classified patch is an error, not an empty map."""
+        """A map without a single classified patch is an error, not an empty map (and its
+        chunk cache, which holds nothing worth resuming, is removed)."""
         if self.patches == 0:
+            if self.cache:
+                self.cache.clear()
             raise GeolulcError(f"{what}: no clear patch to classify (the scenes do not cover "
                                "the area, or every patch is mostly cloud or no data)")
 
@@ -183,6 +189,10 @@ def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
     grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
     log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
              grid.cols, grid.cell_size, len(scenes))
+    pixels = grid.read_shape[0] * grid.read_shape[1]
+    if aoi is None and pixels > WHOLE_SCENE_NOTICE_PIXELS:  # a long job nobody asked for by name
+        log.warning("no AOI: mapping the whole of %s, %.0f km² (%.0f M pixels); give an AOI to "
+                    "map less", scenes[0].id, pixels * grid.resolution ** 2 / 1e6, pixels / 1e6)
     with dask_client(req) as client:
         result = classify_grid(
             scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),

@@ -252,6 +252,9 @@ def card_problem(card: dict) -> str | None:
     if not isinstance(bands, list) or not bands or any(b not in BAND_RESOLUTION for b in bands) \
             or len(set(bands)) != len(bands):
         return f"bands {bands} are not distinct Sentinel-2 band names (B01…B12, B8A)"
+    problem = _size_problem(card)
+    if problem:
+        return problem
     spec = card["input"]
     kind = spec.get("kind", "linear") if isinstance(spec, dict) else None
     if kind not in INPUT_KINDS:
@@ -260,17 +263,57 @@ def card_problem(card: dict) -> str | None:
     if kind == "dynamic-world":
         if not (_finite_list(spec.get("p30"), n) and _finite_list(spec.get("p70"), n)):
             return f"input p30/p70 need {n} finite values each"
-        scale_ok = isinstance(spec.get("dn_scale"), (int, float)) and spec["dn_scale"] > 0
-        if not scale_ok or min(abs(v) for v in spec["p70"]) < 1e-6:
-            return "input dn_scale and p70 must be positive"
+        if not _in_range(spec.get("dn_scale"), *DN_SCALE_RANGE) \
+                or min(abs(v) for v in spec["p70"]) < 1e-6:
+            return (f"input dn_scale must lie in {DN_SCALE_RANGE[0]:g}–{DN_SCALE_RANGE[1]:g} "
+                    "and p70 must be positive")
         return None
     if not (_finite_list(spec.get("mean"), n) and _finite_list(spec.get("std"), n)):
         return f"input mean/std need {n} finite values each"
     if min(spec["std"]) <= 1e-6:
         return "input std must be positive (a zero std divides by zero)"
-    if not all(isinstance(spec.get(k), (int, float)) and np.isfinite(spec[k])
-               for k in ("dn_scale", "dn_offset")) or spec["dn_scale"] <= 0:
-        return "input dn_scale must be positive and dn_offset finite"
+    if not _in_range(spec.get("dn_scale"), *DN_SCALE_RANGE) \
+            or not _in_range(spec.get("dn_offset"), -1e5, 1e5):
+        return (f"input dn_scale must lie in {DN_SCALE_RANGE[0]:g}–{DN_SCALE_RANGE[1]:g} (DN to "
+                "the model's units) and dn_offset in ±1e5")
+    if max(abs(v) for v in spec["mean"] + spec["std"]) > 1e6:
+        return "input mean/std are beyond ±1e6: not statistics of scaled reflectance"
+    clip = spec.get("clip")
+    if clip is not None:
+        pairs = clip if clip and isinstance(clip[0], (list, tuple)) else [clip]
+        if not isinstance(clip, list) or len(pairs) not in (1, n) or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and all(_in_range(v, -1e6, 1e6)
+                                                                      for v in p)
+                and p[0] < p[1] for p in pairs):
+            return f"input clip must be [low, high] or {n} such pairs, with low < high"
+    return None
+
+
+#: Sane scales from scene DNs to a model's input units (reflectance: 1e-4; EuroSAT's JPEG
+#: scaling: 0.09; Dynamic World: 0.005): a card outside them is corrupt, never a map.
+DN_SCALE_RANGE = (1e-7, 10.0)
+
+
+def _in_range(value, low: float, high: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and low <= value <= high)
+
+
+def _size_problem(card: dict) -> str | None:
+    """Sizes that would build or allocate an absurd network before the weights could be
+    compared with it (a card with widths of 16384 asked for 120 GB)."""
+    arch = card.get("architecture")
+    if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
+        return "architecture must name a network"
+    for key, limit in (("widths", 2048), ("blocks", 16)):
+        values = arch.get(key, [])
+        if not isinstance(values, list) or len(values) > 8 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= limit
+                for v in values):
+            return f"architecture {key} must be up to 8 whole numbers of 1–{limit}"
+    patch = card.get("patch_size", 64)
+    if not isinstance(patch, int) or isinstance(patch, bool) or not 8 <= patch <= 1024:
+        return f"patch_size must be a whole number of 8–1024 pixels, not {patch!r}"
     return None
 
 
