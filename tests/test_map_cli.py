@@ -48,7 +48,8 @@ def check_map_outputs(out_dir, name, model_path, epsg):
         assert np.all(p[valid, rows, cols] >= p.max(0)[rows, cols] - 1)
     stats = json.loads((out_dir / f"{name}_stats.json").read_text())
     assert sum(r["pixels"] for r in stats["classes"]) == valid.size
-    assert stats["mapped_km2"] == pytest.approx(valid.size * 0.4096)
+    # ground areas on the ellipsoid: within UTM's scale (0.9996–1.001) of the grid's own
+    assert stats["mapped_km2"] == pytest.approx(valid.size * 0.4096, rel=2e-3)
     csv_lines = (out_dir / f"{name}_stats.csv").read_text().splitlines()
     assert csv_lines[0] == "code,class,pixels,area_km2,percent"
     assert len(csv_lines) == len(card["classes"]) + 1

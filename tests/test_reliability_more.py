@@ -117,3 +117,18 @@ def test_a_card_with_insane_values_is_refused_before_anything_is_built(tmp_path,
     shutil.copy(BUNDLED_DIR / "eurosat-ms.safetensors", tmp_path / "m.safetensors")
     with pytest.raises(GeolulcError, match=message):
         load_model(tmp_path / "m.json")
+
+
+def test_areas_are_ground_areas_whatever_the_output_crs(data_dir, tmp_path):
+    """Rennes in Web Mercator reported 46.19 km² against 20.58 in UTM (issue 18)."""
+    from geolulc.mapping.pipeline import run_map
+    from geolulc.mapping.request import MapRequest
+
+    scene = data_dir / "oscd" / "rennes" / "imgs_1"
+    utm = run_map(MapRequest(scenes=[scene], out_dir=tmp_path / "utm", progress=False))
+    merc = run_map(MapRequest(scenes=[scene], out_dir=tmp_path / "merc", crs="EPSG:3857",
+                              resolution=15.0, progress=False))
+    assert utm["crs"] == "EPSG:32630" and merc["crs"] == "EPSG:3857"
+    # a 15 m Web Mercator pixel is about 10 m on the ground at 48° N: the same area is mapped
+    assert merc["stats"]["pixel_area_m2"] == pytest.approx(225)
+    assert merc["stats"]["mapped_km2"] == pytest.approx(utm["stats"]["mapped_km2"], rel=0.03)

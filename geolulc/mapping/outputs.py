@@ -45,7 +45,7 @@ def write_map(
 ) -> tuple[dict[str, str], dict]:
     """All outputs of one map, staged and moved into `out_dir` together."""
     grid = result.grid
-    stats = class_areas(result.labels, model.classes, grid.cell_size ** 2)
+    stats = class_areas(result.labels, model.classes, grid.map_transform, grid.crs)
     run_info = {
         "geolulc_version": __version__, "model": model.name, "scenes": scene_summary(scenes),
         "date": date, "crs": grid.crs.to_string(), "transform": list(grid.map_transform)[:6],
