@@ -132,3 +132,41 @@ def test_areas_are_ground_areas_whatever_the_output_crs(data_dir, tmp_path):
     # a 15 m Web Mercator pixel is about 10 m on the ground at 48° N: the same area is mapped
     assert merc["stats"]["pixel_area_m2"] == pytest.approx(225)
     assert merc["stats"]["mapped_km2"] == pytest.approx(utm["stats"]["mapped_km2"], rel=0.03)
+
+
+@pytest.mark.parametrize("item, message", [
+    ([1], "is not a STAC item"),
+    ({"type": "Feature", "id": "x", "properties": None, "assets": {"B04": {"href": "b.tif"}}},
+     "cannot tell whether STAC item x is L1C or L2A"),
+    ({"type": "Feature", "id": "x", "collection": "sentinel-2-l2a", "properties": {},
+      "assets": {"red": {"title": "no href"}}}, "malformed: missing 'href'"),
+    ({"type": "Feature", "id": "x", "collection": "sentinel-2-l2a",
+      "properties": {"datetime": "yesterday"}, "assets": {}}, "malformed: Invalid isoformat"),
+    ({"type": "Feature", "id": "x", "collection": "sentinel-2-l2a", "properties": {},
+      "geometry": {"type": "Polygon", "coordinates": "abc"}, "assets": {}}, "malformed"),
+    ({"type": "Feature", "id": "x", "collection": "sentinel-2-l2a", "properties": {},
+      "assets": [1, 2]}, "malformed: its assets are not objects"),
+])
+def test_malformed_stac_item_files_are_one_line_errors(tmp_path, item, message):
+    import json
+
+    from geolulc.errors import GeolulcError
+    from geolulc.io.scenes import load_scene
+
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(item))
+    with pytest.raises(GeolulcError, match=message):
+        load_scene(path)
+
+
+def test_a_safe_with_broken_metadata_is_a_one_line_error(tmp_path):
+    import zipfile
+
+    from geolulc.errors import GeolulcError
+    from geolulc.io.scenes import load_scene
+
+    path = tmp_path / "S2A_MSIL1C_20200101T000000_N0208_R001_T31TDH_20200101T000000.SAFE.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("S2A.SAFE/MTD_MSIL1C.xml", "<unclosed>")
+    with pytest.raises(GeolulcError, match="MTD_MSIL1C.xml is not readable XML"):
+        load_scene(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin
 from xml.etree import ElementTree
 
+import shapely.errors
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -74,7 +75,7 @@ def _gdal_href(href: str) -> str:
 
 
 def _item_level(item: dict) -> str:
-    props = item.get("properties", {})
+    props = item.get("properties") or {}
     text = " ".join(
         str(x) for x in (
             props.get("s2:product_type"), props.get("product:type"), item.get("collection"),
@@ -89,12 +90,12 @@ def _item_level(item: dict) -> str:
 
 
 def _item_baseline(item: dict) -> tuple[int, int] | None:
-    props = item.get("properties", {})
+    props = item.get("properties") or {}
     for key in ("s2:processing_baseline", "processing:version", "s2:product_uri"):
         found = parse_baseline(props.get(key))
         if found:
             return found
-    hrefs = [a.get("href", "") for a in item.get("assets", {}).values()]
+    hrefs = [str(a.get("href", "")) for a in (item.get("assets") or {}).values()]
     for text in (item.get("id", ""), *hrefs):
         found = parse_baseline(text)
         if found:
@@ -115,12 +116,31 @@ def _find_asset(assets: dict, keys: list[str], band: str | None = None) -> dict 
 
 
 def scene_from_item(item: dict, base_href: str | None = None) -> Scene:
-    """Build a Scene from a STAC item dict; relative hrefs are resolved against `base_href`."""
-    assets = item.get("assets", {})
-    props = item.get("properties", {})
+    """Build a Scene from a STAC item dict; relative hrefs are resolved against `base_href`.
+    An item that does not have the shape of a STAC item is a one-line error naming what is
+    wrong, never an exception from deep inside."""
+    if not isinstance(item, dict):
+        raise GeolulcError(f"a STAC item must be a JSON object, not {type(item).__name__}")
+    try:
+        return _scene_from_item(item, base_href)
+    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise GeolulcError(f"STAC item {str(item.get('id', '?'))[:80]} is malformed: "
+                           f"{what[:160]}") from None
+
+
+def _scene_from_item(item: dict, base_href: str | None) -> Scene:
+    assets = item.get("assets") or {}
+    props = item.get("properties") or {}
+    if not isinstance(assets, dict) or not all(isinstance(a, dict) for a in assets.values()):
+        raise ValueError("its assets are not objects")
+    if not isinstance(props, dict):
+        raise ValueError("its properties are not an object")
 
     def resolve(asset: dict) -> str:
         href = asset["href"]
+        if not isinstance(href, str) or not href:
+            raise ValueError(f"an asset's href is {href!r}")
         if base_href and not re.match(r"^[a-z][a-z0-9+.-]*://", href) and not href.startswith("/"):
             href = urljoin(base_href, href)
         return _gdal_href(href)
@@ -153,7 +173,7 @@ def _item_from_file(path: Path) -> Scene:
         item = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise GeolulcError(f"cannot read STAC item {path}: {exc}") from None
-    if item.get("type") != "Feature" or "assets" not in item:
+    if not isinstance(item, dict) or item.get("type") != "Feature" or "assets" not in item:
         raise GeolulcError(f"{path} is not a STAC item (no Feature with assets)")
     return scene_from_item(item, base_href=path.resolve().as_uri())
 
@@ -181,7 +201,11 @@ def _scene_from_safe(path: Path) -> Scene:
     mtd = [n for n in names if re.search(r"(^|/)MTD_MSIL(1C|2A)\.xml$", n, re.I)]
     if not mtd:
         raise GeolulcError(f"{path} is not a SAFE product (no MTD_MSIL1C.xml / MTD_MSIL2A.xml)")
-    root = ElementTree.fromstring(read(mtd[0]))
+    try:
+        root = ElementTree.fromstring(read(mtd[0]))
+    except (ElementTree.ParseError, KeyError, OSError) as exc:
+        raise GeolulcError(f"SAFE product {path}: its {Path(mtd[0]).name} is not readable XML "
+                           f"({exc})") from None
     texts = {el.tag.split("}")[-1]: (el.text or "").strip() for el in root.iter()}
     level = "L2A" if Path(mtd[0]).name.upper() == "MTD_MSIL2A.XML" else "L1C"
     best: dict[str, tuple[int, str]] = {}
@@ -200,6 +224,14 @@ def _scene_from_safe(path: Path) -> Scene:
     if not best:
         raise GeolulcError(f"SAFE product {path} holds no band images (empty granule?)")
     when = texts.get("PRODUCT_START_TIME") or texts.get("DATATAKE_SENSING_START")
+    try:
+        return _safe_scene(path, level, best, when, texts, scl)
+    except ValueError as exc:
+        raise GeolulcError(f"SAFE product {path} has malformed metadata: {exc}") from None
+
+
+def _safe_scene(path: Path, level: str, best: dict, when: str | None, texts: dict,
+                scl: str | None) -> Scene:
     return Scene(
         id=path.name.removesuffix(".zip").removesuffix(".SAFE"),
         level=level,
