@@ -170,3 +170,21 @@ def test_a_safe_with_broken_metadata_is_a_one_line_error(tmp_path):
         zf.writestr("S2A.SAFE/MTD_MSIL1C.xml", "<unclosed>")
     with pytest.raises(GeolulcError, match="MTD_MSIL1C.xml is not readable XML"):
         load_scene(path)
+
+
+def test_training_on_one_patch_per_class_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for name in ("Forest", "SeaLake"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.new("RGB", (64, 64), (10, 90, 20)).save(tmp_path / "data" / name / f"{name}_1.jpg")
+    proc = subprocess.run([sys.executable, "-m", "geolulc", "train", "--data",
+                           str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--epochs", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "Error: every class needs at least 2 patches (one to train on, one to validate), but "
+        "class Forest has 1"]

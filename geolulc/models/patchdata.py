@@ -136,11 +136,19 @@ def load_patch_folder(
                     folder, excluded)
 
 
-def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a train/validation split with each class in the same proportion."""
+def stratified_split(y: np.ndarray, val_fraction: float, seed: int,
+                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a train/validation split with each class in the same proportion. Every class
+    needs a patch on each side: a class with one patch is an error, not an empty training set."""
     rng = np.random.default_rng(seed)
     train, val = [], []
-    for label in np.unique(y):
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) and counts.min() < 2:
+        worst = int(labels[counts.argmin()])
+        raise GeolulcError(f"every class needs at least 2 patches (one to train on, one to "
+                           f"validate), but class {classes[worst] if classes else worst} has "
+                           f"{int(counts.min())}")
+    for label in labels:
         idx = rng.permutation(np.flatnonzero(y == label))
         n_val = max(1, int(round(len(idx) * val_fraction)))
         val.extend(idx[:n_val])

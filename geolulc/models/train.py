@@ -166,7 +166,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
-    train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed)
+    train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed,
+                                          data.classes)
     clip = input_clip(data, init)
     x_all = input_units(data.x, data.kind, clip)
     x_train, y_train = x_all[train_idx], data.y[train_idx]
