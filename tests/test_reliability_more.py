@@ -188,3 +188,17 @@ def test_training_on_one_patch_per_class_is_a_one_line_error(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "Error: every class needs at least 2 patches (one to train on, one to validate), but "
         "class Forest has 1"]
+
+
+def test_change_names_the_input_that_is_neither_map_nor_scene(tmp_path):
+    from geolulc.change_detection.job import run_change
+    from geolulc.errors import GeolulcError
+    from geolulc.mapping.request import MapRequest
+
+    fake_map = tmp_path / "a_landcover.tif"
+    fake_map.write_bytes(b"II*\x00")
+    junk = tmp_path / "passwd"
+    junk.write_text("root:x:0:0")
+    with pytest.raises(GeolulcError, match=f"cannot read scene {junk}"):
+        run_change(MapRequest(out_dir=tmp_path), [], junk, fake_map, None, False, False,
+                   "auto")

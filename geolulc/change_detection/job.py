@@ -202,7 +202,10 @@ def detect_changes(
         maps = [first, check_comparable(first, read_map(after), resample)]
     else:
         if before and after and (_is_map(before) or _is_map(after)):
-            raise GeolulcError("--before and --after must both be maps or both be scenes")
+            scene = after if _is_map(before) else before
+            load_scene(scene)  # not a scene either: its own one-line error says what it is not
+            raise GeolulcError(f"{before} and {after} must both be land-cover maps or both be "
+                               f"scenes; {scene} is a scene")
         device = resolve_device(req.device)
         inputs = ([DateInput("before", [load_scene(before)]),
                    DateInput("after", [load_scene(after)])] if before
