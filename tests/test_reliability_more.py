@@ -202,3 +202,40 @@ def test_change_names_the_input_that_is_neither_map_nor_scene(tmp_path):
     with pytest.raises(GeolulcError, match=f"cannot read scene {junk}"):
         run_change(MapRequest(out_dir=tmp_path), [], junk, fake_map, None, False, False,
                    "auto")
+
+
+def test_a_kill_in_the_middle_of_publishing_is_repaired_by_the_next_run(tmp_path):
+    """kill -9 between two moves left the old map beside the new style and rasters (issue 18).
+    The kill is injected at the second move (a real SIGKILL of the process, at a moment no
+    timing could hit reliably); the next run finishes the move of the complete set."""
+    import subprocess
+    import sys
+
+    from geolulc.io.atomic import remove_stale_staging
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("m_confidence.tif", "m_landcover.tif"):
+        (out / name).write_text("old")
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from geolulc.io import atomic\n"
+        "real, moves = os.replace, []\n"
+        "def replace(a, b):\n"
+        "    moves.append(b)\n"
+        "    if len(moves) == 3:  # the journal, then one output: then killed\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    real(a, b)\n"
+        "atomic.os.replace = replace\n"
+        "with atomic.staged_outputs(Path(sys.argv[1]), last='_landcover.tif') as stage:\n"
+        "    for name in ('m_confidence.tif', 'm_landcover.tif', 'm_stats.json'):\n"
+        "        (stage / name).write_text('new')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True)
+    assert proc.returncode == -9
+    state = {p.name: p.read_text() for p in out.iterdir() if p.is_file()}
+    assert state["m_confidence.tif"] == "new" and state["m_landcover.tif"] == "old"  # mixed
+    remove_stale_staging(out)
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        "m_confidence.tif": "new", "m_landcover.tif": "new", "m_stats.json": "new"}

@@ -37,12 +37,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: Written into a staging folder once every output in it is complete, before the first move:
+#: its presence means the set is to be published whole.
+JOURNAL = ".publish"
+
+
 def remove_stale_staging(out_dir: Path) -> None:
-    """Staging folders left by runs that were killed mid-write (their process is gone)."""
-    for folder in out_dir.glob(".staging-*-*"):
+    """Repair what runs killed while writing left behind (their process is gone): a set that
+    was being moved into place is moved the rest of the way (its journal says it was
+    complete), so a reader never keeps a mixed set; an unfinished one is removed."""
+    for folder in Path(out_dir).glob(".staging-*-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
+        if not (pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))):
+            continue
+        if (folder / JOURNAL).is_file():
+            _publish(folder, Path(out_dir), (folder / JOURNAL).read_text().strip())
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _publish(staging: Path, out_dir: Path, last: str) -> None:
+    """Move a complete staged set into `out_dir`, the files ending in `last` last."""
+    files = sorted((p for p in staging.iterdir() if p.name != JOURNAL),
+                   key=lambda p: (p.name.endswith(last), p.name))
+    for file in files:
+        os.replace(file, out_dir / file.name)
+    (staging / JOURNAL).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -72,7 +91,8 @@ def staged_outputs(out_dir: str | Path, last: str) -> Iterator[Path]:
 
     Files move in name order with those ending in `last` (the map, or a download's item.json)
     moved last, so a complete-looking result only appears once everything beside it is in
-    place. On failure earlier results are untouched.
+    place. On failure earlier results are untouched. A journal written before the first move
+    lets the next run finish a move that a kill interrupted (`remove_stale_staging`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,9 +100,9 @@ def staged_outputs(out_dir: str | Path, last: str) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=out_dir))
     try:
         yield staging
-        files = sorted(staging.iterdir(), key=lambda p: (p.name.endswith(last), p.name))
-        for file in files:
-            os.replace(file, out_dir / file.name)
+        with atomic_path(staging / JOURNAL) as tmp:  # every file is complete: publish them all
+            tmp.write_text(last)
+        _publish(staging, out_dir, last)
     finally:
         for leftover in staging.iterdir():
             leftover.unlink()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from geolulc.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import load_aoi
-from geolulc.io.atomic import safe_name
+from geolulc.io.atomic import remove_stale_staging, safe_name
 from geolulc.io.blocks import row_blocks
 from geolulc.io.catalog import (
     parse_date_range,
@@ -221,6 +221,8 @@ def write_landcover(landcover: LandCover, out_dir: Path, name: str | None = None
 def run_map(req: MapRequest) -> dict:
     """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
     t_start = time.perf_counter()
+    if Path(req.out_dir).is_dir():  # finish the move of a set a killed run was publishing
+        remove_stale_staging(Path(req.out_dir))
     landcover = classify_request(req)
     t_write = time.perf_counter()
     outputs, info = write_landcover(landcover, req.out_dir)
