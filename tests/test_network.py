@@ -134,3 +134,40 @@ def test_an_aoi_across_the_antimeridian_is_searched_in_two_parts(fast, tmp_path)
     assert min(lons) >= -180 and max(lons) <= 180
     assert sorted({round(abs(x), 1) for x in lons}) == [179.9, 180.0]
     server.shutdown()
+
+
+def silent_server() -> tuple[socket.socket, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)  # accepts connections, never reads or answers
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_search_has_one_total_deadline_and_says_it_is_waiting(monkeypatch, caplog):
+    """Long read timeouts and retries no longer multiply into minutes of silence: one
+    deadline for the whole search, and a line while it waits."""
+    monkeypatch.setattr(search, "READ_TIMEOUT_S", 60.0)
+    monkeypatch.setattr(search, "WAIT_NOTICE_S", 0.5)
+    monkeypatch.setenv("GEOLULC_SEARCH_DEADLINE", "2")
+    sock, url = silent_server()
+    t0 = time.perf_counter()
+    with pytest.raises(GeolulcError, match=f"{url} gave no complete answer within 2 s"):
+        search.search_scenes(AOI, "2023-06", url)
+    assert time.perf_counter() - t0 < 4
+    assert f"waiting for STAC API {url}" in caplog.text
+    sock.close()
+
+
+def test_a_cog_server_that_never_answers_is_abandoned(monkeypatch, tmp_path):
+    """The stall limit of GDAL's transfers (15 s in production, 1 s here) ends a read from a
+    server that accepts connections and never answers."""
+    from geolulc.io import gdal
+
+    monkeypatch.setitem(gdal.GDAL_OPTIONS, "GDAL_HTTP_LOW_SPEED_TIME", 1)
+    monkeypatch.setitem(gdal.GDAL_OPTIONS, "GDAL_HTTP_MAX_RETRY", 1)
+    sock, url = silent_server()
+    t0 = time.perf_counter()
+    with gdal.gdal_env(), pytest.raises(GeolulcError, match="cannot open band B04 of scene s"):
+        gdal.open_band(f"{url}/B04.tif", "s", "B04")
+    assert time.perf_counter() - t0 < 10
+    sock.close()

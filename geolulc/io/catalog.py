@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import calendar
 import logging
+import os
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import date
 
 from pystac import STACTypeError
@@ -31,6 +35,12 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
 #: Retries, with exponential backoff, of requests that fail or answer 429/5xx.
 RETRIES = 3
+#: Total seconds a search may take, retries included ($GEOLULC_SEARCH_DEADLINE overrides):
+#: a server that accepts connections and never answers is an error within it, not minutes of
+#: silence.
+SEARCH_DEADLINE_S = 45.0
+#: Seconds between the lines that say a search is still waiting.
+WAIT_NOTICE_S = 15.0
 
 # urllib3 logs every retry as a warning; geolulc reports the outcome once, in one line.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
@@ -87,11 +97,43 @@ def search_scenes(
     geometry: BaseGeometry, dates: str, catalog: str = EARTH_SEARCH,
     collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None, limit: int = 500,
 ) -> list[Scene]:
-    """All scenes intersecting `geometry` in the period, least cloudy first."""
+    """All scenes intersecting `geometry` in the period, least cloudy first, within one total
+    deadline (`SEARCH_DEADLINE_S`), saying every `WAIT_NOTICE_S` that it is still waiting."""
     interval = parse_date_range(dates)
+    deadline = float(os.environ.get("GEOLULC_SEARCH_DEADLINE") or SEARCH_DEADLINE_S)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="geolulc-stac")
+    future = pool.submit(_search, geometry, interval, catalog, collection, limit, deadline)
+    pool.shutdown(wait=False)  # a request stuck past the deadline is left to its own timeout
+    t0 = time.monotonic()
+    while True:
+        left = deadline - (time.monotonic() - t0)
+        if left <= 0:
+            raise GeolulcError(f"STAC API {catalog} gave no complete answer within "
+                               f"{deadline:.0f} s (set GEOLULC_SEARCH_DEADLINE to wait longer)")
+        try:
+            items = future.result(timeout=min(WAIT_NOTICE_S, left))
+            break
+        except FutureTimeout:
+            if deadline - (time.monotonic() - t0) > 0:
+                log.warning("waiting for STAC API %s (%.0f s)", catalog, time.monotonic() - t0)
+    scenes = []
+    for item in items:
+        self_href = next((ln["href"] for ln in item.get("links", []) if ln.get("rel") == "self"),
+                         None)
+        scenes.append(scene_from_item(item, base_href=self_href))
+    if max_cloud is not None:  # filtered here: not every STAC API implements the query extension
+        scenes = [s for s in scenes if s.cloud_cover is None or s.cloud_cover <= max_cloud]
+    scenes.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 100.0, s.id))
+    log.info("%d scene(s) in %s for %s", len(scenes), collection, interval)
+    return scenes
+
+
+def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str, limit: int,
+            deadline: float) -> list[dict]:
+    """The items of one search (the request and its retries), every failure one line."""
     retry = Retry(total=RETRIES, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
                   allowed_methods=None, raise_on_status=False)
-    timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+    timeout = (min(CONNECT_TIMEOUT_S, deadline), min(READ_TIMEOUT_S, deadline))
     try:  # Client.open resets the I/O's timeout to its own argument: give it both
         client = Client.open(catalog, modifier=_modifier(catalog), timeout=timeout,
                              stac_io=StacApiIO(timeout=timeout, max_retries=retry))
@@ -137,16 +179,7 @@ def search_scenes(
                            "is it a STAC API URL?") from None
     except OSError as exc:
         raise GeolulcError(f"cannot reach STAC API {catalog}: {type(exc).__name__}") from None
-    scenes = []
-    for item in items:
-        self_href = next((ln["href"] for ln in item.get("links", []) if ln.get("rel") == "self"),
-                         None)
-        scenes.append(scene_from_item(item, base_href=self_href))
-    if max_cloud is not None:  # filtered here: not every STAC API implements the query extension
-        scenes = [s for s in scenes if s.cloud_cover is None or s.cloud_cover <= max_cloud]
-    scenes.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 100.0, s.id))
-    log.info("%d scene(s) in %s for %s", len(scenes), collection, interval)
-    return scenes
+    return items
 
 
 def select_covering(scenes: list[Scene], geometry: BaseGeometry) -> list[Scene]:

@@ -20,10 +20,14 @@ GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing of the bucket per file
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
-    "GDAL_HTTP_MAX_RETRY": 3,  # with backoff, on 429/5xx and dropped connections
+    "GDAL_HTTP_MAX_RETRY": 2,  # with backoff, on 429/5xx and dropped connections
     "GDAL_HTTP_RETRY_DELAY": 1,
     "GDAL_HTTP_CONNECTTIMEOUT": 10,  # seconds; a server that never answers is an error
     "GDAL_HTTP_TIMEOUT": 60,
+    # a transfer that stalls (no byte for 15 s) is abandoned: with the retries, a server that
+    # accepts and never answers costs under a minute, not four (slow transfers go on)
+    "GDAL_HTTP_LOW_SPEED_TIME": 15,
+    "GDAL_HTTP_LOW_SPEED_LIMIT": 1,
     "VSI_CACHE": "TRUE",
     "GDAL_CACHEMAX": 256,  # MB: a row of blocks of every band of a tile, shared by two chunks
 }
