@@ -20,6 +20,7 @@ from affine import Affine
 from pyproj import CRS
 
 from geolulc.defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
+from geolulc.errors import GeolulcError
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.pipeline import LandCover, classify_request, run_map, write_landcover
 from geolulc.mapping.request import MapRequest
@@ -91,11 +92,24 @@ def read(*, scenes: list[Scene | str | Path], aoi: str | Path | None = None,
     from rasterio.windows import Window
 
     from geolulc.io.aoi import load_aoi
+    from geolulc.io.bands import normalise_band
     from geolulc.io.read import Masking, StackReader
     from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
     from geolulc.mapping.request import check_grid_fits, scene_extent_wgs84
 
-    items = [s if isinstance(s, Scene) else load_scene(s) for s in scenes]
+    items = [s if isinstance(s, Scene) else load_scene(s) for s in _scene_list(scenes)]
+    if not items:
+        raise GeolulcError("read needs at least one scene")
+    if isinstance(bands, str) or not bands:
+        raise GeolulcError(f"bands must be a list of band names such as ['B04', 'B08'], not "
+                           f"{bands!r}")
+    try:
+        bands = [normalise_band(b) for b in bands]
+    except ValueError as exc:
+        raise GeolulcError(f"bands: {exc}") from None
+    if composite not in ("none", "median", "best") or mask_dilate < 0 or resolution <= 0:
+        raise GeolulcError("composite must be none, median or best, mask_dilate ≥ 0 and "
+                           "resolution > 0")
     region = (load_aoi(Path(aoi), max_area_km2).geometry if aoi else
               scene_extent_wgs84(items[0]))
     grid_crs = choose_crs(region, crs)

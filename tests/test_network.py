@@ -171,3 +171,19 @@ def test_a_cog_server_that_never_answers_is_abandoned(monkeypatch, tmp_path):
         gdal.open_band(f"{url}/B04.tif", "s", "B04")
     assert time.perf_counter() - t0 < 10
     sock.close()
+
+
+def test_a_huge_aoi_is_searched_as_its_hull(fast):
+    """120 k polygons made the STAC API answer 'HTTP 400 length limit exceeded' (issue 18)."""
+    from shapely.geometry import MultiPolygon
+
+    tiles = MultiPolygon([box(-1.7 + i * 0.001, 48.1, -1.6995 + i * 0.001, 48.1005)
+                          for i in range(1000)])  # 5,000 vertices
+    server, url, seen = serve([(200, landing), (200, EMPTY)])
+    assert search.search_scenes(tiles, "2023-06", url) == []
+    body = json.loads([b for m, _, b in seen if m == "POST"][0])
+    ring = body["intersects"]["coordinates"][0]
+    assert body["intersects"]["type"] == "Polygon" and len(ring) < 20
+    xs = [x for x, _ in ring]
+    assert min(xs) == pytest.approx(-1.7) and max(xs) == pytest.approx(-1.7 + 0.999 + 0.0005)
+    server.shutdown()

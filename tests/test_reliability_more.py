@@ -239,3 +239,40 @@ def test_a_kill_in_the_middle_of_publishing_is_repaired_by_the_next_run(tmp_path
     remove_stale_staging(out)
     assert {p.name: p.read_text() for p in out.iterdir()} == {
         "m_confidence.tif": "new", "m_landcover.tif": "new", "m_stats.json": "new"}
+
+
+@pytest.mark.parametrize("bands, message", [([], "bands must be a list"),
+                                            ("B04", "bands must be a list"),
+                                            (["B99"], "bands: ")])
+def test_read_checks_its_bands(data_dir, bands, message):
+    import geolulc
+
+    with pytest.raises(geolulc.GeolulcError, match=message):
+        geolulc.read(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], bands=bands)
+
+
+def test_a_full_disk_is_named_as_such(tmp_path):
+    """GDAL reported a full disk as 'TIFFAppendToStrip:Seek error' (issue 18). A real full
+    disk: a 4 MB tmpfs (needs the right to mount, as root in CI)."""
+    import errno
+    import subprocess
+
+    from affine import Affine
+    from pyproj import CRS
+
+    from geolulc.io.rasters import write_cog
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        noise = np.random.default_rng(0).integers(0, 255, (3000, 3000), dtype=np.uint8)
+        with pytest.raises(OSError) as caught:
+            write_cog(disk / "map.tif", noise, CRS.from_epsg(32630),
+                      Affine(10, 0, 0, 0, -10, 0), 255)
+        assert caught.value.errno == errno.ENOSPC
+        assert not list(disk.iterdir())  # nothing half-written is left
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import date
 
+import shapely
 from pystac import STACTypeError
 from pystac_client import Client
 from pystac_client.exceptions import APIError
@@ -128,6 +129,21 @@ def search_scenes(
     return scenes
 
 
+#: Vertices above which an AOI is sent to the catalogue as its convex hull (APIs refuse
+#: requests of megabytes); the scenes are then chosen and the map clipped with the whole AOI.
+MAX_QUERY_VERTICES = 2000
+
+
+def _query_geometry(geometry: BaseGeometry) -> BaseGeometry:
+    """What the catalogue is asked about: the AOI, or for a huge one its convex hull."""
+    parts = split_antimeridian(geometry)
+    if shapely.get_num_coordinates(parts) <= MAX_QUERY_VERTICES:
+        return parts
+    hull = split_antimeridian(geometry.convex_hull)
+    log.info("AOI of %d vertices searched as its convex hull", shapely.get_num_coordinates(parts))
+    return hull
+
+
 def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str, limit: int,
             deadline: float) -> list[dict]:
     """The items of one search (the request and its retries), every failure one line."""
@@ -138,7 +154,7 @@ def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str
         client = Client.open(catalog, modifier=_modifier(catalog), timeout=timeout,
                              stac_io=StacApiIO(timeout=timeout, max_retries=retry))
         search = client.search(
-            collections=[collection], intersects=mapping(split_antimeridian(geometry)),
+            collections=[collection], intersects=mapping(_query_geometry(geometry)),
             datetime=interval,
             max_items=limit, limit=min(limit, 100),
         )

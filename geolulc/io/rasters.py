@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -10,9 +13,13 @@ import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS
+from rasterio._err import CPLE_BaseError  # what GDAL's write errors surface as
+from rasterio.errors import RasterioError
 
 from geolulc.io.atomic import atomic_path, write_text_atomic
 
+#: Free bytes under which a failed write is reported as a full disk.
+FULL_DISK_BYTES = 16 * 2**20
 #: No-data code of every uint8 raster geolulc writes (land cover, confidence, probabilities).
 NODATA = 255
 #: Probabilities are stored as uint8: value = round(probability × PROB_SCALE).
@@ -51,23 +58,29 @@ def write_cog(
         }
         if resampling != "NEAREST":
             profile.update(predictor=2, level=1)
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for band in range(count):
-                plane = np.ascontiguousarray(stack[band])
-                if nodata_where is not None:
-                    plane = np.where(nodata_where, nodata, plane).astype(array.dtype)
-                dst.write(plane, band + 1)
-            if colormap:
-                dst.write_colormap(1, colormap)
-            if tags:
-                dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
-                                   for k, v in tags.items()})
-            if scale is not None:
-                dst.scales = [scale] * count
-                dst.offsets = [0.0] * count
-            names = [description] if isinstance(description, str) else description or []
-            for band, name in enumerate(names, start=1):
-                dst.set_band_description(band, name)
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                for band in range(count):
+                    plane = np.ascontiguousarray(stack[band])
+                    if nodata_where is not None:
+                        plane = np.where(nodata_where, nodata, plane).astype(array.dtype)
+                    dst.write(plane, band + 1)
+                if colormap:
+                    dst.write_colormap(1, colormap)
+                if tags:
+                    dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
+                                       for k, v in tags.items()})
+                if scale is not None:
+                    dst.scales = [scale] * count
+                    dst.offsets = [0.0] * count
+                names = [description] if isinstance(description, str) else description or []
+                for band, name in enumerate(names, start=1):
+                    dst.set_band_description(band, name)
+        except (RasterioError, CPLE_BaseError):  # GDAL words a full disk as a seek error
+            if shutil.disk_usage(tmp.parent).free < FULL_DISK_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path.parent)) \
+                    from None
+            raise
     return path
 
 
