@@ -101,6 +101,7 @@ def test_classify_takes_one_scene_path(data_dir):
     (lambda c: c["input"].update(clip=[5, 1]), "clip must be"),
     (lambda c: c["architecture"].update(widths=[3000, 64, 128, 256]), "widths must be"),
     (lambda c: c.update(patch_size=100000), "patch_size must be"),
+    (lambda c: c.update(kind="segmenter"), "kind 'segmenter' disagrees with its patch-resnet"),
 ])
 def test_a_card_with_insane_values_is_refused_before_anything_is_built(tmp_path, change,
                                                                         message):

@@ -35,6 +35,8 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 #: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
 AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
 KINDS = ("classifier", "segmenter")
+#: What each network labels: a patch (classifier) or every pixel (segmenter).
+ARCHITECTURE_KINDS = {"patch-resnet": "classifier", "dynamic-world": "segmenter"}
 INPUT_KINDS = ("linear", "dynamic-world")
 
 
@@ -305,6 +307,12 @@ def _size_problem(card: dict) -> str | None:
     arch = card.get("architecture")
     if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
         return "architecture must name a network"
+    kind = ARCHITECTURE_KINDS.get(arch["name"])
+    if kind is None:
+        return f"architecture {arch['name']!r} is not one of {', '.join(ARCHITECTURE_KINDS)}"
+    if card.get("kind", "classifier") != kind:
+        return f"kind {card.get('kind', 'classifier')!r} disagrees with its {arch['name']} " \
+               f"network, which is a {kind}"
     for key, limit in (("widths", 2048), ("blocks", 16)):
         values = arch.get(key, [])
         if not isinstance(values, list) or len(values) > 8 or not all(
