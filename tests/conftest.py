@@ -220,3 +220,21 @@ def local_es_item(data_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("local-item") / "item.json"
     path.write_text(json.dumps(item))
     return path
+
+
+def read_bands(folder, bands):
+    """An OSCD scene's bands on the grid of its B02 (bilinear), as the Dynamic World conversion
+    script reads them, cropped to an even size."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    from geolulc.io.scenes import load_scene
+
+    scene = load_scene(folder)
+    with rasterio.open(scene.bands["B02"]) as src:
+        shape = (src.height, src.width)
+    planes = []
+    for band in bands:
+        with rasterio.open(scene.bands[band]) as src:
+            planes.append(src.read(1, out_shape=shape, resampling=Resampling.bilinear))
+    return np.stack(planes)[:, :shape[0] // 2 * 2, :shape[1] // 2 * 2]

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.enums import Resampling
 
-from conftest import ROOT
+from conftest import ROOT, read_bands
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.inference import Classifier
@@ -24,19 +23,6 @@ from geolulc.mapping.tiles import HALO, segment
 from geolulc.models.model import load_model, predict_probabilities, prepare_input
 
 REFERENCE = ROOT / "tests" / "data" / "dynamic-world-reference.npz"
-
-
-def read_bands(folder, bands):
-    """An OSCD scene's bands on the grid of its B02 (bilinear), as the conversion script reads
-    them, cropped to an even size."""
-    scene = load_scene(folder)
-    with rasterio.open(scene.bands["B02"]) as src:
-        shape = (src.height, src.width)
-    planes = []
-    for band in bands:
-        with rasterio.open(scene.bands[band]) as src:
-            planes.append(src.read(1, out_shape=shape, resampling=Resampling.bilinear))
-    return np.stack(planes)[:, :shape[0] // 2 * 2, :shape[1] // 2 * 2]
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
-from geolulc.io.scenes import load_scene
+from conftest import ROOT, read_bands
 from geolulc.mapping import engines
 from geolulc.mapping.dense import dense_probabilities
 from geolulc.mapping.inference import Classifier
@@ -24,18 +23,8 @@ CPU = torch.device("cpu")
 
 
 def oscd_bands(folder, bands, size=256):
-    """A real OSCD crop on its B02 grid (the read of tests/test_dynamic_world.py)."""
-    import rasterio
-    from rasterio.enums import Resampling
-
-    scene = load_scene(folder)
-    with rasterio.open(scene.bands["B02"]) as src:
-        shape = (src.height, src.width)
-    planes = []
-    for band in bands:
-        with rasterio.open(scene.bands[band]) as src:
-            planes.append(src.read(1, out_shape=shape, resampling=Resampling.bilinear))
-    return np.stack(planes)[:, :size, :size]
+    """A real OSCD crop on its B02 grid."""
+    return read_bands(folder, bands)[:, :size, :size]
 
 
 def torch_fp32(model, dn):
