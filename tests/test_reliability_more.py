@@ -53,16 +53,22 @@ def test_every_layer_of_a_geopackage_is_the_aoi(tmp_path):
         load_aoi(path)
 
 
-@pytest.mark.parametrize("resolution", [1.0, 60.0])
-def test_a_model_is_not_fed_pixels_far_from_its_own(data_dir, tmp_path, resolution):
-    """--resolution 1 with the 10 m default model gave 70 % crops in a city (issue 18)."""
+@pytest.mark.parametrize("resolution, crs, advice", [
+    (1.0, None, "use a resolution of 10 in this CRS"),
+    (60.0, None, "use a resolution of 10 in this CRS"),
+    (10.0, "EPSG:3857", r"6.68 m on the ground \(10 units of WGS 84 / Pseudo-Mercator\).*"
+                        "use a resolution of 15 in this CRS")])
+def test_a_model_is_not_fed_pixels_far_from_its_own(data_dir, tmp_path, resolution, crs,
+                                                     advice):
+    """--resolution 1 with the 10 m default model gave 70 % crops in a city; 10 m of Web
+    Mercator (6.7 m on the ground at Rennes) turned built 89 % into 59 % (issue 18)."""
     from geolulc.errors import GeolulcError
     from geolulc.mapping.pipeline import run_map
     from geolulc.mapping.request import MapRequest
 
     req = MapRequest(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], out_dir=tmp_path,
-                     resolution=resolution, progress=False)
-    with pytest.raises(GeolulcError, match="trained on 10 m pixels.*use 5–20 m"):
+                     resolution=resolution, crs=crs, progress=False)
+    with pytest.raises(GeolulcError, match=f"trained on 10 m pixels.*{advice}"):
         run_map(req)
     assert not list(tmp_path.glob("*.tif"))
 
