@@ -4,6 +4,7 @@ every layer of an AOI is taken."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -283,3 +284,76 @@ def test_a_full_disk_is_named_as_such(tmp_path):
         assert not list(disk.iterdir())  # nothing half-written is left
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def run_cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "geolulc", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("catalog", ["not a url", "", "/etc/hosts"])
+def test_a_catalogue_that_is_no_url_is_named(catalog):
+    proc = run_cli("search", "--aoi", "aoi/rennes.geojson", "--date", "2023-06", "--catalog",
+                   catalog, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: the catalogue must be the http(s) URL of a STAC API, not {catalog!r} (for "
+        "local scenes use --scene)"]
+
+
+def test_probe_findings_are_one_line_errors(data_dir, tmp_path):
+    """Inputs a hostile-input probe of this session found printing a bare exception name or
+    exiting 0 with a wrong result."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    from geolulc.models.model import BUNDLED_DIR
+
+    scene = data_dir / "oscd" / "rennes" / "imgs_1"
+    card = json.loads((BUNDLED_DIR / "eurosat-rgb.json").read_text())
+    card["architecture"]["widths"] = []
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    shutil.copy(BUNDLED_DIR / "eurosat-rgb.safetensors", tmp_path / "m.safetensors")
+    data = tmp_path / "data"
+    for name in ("Forest", "River"):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (64, 64), (10 * i, 90, 20)).save(data / name / f"{name}_{i}.jpg")
+    patch = data / "Forest" / "Forest_0.jpg"
+    cases = [
+        (["classify", "--model", tmp_path / "m.json", patch], "architecture widths must be"),
+        (["train", "--data", data, "--out", tmp_path / "t1", "--lr", "nan", "--epochs", "1"],
+         "lr must be a finite number"),
+        (["map", "--scene", scene, "--scheduler", "notaurl", "--out", tmp_path / "o"],
+         "cannot reach the Dask scheduler notaurl"),
+        (["map", "--scene", scene, "--date", "2023", "--out", tmp_path / "o"],
+         "was acquired on 2015-08-21, outside the date 2023"),
+        (["evaluate", "--model", "eurosat-rgb", "--data", data, "--out", tmp_path / "e",
+          "--bands", ","], "--bands ',' names no band"),
+    ]
+    for args, message in cases:
+        proc = run_cli(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert len(lines) == 1 and message in lines[0], (args, lines)
+    fresh = run_cli("train", "--data", data, "--out", tmp_path / "t2", "--resume", "--epochs",
+                    "1", "--widths", "8,16", "--device", "cpu")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "nothing to resume in" in fresh.stderr  # said, then trained from epoch 1
+
+
+def test_a_path_that_is_not_utf8_is_one_line(data_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = bytes(tmp_path) + b"/o\xff"
+    proc = subprocess.run([sys.executable, "-m", "geolulc", "map", "--scene",
+                           str(data_dir / "oscd" / "norcia" / "imgs_1"), "--model", "eurosat-ms",
+                           "--out", out, "--quiet"], capture_output=True, text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "not valid UTF-8" in lines[0], lines

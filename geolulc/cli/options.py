@@ -37,6 +37,11 @@ def friendly_errors(func):
             click.echo("Interrupted: nothing half-written was kept; run the same command "
                        "again to resume from the finished chunks or checkpoint.", err=True)
             sys.exit(130)
+        except UnicodeEncodeError as exc:  # a path or name of bytes that are not UTF-8
+            bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+            click.echo(f"Error: a path or name holds characters that are not valid UTF-8 "
+                       f"({bad.encode('utf-8', 'surrogateescape')!r}); rename it", err=True)
+            sys.exit(1)
         except BrokenPipeError:  # `geolulc … | head`: the reader has what it wanted
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -194,6 +199,9 @@ def parse_bands(text: str | None) -> list[str] | None:
     from geolulc.io.bands import normalise_band
 
     try:
-        return [normalise_band(b) for b in text.split(",") if b.strip()]
+        bands = [normalise_band(b) for b in text.split(",") if b.strip()]
     except ValueError as exc:
         raise GeolulcError(f"--bands: {exc} (use B01…B12, B8A or common names)") from None
+    if not bands:
+        raise GeolulcError(f"--bands {text!r} names no band (e.g. B04,B03,B02)")
+    return bands

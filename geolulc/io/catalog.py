@@ -14,6 +14,7 @@ from datetime import date
 import shapely
 from pystac import STACTypeError
 from pystac_client import Client
+from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from requests.exceptions import ConnectionError as RequestsConnectionError
@@ -101,6 +102,9 @@ def search_scenes(
     """All scenes intersecting `geometry` in the period, least cloudy first, within one total
     deadline (`SEARCH_DEADLINE_S`), saying every `WAIT_NOTICE_S` that it is still waiting."""
     interval = parse_date_range(dates)
+    if not re.match(r"^https?://[^/\s]+", catalog or ""):
+        raise GeolulcError(f"the catalogue must be the http(s) URL of a STAC API, not "
+                           f"{catalog!r} (for local scenes use --scene)")
     deadline = float(os.environ.get("GEOLULC_SEARCH_DEADLINE") or SEARCH_DEADLINE_S)
     pool = ThreadPoolExecutor(1, thread_name_prefix="geolulc-stac")
     future = pool.submit(_search, geometry, interval, catalog, collection, limit, deadline)
@@ -190,7 +194,7 @@ def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str
     except RequestsConnectionError:
         raise GeolulcError(f"cannot reach STAC API {catalog} (no network?); for local data "
                            "use --scene") from None
-    except (ValueError, STACTypeError, KeyError, TypeError) as exc:  # HTML, truncated JSON …
+    except (ValueError, STACTypeError, KeyError, TypeError, ClientTypeError) as exc:  # HTML …
         raise GeolulcError(f"{catalog} did not answer with STAC JSON ({type(exc).__name__}): "
                            "is it a STAC API URL?") from None
     except OSError as exc:

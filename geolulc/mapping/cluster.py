@@ -28,7 +28,7 @@ def dask_client(req: MapRequest) -> Iterator[object | None]:
     if req.scheduler:
         try:
             client = Client(req.scheduler, timeout="10s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address
             raise GeolulcError(f"cannot reach the Dask scheduler {req.scheduler}: {exc}") \
                 from None
         with client:

@@ -6,6 +6,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,19 @@ class LandCover:
         return self.model.classes
 
 
+def check_scene_dates(scenes: list[Scene], date: str) -> None:
+    """Local scenes given with a date must have been acquired in that period: the date names
+    the map and its statistics, so a scene from another year is refused, not relabelled."""
+    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")).date()
+                  for t in parse_date_range(date).split("/"))
+    for scene in scenes:
+        if scene.datetime is None:
+            log.warning("scene %s has no acquisition date to check against %s", scene.id, date)
+        elif not start <= scene.datetime.date() <= end:
+            raise GeolulcError(f"scene {scene.id} was acquired on {scene.datetime.date()}, "
+                               f"outside the date {date} it was given with")
+
+
 def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
     """Search (or load) the scenes, read them and classify the area; nothing is written but the
     chunk cache in `req.out_dir` (when `cache`), which lets an interrupted run resume."""
@@ -180,6 +194,8 @@ def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
         parse_date_range(req.date)  # the user's input is checked before any work starts
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
     local = [p if isinstance(p, Scene) else load_scene(p) for p in req.scenes]
+    if local and req.date:
+        check_scene_dates(local, req.date)
     device = resolve_device(req.device)
     if req.model != DEFAULT_MODEL:
         resolve_model_path(req.model)  # an unknown model is reported before any search

@@ -314,11 +314,11 @@ def _size_problem(card: dict) -> str | None:
         return f"kind {card.get('kind', 'classifier')!r} disagrees with its {arch['name']} " \
                f"network, which is a {kind}"
     for key, limit in (("widths", 2048), ("blocks", 16)):
-        values = arch.get(key, [])
-        if not isinstance(values, list) or len(values) > 8 or not all(
+        values = arch.get(key, [1])
+        if not isinstance(values, list) or not 1 <= len(values) <= 8 or not all(
                 isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= limit
                 for v in values):
-            return f"architecture {key} must be up to 8 whole numbers of 1–{limit}"
+            return f"architecture {key} must be 1 to 8 whole numbers of 1–{limit}"
     patch = card.get("patch_size", 64)
     if not isinstance(patch, int) or isinstance(patch, bool) or not 8 <= patch <= 1024:
         return f"patch_size must be a whole number of 8–1024 pixels, not {patch!r}"

@@ -160,6 +160,10 @@ def train(
     water classes is pulled to it (binary cross-entropy), so the network meets raw scene
     texture, haze and land covers EuroSAT lacks without a label of EuroSAT's legend.
     """
+    for name in ("lr", "weight_decay", "label_smoothing", "ema", "val_fraction"):
+        value = getattr(config, name, 0.0)
+        if value is not None and not math.isfinite(value):
+            raise GeolulcError(f"{name} must be a finite number, not {value}")
     if config.epochs == 0 and init is None:
         raise GeolulcError("0 epochs only makes sense with --init (transfer without training)")
     out_dir = Path(out_dir)
@@ -237,6 +241,9 @@ def train(
                 "windows": [str(f) for f in windows.files] if windows is not None else None,
                 "window_weight": config.window_weight}
     start_epoch, history, elapsed = 0, [], 0.0
+    if resume and not ckpt_path.exists():  # the same command starts and resumes a run
+        log.warning("nothing to resume in %s (no checkpoint.pt): starting at epoch 1",
+                    ckpt_path.parent)
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, dev)
         if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
