@@ -163,8 +163,9 @@ class _SceneSource:
             if self.toa:
                 plane = boa_to_toa(plane, band, zenith, aot)
             if band in self.bands:
-                dn[self.bands.index(band)] = plane
-                plane = dn[self.bands.index(band)]
+                i = self.bands.index(band)
+                dn[i] = plane
+                plane = dn[i]
             planes[band] = plane
         has_data = planes[self.bands[0]] > 0
         for band in self.bands[1:]:  # band by band: 3× faster than np.all over the stack's axis 0

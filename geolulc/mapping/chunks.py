@@ -115,9 +115,12 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
         valid = clear[m:clear.shape[0] - m, m:clear.shape[1] - m] & job.inside[row0:row0 + n_rows]
         t2 = time.perf_counter()
         tile = (job.chunk_rows, tile_size(grid.cols, TILE[1]))
+
+        def has_valid(r: int, c: int) -> bool:
+            return bool(valid[r:r + tile[0], c:c + tile[1]].any())
+
         for r, c, p in tile_probabilities(dn, classifier.probabilities, tile, m,
-                                          classifier.batch_size, needed=lambda r, c: valid[r:r + tile[0],
-                                                                    c:c + tile[1]].any()):
+                                          classifier.batch_size, needed=has_valid):
             h, w = p.shape[1:]
             where = valid[r:r + h, c:c + w]
             _store(labels[r:r + h, c:c + w], probs[r:r + h, c:c + w], where,
@@ -245,8 +248,7 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
         model = model_from_bytes(*payload, dev)
         if model.digest != digest:
             raise GeolulcError("the model bytes changed on the way to the worker")
-        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision,
-                                                          engine))
+        _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision, engine))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
     with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from geolulc.mapping.inference import Classifier
-from geolulc.models.model import Model, prepare_input
+from geolulc.models.model import Model, ProbabilityNet
 
 _STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -48,13 +48,12 @@ class DenseCells(torch.nn.Module):
 
     def __init__(self, model: Model, window: int, step: int) -> None:
         super().__init__()
-        self.network = model.network
-        self.card = model.card
+        self.net = ProbabilityNet(model)  # its input scaling and layout, shared with patches
         self.window, self.step = window, step
 
     def forward(self, dn: torch.Tensor) -> torch.Tensor:
-        net = self.network
-        x = prepare_input(dn, self.card).contiguous(memory_format=torch.channels_last)
+        net = self.net.network
+        x = self.net.prepared(dn)
         pooled = F.avg_pool2d(net.features(net.stem(x)), self.window, stride=self.step)
         return torch.softmax(net.head(pooled.permute(0, 2, 3, 1)).float(), dim=-1)
 

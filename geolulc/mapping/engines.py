@@ -67,8 +67,6 @@ class TorchRunner:
     """Modules run by torch on the device: channels-last, bf16 autocast where a stage asks for
     it, batches pinned and sent to the GPU without blocking, intermediates left on the device."""
 
-    engine = "torch"
-
     def __init__(self, stages: Stages, device: torch.device):
         self.stages = []
         for module, precision in stages:
@@ -111,8 +109,6 @@ def code_digest(*objects) -> str:
 class OpenVINORunner:
     """A module converted to OpenVINO once (or loaded from the disk cache) and compiled for the
     CPU at the given precision, statically for each of the first input shapes it meets."""
-
-    engine = "openvino"
 
     def __init__(self, program: torch.nn.Module, example: torch.Tensor, precision: str,
                  key: str | None):
@@ -171,9 +167,9 @@ class OpenVINORunner:
         import openvino as ov
 
         xml, weights, digest = self._paths(key)
+        scratch = xml.parent / f".{key}-{os.getpid()}"
         try:
             xml.parent.mkdir(parents=True, exist_ok=True)
-            scratch = xml.parent / f".{key}-{os.getpid()}"
             ov.save_model(self.model, scratch.with_suffix(".xml"), compress_to_fp16=False)
             xml_bytes = scratch.with_suffix(".xml").read_bytes()
             bin_bytes = scratch.with_suffix(".bin").read_bytes()
@@ -186,7 +182,7 @@ class OpenVINORunner:
             log.info("OpenVINO network not cached (%s)", exc)
         finally:
             for suffix in (".xml", ".bin"):
-                with contextlib.suppress(OSError, UnboundLocalError):
+                with contextlib.suppress(OSError):
                     scratch.with_suffix(suffix).unlink()
 
     def _compiled(self, shape: tuple[int, ...]):

@@ -25,7 +25,7 @@ from geolulc import __version__
 from geolulc.defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
 from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path, make_ordinary, write_text_atomic
-from geolulc.models.network import build_network
+from geolulc.models.network import ARCHITECTURES, build_network
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 #: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
 AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
 KINDS = ("classifier", "segmenter")
-#: What each network labels: a patch (classifier) or every pixel (segmenter).
-ARCHITECTURE_KINDS = {"patch-resnet": "classifier", "dynamic-world": "segmenter"}
 INPUT_KINDS = ("linear", "dynamic-world")
 
 
@@ -307,9 +305,9 @@ def _size_problem(card: dict) -> str | None:
     arch = card.get("architecture")
     if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
         return "architecture must name a network"
-    kind = ARCHITECTURE_KINDS.get(arch["name"])
-    if kind is None:
-        return f"architecture {arch['name']!r} is not one of {', '.join(ARCHITECTURE_KINDS)}"
+    if arch["name"] not in ARCHITECTURES:
+        return f"architecture {arch['name']!r} is not one of {', '.join(ARCHITECTURES)}"
+    kind = ARCHITECTURES[arch["name"]].kind
     if card.get("kind", "classifier") != kind:
         return f"kind {card.get('kind', 'classifier')!r} disagrees with its {arch['name']} " \
                f"network, which is a {kind}"

@@ -37,6 +37,8 @@ class BasicBlock(nn.Module):
 class PatchResNet(nn.Module):
     """ResNet sized for 64×64 Sentinel-2 patches: a stride-2 stem, then one stage per width."""
 
+    kind = "classifier"  # one label per patch
+
     def __init__(
         self,
         in_channels: int,
@@ -118,6 +120,8 @@ class DynamicWorldNet(nn.Module):
     10 m, L2 normalisation of the features and a 1×1 classifier. Mish activations throughout.
     The context it sees is about ±24 pixels, which is what lets tiles with a halo reproduce a
     whole-scene forward pass exactly."""
+
+    kind = "segmenter"  # one label per pixel
 
     def __init__(self, in_channels: int = 9, num_classes: int = 9) -> None:
         super().__init__()
