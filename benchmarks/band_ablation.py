@@ -21,7 +21,7 @@ from pathlib import Path
 
 from evaluate_maps import CITIES, check_model
 
-from geolulc.device import resolve_device
+from geolulc.core.device import resolve_device
 from geolulc.models.evaluate import BAND_GROUPS, predict, remove_bands, validation_subset
 from geolulc.models.model import Model, load_model, save_model
 from geolulc.models.patchdata import load_patch_folder

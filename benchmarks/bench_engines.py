@@ -33,9 +33,9 @@ import torch
 from rasterio.enums import Resampling
 
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.inference import Classifier
-from geolulc.mapping.tiles import HALO, TILE, segment, tile_size
+from geolulc.models.inference import Classifier
 from geolulc.models.model import ProbabilityNet, load_model, prepare_input
+from geolulc.models.tiles import HALO, TILE, segment, tile_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GEOLULC_TEST_DATA", ROOT.parent / "shared" / "data"))

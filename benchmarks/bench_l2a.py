@@ -24,9 +24,9 @@ from pyproj import Transformer
 import geolulc.io.atmosphere as atm
 from geolulc.io.clouds import sun_position
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.inference import Classifier
-from geolulc.mapping.tiles import HALO, segment
+from geolulc.models.inference import Classifier
 from geolulc.models.model import load_model
+from geolulc.models.tiles import HALO, segment
 
 CITIES = ["rennes", "bordeaux", "nantes", "hongkong", "paris", "rio", "montpellier", "norcia"]
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from geolulc.mapping.inference import Classifier
+from geolulc.models.inference import Classifier
 from geolulc.models.model import BUNDLED_DIR, bundled_models, load_model
 
 

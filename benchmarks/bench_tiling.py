@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.inference import Classifier
-from geolulc.mapping.tiles import segment
+from geolulc.models.inference import Classifier
 from geolulc.models.model import load_model
+from geolulc.models.tiles import segment
 
 CITIES = ["rennes", "bordeaux", "nantes", "hongkong", "paris"]
 

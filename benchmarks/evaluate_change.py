@@ -19,7 +19,7 @@ from pathlib import Path
 
 from geolulc.change_detection.evaluate import evaluate_city, total
 from geolulc.change_detection.job import DateInput, classify_dates, compare_dates
-from geolulc.device import resolve_device
+from geolulc.core.device import resolve_device
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.request import MapRequest
 from geolulc.models.model import load_model

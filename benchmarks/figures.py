@@ -16,10 +16,10 @@ from PIL import Image, ImageDraw
 from pyproj import CRS
 from rasterio.windows import Window
 
+from geolulc.core.grid import PatchGrid
 from geolulc.io.quicklook import render_true_colour
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.grid import PatchGrid
 
 
 def main() -> None:

@@ -29,8 +29,10 @@ from geolulc.mapping.request import MapRequest
 def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
            collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None,
            max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> list[Scene]:
-    """Scenes of a STAC catalogue that intersect the AOI (a vector file) in the period (day,
-    month, year or range), least cloudy first."""
+    """Scenes of a STAC catalogue that intersect the AOI in the period, least cloudy first.
+
+    The AOI is a vector file; the period a day, month, year or range.
+    """
     from geolulc.io.aoi import load_aoi
     from geolulc.io.catalog import search_scenes
 
@@ -41,10 +43,13 @@ def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
 def classify(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path | None = None,
              date: str | None = None, model: str | Path = DEFAULT_MODEL, device: str = "auto",
              **options) -> LandCover:
-    """Read and classify an area: `scenes` (from `search`, or local paths as `map --scene`
-    takes) or, with `aoi` and `date`, the scenes a search finds. `options` are the other
-    fields of `MapRequest` (stride, resolution, crs, composite, l2a, min_clear, batch_size,
-    precision, chunk_rows, workers, scheduler, progress, catalog, collection, max_cloud)."""
+    """Read and classify an area, returning the `LandCover` without writing anything.
+
+    The area is given by `scenes` (from `search`, or local paths as `map --scene` takes) or, with
+    `aoi` and `date`, by the scenes a search finds. `options` are the other fields of `MapRequest`
+    (stride, resolution, crs, composite, l2a, min_clear, batch_size, precision, chunk_rows, workers,
+    scheduler, progress, catalog, collection, max_cloud).
+    """
     items = [s if isinstance(s, Scene) else load_scene(s) for s in _scene_list(scenes)]
     req = MapRequest(aoi=Path(aoi) if aoi else None, date=date, scenes=items, model=str(model),
                      device=device, **{"progress": False, **options})
@@ -53,9 +58,11 @@ def classify(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path 
 
 def make_map(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path | None = None,
              date: str | None = None, out_dir: str | Path = "outputs", **options) -> dict:
-    """`classify` then `write`, resumably (finished chunks are kept in `out_dir` until the map
-    is written): what `geolulc map` does. Returns the summary it prints: outputs, statistics,
-    scenes, grid, stage timings. `options` as for `classify`."""
+    """`classify` then `write`, resumably: what `geolulc map` does.
+
+    Finished chunks are kept in `out_dir` until the map is written. Returns the summary it prints:
+    outputs, statistics, scenes, grid, stage timings. `options` as for `classify`.
+    """
     return run_map(MapRequest(aoi=Path(aoi) if aoi else None, date=date,
                               scenes=_scene_list(scenes), out_dir=Path(out_dir),
                               **{"progress": False, **options}))
@@ -63,8 +70,11 @@ def make_map(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path 
 
 def write(landcover: LandCover, out_dir: str | Path = "outputs", *, name: str | None = None
           ) -> dict[str, str]:
-    """Write the map (COG with colour table), confidence, probabilities, clear-observation
-    count, statistics (JSON, CSV), QGIS style and quicklook; returns {kind: path}."""
+    """Write every output of a classified map into `out_dir`; returns {kind: path}.
+
+    The outputs are the map (COG with colour table), confidence, probabilities, clear-observation
+    count, statistics (JSON, CSV), QGIS style and quicklook.
+    """
     outputs, _ = write_landcover(landcover, Path(out_dir), name)
     return outputs
 
@@ -85,16 +95,18 @@ def read(*, scenes: list[Scene | str | Path], aoi: str | Path | None = None,
          resolution: float = 10.0, crs: str | None = None, composite: str = "none",
          mask_dilate: int = 0, toa: bool = False,
          max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> Stack:
-    """The scenes' bands over the AOI (or the first scene's extent) on a grid aligned to the
-    map's (UTM zone of the centre, or `crs`), harmonised to one processing baseline and
-    cloud-masked; `composite` median/best/none as in `map`; `toa` restores top-of-atmosphere
-    reflectance for L2A."""
+    """The scenes' bands over the AOI (or the first scene's extent), harmonised and cloud-masked.
+
+    The grid is aligned to the map's (UTM zone of the centre, or `crs`) and the bands are harmonised
+    to one processing baseline; `composite` median/best/none as in `map`; `toa` restores
+    top-of-atmosphere reflectance for L2A.
+    """
     from rasterio.windows import Window
 
+    from geolulc.core.grid import choose_crs, grid_for_bounds, project_geometry
     from geolulc.io.aoi import load_aoi
     from geolulc.io.bands import normalise_band
     from geolulc.io.read import Masking, StackReader
-    from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
     from geolulc.mapping.request import check_grid_fits, scene_extent_wgs84
 
     items = [s if isinstance(s, Scene) else load_scene(s) for s in _scene_list(scenes)]
@@ -126,9 +138,11 @@ def change(*, before: str | Path | None = None, after: str | Path | None = None,
            model: str | Path = DEFAULT_MODEL, method: str = "auto",
            threshold: float | None = None, resample: bool = False, device: str = "auto",
            **options) -> list:
-    """Change between two scenes or maps (`before`, `after`) or between `dates` over `aoi`:
-    a `DatePair` (before, after, change) per consecutive pair, and first → last for more than
-    two dates. Nothing is written; `options` are those of `classify`."""
+    """Change between two scenes or maps (`before`, `after`) or between `dates` over `aoi`.
+
+    Returns a `DatePair` (before, after, change) per consecutive pair, and first → last for more
+    than two dates. Nothing is written; `options` are those of `classify`.
+    """
     from geolulc.change_detection.job import detect_changes
 
     req = MapRequest(aoi=Path(aoi) if aoi else None, model=str(model), device=device,
@@ -141,8 +155,11 @@ def change(*, before: str | Path | None = None, after: str | Path | None = None,
 
 def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
                  vector: bool = False) -> dict[str, str]:
-    """Write one `DatePair` of `change`: from-to COG, change mask and probability, transitions
-    CSV, summary JSON, side-by-side PNG and, with `vector`, polygons (GeoPackage)."""
+    """Write one `DatePair` of `change` into `out_dir`; returns {kind: path}.
+
+    The files are the from-to COG, change mask and probability, transitions CSV, summary JSON,
+    side-by-side PNG and, with `vector`, polygons (GeoPackage).
+    """
     from geolulc.change_detection.files import write_change as write_files
     from geolulc.io.atomic import safe_name
 

@@ -4,9 +4,9 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import Point, Polygon, box
 
+from geolulc.core.grid import choose_crs
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import load_aoi
-from geolulc.mapping.grid import choose_crs
 
 
 def write_geojson(path, geometry, crs="EPSG:4326"):

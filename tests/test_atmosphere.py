@@ -7,10 +7,10 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+from geolulc.core.grid import grid_for_bounds
 from geolulc.io.atmosphere import boa_to_toa, toa_to_boa
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.grid import grid_for_bounds
 
 
 def test_path_radiance_has_the_size_of_a_real_atmosphere():

@@ -55,7 +55,7 @@ def test_argument_errors(args, exit_code, message, tmp_path, monkeypatch):
 
 
 def test_a_grid_larger_than_memory_is_refused_before_allocating():
-    from geolulc.mapping.grid import PatchGrid
+    from geolulc.core.grid import PatchGrid
     from geolulc.mapping.request import check_grid_fits
 
     huge = PatchGrid(__import__("pyproj").CRS.from_epsg(32631), 0.01, 0, 0, 10_000_000,

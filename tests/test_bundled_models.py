@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from geolulc.models.classes import EUROSAT_CLASSES
+from geolulc.core.classes import EUROSAT_CLASSES
 from geolulc.models.model import bundled_models, load_model
 
 

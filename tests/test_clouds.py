@@ -8,11 +8,11 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from geolulc.core.grid import PatchGrid
 from geolulc.errors import GeolulcError
 from geolulc.io.clouds import dilate, sun_position
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.grid import PatchGrid
 
 BANDS = ["B02", "B03", "B04", "B08"]
 SIZE = 128
@@ -112,7 +112,7 @@ def test_sun_position_matches_the_item_metadata():
 
 def test_s2cloudless_on_real_l1c_scenes(data_dir):
     """Paris 2017-11-07 has two small cumulus clouds; 2016-11-30 is clear."""
-    from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
+    from geolulc.core.grid import choose_crs, grid_for_bounds, project_geometry
     from geolulc.mapping.request import scene_extent_wgs84
 
     shares = {}

@@ -12,15 +12,15 @@ import rasterio
 import torch
 
 from conftest import ROOT, read_bands
+from geolulc.core.windows import fill_unclear
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene
-from geolulc.mapping.inference import Classifier
 from geolulc.mapping.mapcheck import evaluate_map
-from geolulc.mapping.patches import fill_unclear
 from geolulc.mapping.pipeline import run_map
 from geolulc.mapping.request import MapRequest
-from geolulc.mapping.tiles import HALO, segment
+from geolulc.models.inference import Classifier
 from geolulc.models.model import load_model, predict_probabilities, prepare_input
+from geolulc.models.tiles import HALO, segment
 
 REFERENCE = ROOT / "tests" / "data" / "dynamic-world-reference.npz"
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from conftest import ROOT, read_bands
-from geolulc.mapping import engines
+from geolulc.models import engines
 from geolulc.mapping.dense import dense_probabilities
-from geolulc.mapping.inference import Classifier
+from geolulc.models.inference import Classifier
 from geolulc.models.model import load_model, predict_probabilities
 
 pytest.importorskip("openvino")
@@ -81,7 +81,7 @@ def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, mo
     tampered = bytearray(weights)
     tampered[len(tampered) // 2] ^= 0xFF  # one weight changed: a silently different network
     files[0].write_bytes(bytes(tampered))
-    with caplog.at_level(logging.WARNING, logger="geolulc.mapping.engines"):
+    with caplog.at_level(logging.WARNING, logger="geolulc.models.engines"):
         again = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
     assert "does not match its digest" in caplog.text
     np.testing.assert_array_equal(again, first)
@@ -89,7 +89,7 @@ def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, mo
     files[2].write_text("<not a network")  # unreadable, with a digest that matches it
     files[1].write_text(__import__("hashlib").sha256(b"<not a network" + weights).hexdigest())
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="geolulc.mapping.engines"):
+    with caplog.at_level(logging.WARNING, logger="geolulc.models.engines"):
         third = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
     assert "unreadable" in caplog.text
     np.testing.assert_array_equal(third, first)

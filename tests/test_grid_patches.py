@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from geolulc.core.grid import grid_for_bounds, utm_crs
 from geolulc.errors import GeolulcError
-from geolulc.mapping.grid import grid_for_bounds, utm_crs
 from geolulc.mapping.patches import cut_patches
 
 

@@ -11,7 +11,7 @@ from pyproj import CRS
 from shapely.geometry import shape
 
 from conftest import DESERT_AOI, ES_ITEM_ID, run_cli
-from geolulc.mapping.grid import project_geometry
+from geolulc.core.grid import project_geometry
 
 AOI = shape(DESERT_AOI["features"][0]["geometry"])
 
@@ -103,7 +103,7 @@ def test_map_local_oscd_scene(data_dir, tiny_model, tmp_path):
         assert src.crs.to_epsg() == 32630  # the OSCD grid is EPSG:4326; T30 → UTM 30N
         # the map lies over the scene's footprint
         with rasterio.open(sorted((data_dir / "oscd/rennes/imgs_1").glob("*_B02.tif"))[0]) as b:
-            from geolulc.mapping.grid import bounds_to_wgs84
+            from geolulc.core.grid import bounds_to_wgs84
             west, south, east, north = bounds_to_wgs84(src.bounds, src.crs)
             assert west <= b.bounds.left + 0.01 and east >= b.bounds.right - 0.01
             assert south <= b.bounds.bottom + 0.01 and north >= b.bounds.top - 0.01

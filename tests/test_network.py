@@ -112,8 +112,8 @@ def test_gdal_reads_have_timeouts():
 def test_an_aoi_across_the_antimeridian_is_searched_in_two_parts(fast, tmp_path):
     """Fiji, 179.9°E … 179.9°W: one 22 km square, not a box around the globe; its grid is in the
     UTM zone of its centre."""
+    from geolulc.core.grid import choose_crs, project_geometry
     from geolulc.io.aoi import load_aoi
-    from geolulc.mapping.grid import choose_crs, project_geometry
 
     path = tmp_path / "fiji.geojson"
     path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {

@@ -13,9 +13,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from conftest import ES_ITEM_ID
+from geolulc.core.grid import PatchGrid
 from geolulc.io.atmosphere import AOT_QUANTIFICATION, _terms, boa_to_toa, quantise_aot
 from geolulc.io.resample import NestedBand
-from geolulc.mapping.grid import PatchGrid
 
 UTM29 = CRS.from_epsg(32629)
 #: West and north edges of tile 29RKH: like every Sentinel-2 tile, multiples of 20 and 60 m.

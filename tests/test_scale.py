@@ -106,7 +106,7 @@ def test_dense_cells_see_their_own_window(tiny_model):
     import torch
 
     from geolulc.mapping.dense import dense_probabilities
-    from geolulc.mapping.inference import Classifier
+    from geolulc.models.inference import Classifier
     from geolulc.models.model import load_model
 
     model = load_model(tiny_model)  # trained on uniform Dark 300 / Medium 1500 / Bright 3500
@@ -135,9 +135,9 @@ def test_dask_workers_get_the_model_as_bytes_not_a_path(data_dir, tiny_model, tm
     from geolulc.io.read import Masking
     from geolulc.io.scenes import load_scene
     from geolulc.mapping.chunks import ChunkJob, run_dask, run_local
-    from geolulc.mapping.inference import Classifier
     from geolulc.mapping.pipeline import aoi_cells
     from geolulc.mapping.request import MapRequest, plan_grid
+    from geolulc.models.inference import Classifier
     from geolulc.models.model import model_from_bytes
 
     model = model_from_bytes(tiny_model.read_bytes(),

@@ -10,11 +10,11 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from conftest import DESERT_AOI, ES_ITEM_ID
+from geolulc.core.grid import PatchGrid, grid_for_bounds, project_geometry
 from geolulc.errors import GeolulcError
 from geolulc.io.catalog import parse_date_range, search_scenes, select_covering
 from geolulc.io.read import StackReader
 from geolulc.io.scenes import load_scene, scene_from_item
-from geolulc.mapping.grid import PatchGrid, grid_for_bounds, project_geometry
 
 AOI = shape(DESERT_AOI["features"][0]["geometry"])
 

@@ -201,7 +201,7 @@ def test_haze_falls_with_wavelength_and_is_in_dn():
 
 
 def test_edge_cuts_are_filled_as_the_map_fills_them():
-    from geolulc.mapping.patches import fill_unclear
+    from geolulc.core.windows import fill_unclear
     from geolulc.models.augment import edge_mask, partial
     gen = torch.Generator().manual_seed(3)
     x = torch.rand((8, 3, 32, 32), generator=gen)

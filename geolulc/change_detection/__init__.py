@@ -1,2 +1,4 @@
-"""Change between dates: spectral change, the combined change probability, the `change` job
-and its evaluation on OSCD."""
+"""Change between dates.
+
+Spectral change, the combined change probability, the `change` job and its evaluation on OSCD.
+"""

@@ -78,8 +78,10 @@ def transition_weights(classes: list[str]) -> np.ndarray:
 
 @dataclass
 class DateMap:
-    """One date's land cover on a grid: labels and per-class probabilities (float32 in [0, 1],
-    or uint8 × PROB_SCALE as the map files store them)."""
+    """One date's land cover on a grid: labels and per-class probabilities.
+
+    The probabilities are float32 in [0, 1], or uint8 × PROB_SCALE as the map files store them.
+    """
 
     name: str
     labels: np.ndarray  # (rows, cols) uint8, NODATA where unknown
@@ -92,9 +94,11 @@ class DateMap:
 
     @property
     def valid(self) -> np.ndarray:
+        """Cells with a label (not NODATA), the only ones a change can be scored on."""
         return self.labels != NODATA
 
     def probability_rows(self, rows: slice) -> np.ndarray:
+        """Probabilities of `rows` as float32 in [0, 1], whichever way they are stored."""
         p = self.probabilities[rows]
         return p.astype(np.float32) / PROB_SCALE if p.dtype == np.uint8 else p
 
@@ -113,8 +117,10 @@ class Change:
 def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv",
                        spectral: np.ndarray | None = None,
                        weights: np.ndarray | None = None) -> np.ndarray:
-    """Change probability in [0, 1] from per-class probabilities (..., K) of two dates and, for
-    `combined`, the spectral score (...) and the transition weights (K, K)."""
+    """Change probability in [0, 1] from the per-class probabilities (..., K) of two dates.
+
+    For `combined`, the spectral score (...) and the transition weights (K, K) take part too.
+    """
     if method == "tv":
         score = 0.5 * np.sum(np.abs(before - after), axis=-1)
     elif method == "independent":
@@ -133,9 +139,11 @@ def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv"
 
 def compare(before: DateMap, after: DateMap, threshold: float | None = None,
             method: str = "tv", spectral: np.ndarray | None = None) -> Change:
-    """From-to codes, change mask and change probability of two maps on the same grid;
+    """From-to codes, change mask and change probability of two maps on the same grid.
+
     `spectral` is the spectral change of every cell (`geolulc.change_detection.spectral`), needed by
-    `combined`. The threshold defaults to the method's own (`DEFAULT_THRESHOLD`)."""
+    `combined`. The threshold defaults to the method's own (`DEFAULT_THRESHOLD`).
+    """
     k = len(before.classes)
     if k > MAX_CLASSES:
         raise GeolulcError(f"change detection supports at most {MAX_CLASSES} classes, not {k}")

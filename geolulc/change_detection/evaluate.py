@@ -24,7 +24,7 @@ from rasterio.warp import reproject
 
 from geolulc.change_detection.detect import DEFAULT_THRESHOLD, compare
 from geolulc.change_detection.job import DateInput, classify_dates
-from geolulc.device import resolve_device
+from geolulc.core.device import resolve_device
 from geolulc.errors import GeolulcError
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.request import MapRequest, model_for
@@ -42,6 +42,7 @@ def scores(truth: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def finish(counts: dict) -> dict:
+    """Confusion counts completed with their precision, recall and F1 (4 decimals)."""
     precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
     return {**counts, "precision": round(precision, 4), "recall": round(recall, 4),
             "f1": round(f1, 4)}
@@ -70,9 +71,11 @@ def _label_grid(city: Path):
 
 def block_scores(truth: np.ndarray, pred: np.ndarray, scored: np.ndarray, block: int,
                  fraction: float) -> dict:
-    """P/R/F1 of whole `block` × `block` squares of the label grid that are at least half
-    scored: a square has changed when at least `fraction` of its scored pixels changed (in
-    the labels, and in the prediction)."""
+    """P/R/F1 of whole `block` × `block` squares of the label grid that are at least half scored.
+
+    A square has changed when at least `fraction` of its scored pixels changed (in the labels, and
+    in the prediction).
+    """
     hits, calls = [], []
     for r in range(0, truth.shape[0] - block + 1, block):
         for c in range(0, truth.shape[1] - block + 1, block):
@@ -88,9 +91,11 @@ def evaluate_city(
     city: Path, req: MapRequest, thresholds: list[float], methods: list[str],
     patch_fraction: float = 0.02, block: int = 64,
 ) -> dict:
-    """Classify both dates once (nothing written), then score every (method, threshold) at the
-    pixel level and on `block`-pixel squares of the label grid. No threshold: each method's
-    default."""
+    """Classify both dates once (nothing written), then score every (method, threshold).
+
+    Scores are at the pixel level and on `block`-pixel squares of the label grid. No threshold:
+    each method's default.
+    """
     truth_px, label_crs, label_transform = _label_grid(city)
     device = resolve_device(req.device)
     inputs = [DateInput("before", [load_scene(city / "imgs_1")]),
@@ -124,6 +129,7 @@ def evaluate_city(
 
 def evaluate_cities(cities: list[Path], req: MapRequest, thresholds: list[float],
                     methods: list[str], patch_fraction: float) -> dict:
+    """Score every city, then the micro-average over all of them of each (method, threshold)."""
     per_city = [evaluate_city(c, req, thresholds, methods, patch_fraction) for c in cities]
     summary = []
     for i, first in enumerate(per_city[0]["results"]):

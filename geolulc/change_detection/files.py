@@ -1,6 +1,8 @@
-"""Change on disk: reading land-cover maps written by `map` (with their probabilities), putting
-one onto the grid of another, and writing every output of a change (COGs, CSV, JSON, PNG,
-GeoPackage)."""
+"""Change on disk: reading maps written by `map`, regridding them and writing change outputs.
+
+Reading land-cover maps written by `map` (with their probabilities), putting one onto the grid
+of another, and writing every output of a change (COGs, CSV, JSON, PNG, GeoPackage).
+"""
 
 from __future__ import annotations
 
@@ -119,6 +121,7 @@ def transitions(change: Change, classes: list[str], cell_area_m2: float) -> list
 
 
 def transition_matrix_csv(change: Change, classes: list[str], cell_area_m2: float) -> str:
+    """The from-to transition matrix as CSV: km² of each class before (rows) and after (columns)."""
     k = len(classes)
     counts = np.bincount(change.fromto[change.fromto != NODATA].ravel(),
                          minlength=k * k).reshape(k, k)

@@ -12,7 +12,8 @@ import numpy as np
 from geolulc.change_detection.detect import Change, DateMap, compare
 from geolulc.change_detection.files import check_comparable, read_map, write_change
 from geolulc.change_detection.spectral import SPECTRAL_BANDS, check_levels, spectral_change
-from geolulc.device import resolve_device
+from geolulc.core.device import resolve_device
+from geolulc.core.grid import PatchGrid
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import load_aoi
 from geolulc.io.atomic import safe_name
@@ -21,8 +22,6 @@ from geolulc.io.rasters import NODATA
 from geolulc.io.read import Masking
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.cluster import dask_client
-from geolulc.mapping.grid import PatchGrid
-from geolulc.mapping.inference import Classifier
 from geolulc.mapping.outputs import write_map
 from geolulc.mapping.pipeline import aoi_cells, classify_grid
 from geolulc.mapping.request import (
@@ -35,6 +34,7 @@ from geolulc.mapping.request import (
     plan_grid,
     restores_toa,
 )
+from geolulc.models.inference import Classifier
 from geolulc.models.model import Model, load_model
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class DatesOnGrid:
     caches: list = field(default_factory=list)  # chunk caches, kept until the change is written
 
     def clear_caches(self) -> None:
+        """Remove the chunk caches once the change is written (or not wanted)."""
         for cache in self.caches:
             cache.clear()
 
@@ -78,8 +79,11 @@ class DatesOnGrid:
 
 def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], device,
                    write: bool = True, cache: bool = True) -> DatesOnGrid:
-    """Classify each date's scenes on one grid (planned from the AOI or the first date's
-    scenes), resumably and on Dask as `map` does; with `write`, each date's map is written too."""
+    """Classify each date's scenes on one grid, resumably and on Dask as `map` does.
+
+    The grid is planned from the AOI or the first date's scenes; with `write`, each date's map is
+    written too.
+    """
     grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0].scenes, model)
     inside = aoi_cells(grid, aoi.geometry if aoi else None)
     classifier = Classifier(model, device, req.batch_size, req.precision, req.engine)
@@ -108,21 +112,27 @@ def classify_dates(req: MapRequest, model: Model, aoi, inputs: list[DateInput], 
 
 def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
                   method: str) -> Change:
-    """Change from date i to date j: `combined` reads both dates' reflectance for the spectral
-    score (see `geolulc.change_detection.spectral`); the land-cover-only methods use the maps alone."""
+    """Change from date i to date j.
+
+    `combined` reads both dates' reflectance for the spectral score (see
+    `geolulc.change_detection.spectral`); the land-cover-only methods use the maps alone.
+    """
     spectral = dates.spectral(i, j) if method == "combined" else None
     return compare(dates.maps[i], dates.maps[j], threshold, method, spectral)
 
 
 def require_overlap(change: Change, before: DateMap, after: DateMap) -> None:
+    """Fail when two dates share no clear pixel, rather than report an empty change."""
     if not (change.mask != NODATA).any():
         raise GeolulcError(f"{before.name} and {after.name} have no clear pixel in common: "
                            "there is nothing to compare")
 
 
 def resolve_method(method: str, scenes: list[Scene] | None) -> str:
-    """`auto`: combined where the scenes (with the spectral bands) are at hand, tv for maps;
-    checked before any work starts."""
+    """The change method to use, checked before any work starts.
+
+    `auto`: combined where the scenes (with the spectral bands) are at hand, tv for maps.
+    """
     if scenes is None:
         if method == "combined":
             raise GeolulcError("--method combined needs scenes (maps carry no reflectance): "
@@ -154,8 +164,11 @@ class DatePair:
 
 @dataclass
 class ChangeSet:
-    """Every compared pair of a change job (consecutive dates, and first → last for more than
-    two), and the chunk caches that let an interrupted job resume until it is written."""
+    """Every compared pair of a change job, and the chunk caches that let it resume.
+
+    The pairs are consecutive dates, and first → last for more than two; the caches let an
+    interrupted job resume until it is written.
+    """
 
     pairs: list[DatePair]
     dates: list[str]
@@ -164,6 +177,7 @@ class ChangeSet:
     on_grid: DatesOnGrid | None = None
 
     def clear_caches(self) -> None:
+        """Remove the dates' chunk caches once the change is written."""
         if self.on_grid:
             self.on_grid.clear_caches()
 
@@ -180,8 +194,10 @@ def detect_changes(
     threshold: float | None = None, resample: bool = False, method: str = "auto",
     write_maps: bool = True, cache: bool = True,
 ) -> ChangeSet:
-    """Classify every date on one grid (writing each date's map with `write_maps`) and compare
-    consecutive dates and first → last; nothing of the change itself is written."""
+    """Classify every date on one grid and compare consecutive dates and first → last.
+
+    Each date's map is written with `write_maps`; nothing of the change itself is written.
+    """
     if dates and (before or after):
         raise GeolulcError("give either --dates or --before/--after, not both")
     if dates:

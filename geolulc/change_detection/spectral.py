@@ -1,5 +1,6 @@
-"""Spectral change between two dates: how far a pixel's reflectance moved, in units of the noise
-of pixels that did not change.
+"""Spectral change between two dates: how far a pixel's reflectance moved, in units of noise.
+
+The units are the noise of pixels that did not change.
 
 Land-cover labels miss change that keeps the class (a new building in a town, a new road through
 fields) and flip where nothing changed (an uncertain pixel). The reflectance itself sees the first
@@ -33,11 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from geolulc.core.grid import PatchGrid
 from geolulc.errors import GeolulcError
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import Scene
 from geolulc.mapping.chunks import chunk_window
-from geolulc.mapping.grid import PatchGrid
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Normalisation:
     sigma: np.ndarray  # robust standard deviation of the unchanged pixels' differences (DN)
 
     def apply(self, after: np.ndarray) -> np.ndarray:
+        """The later date's bands (bands, h, w) on the earlier date's scale."""
         return after * self.gain[:, None, None] + self.offset[:, None, None]
 
 
@@ -75,10 +77,13 @@ def _medians_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_normalisation(before: np.ndarray, after: np.ndarray) -> Normalisation:
-    """Normalisation fitted on samples (bands, n) of clear pixels of both dates: gain and offset
-    on all of them first, then `NORMALISATION_ROUNDS` times again on the `INVARIANT_SHARE`
-    that changed least; the noise σ from the MAD of every sampled pixel's difference (robust to
-    the few per cent that changed, and not shrunk by keeping only the quietest pixels)."""
+    """Normalisation fitted on samples (bands, n) of clear pixels of both dates.
+
+    Gain and offset on all of them first, then `NORMALISATION_ROUNDS` times again on the
+    `INVARIANT_SHARE` that changed least; the noise σ from the MAD of every sampled pixel's
+    difference (robust to the few per cent that changed, and not shrunk by keeping only the
+    quietest pixels).
+    """
     if before.shape[1] < MIN_PIXELS:
         raise GeolulcError(f"the dates have {before.shape[1]} clear pixels in common (at least "
                            f"{MIN_PIXELS} are needed to compare their reflectance)")
@@ -114,9 +119,12 @@ def _shifted_min(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 def change_score(before: np.ndarray, after: np.ndarray, valid: np.ndarray,
                  norm: Normalisation | None = None) -> np.ndarray:
-    """Spectral change (h, w) float32 of two co-registered stacks (bands, h, w) of harmonised
-    reflectance × 10000: mean squared change in units of the no-change noise, NaN where `valid`
-    is False. Without `norm`, the normalisation is fitted on these pixels."""
+    """Spectral change (h, w) float32 of two co-registered stacks (bands, h, w).
+
+    The stacks are harmonised reflectance × 10000; the score is the mean squared change in units of
+    the no-change noise, NaN where `valid` is False. Without `norm`, the normalisation is fitted on
+    these pixels.
+    """
     x = before.astype(np.float32)
     y = after.astype(np.float32)
     norm = norm or fit_normalisation(x[:, valid], y[:, valid])

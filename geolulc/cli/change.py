@@ -23,11 +23,14 @@ from geolulc.defaults import DEFAULT_MODEL
 
 
 class SpacedDates(click.Command):
-    """`--dates A B C` as the README writes it: every word after --dates up to the next option
-    is a date (click's own options take one value each, so they are rewritten to
-    `--dates A --dates B --dates C` before parsing)."""
+    """`--dates A B C` as the README writes it: every word after --dates up to the next option.
+
+    Each such word is a date; click's own options take one value each, so they are rewritten to
+    `--dates A --dates B --dates C` before parsing.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Rewrite the spaced dates (and `--dates=A`) to one `--dates` per date, then parse."""
         out: list[str] = []
         greedy = False
         for arg in args:

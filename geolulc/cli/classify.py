@@ -29,7 +29,7 @@ def classify_command(paths, model, top, device, precision, engine, as_json):
     """Class and probabilities of single patches (13-band GeoTIFF, or RGB JPEG/PNG)."""
     import numpy as np
 
-    from geolulc.device import resolve_device
+    from geolulc.core.device import resolve_device
     from geolulc.models.evaluate import predict
     from geolulc.models.model import auto_model, load_model
     from geolulc.models.patchdata import PatchSet, read_patch

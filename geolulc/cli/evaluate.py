@@ -38,7 +38,7 @@ from geolulc.cli.options import (
 def evaluate_command(model, data_dir, split, out_dir, device, precision, engine, bands, as_json):
     """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
     from geolulc.cli.options import parse_bands
-    from geolulc.device import resolve_device
+    from geolulc.core.device import resolve_device
     from geolulc.io.atomic import safe_name
     from geolulc.models.evaluate import (
         metrics,

@@ -34,8 +34,10 @@ from geolulc.defaults import DEFAULT_MODEL
 @friendly_errors
 def evaluate_change_command(cities, model, stride, thresholds, methods, patch_fraction, out_dir,
                             device, as_json):
-    """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif): pixel- and
-    64 × 64-block precision, recall and F1."""
+    """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif).
+
+    Scores are pixel- and 64 × 64-block precision, recall and F1.
+    """
     from geolulc.change_detection.evaluate import evaluate_cities
     from geolulc.mapping.request import MapRequest
 

@@ -67,6 +67,7 @@ class BatchSize(click.ParamType):
     name = "auto|N"
 
     def convert(self, value, param, ctx):
+        """`auto` (or nothing) as None, a positive integer as itself; anything else fails the command."""
         if value in (None, "auto"):
             return None
         try:
@@ -89,6 +90,7 @@ def echo_outputs(outputs: dict[str, str]) -> None:
 
 
 def aoi_option(required: bool = False):
+    """The `--aoi` option, optional unless `required`, declared once for every command that takes it."""
     return click.option(
         "--aoi", type=click.Path(path_type=Path), required=required,
         help="Area of interest: GeoJSON, GeoPackage or Shapefile, in any CRS (all features are "
@@ -192,8 +194,10 @@ def scale_options(func):
 
 
 def parse_bands(text: str | None) -> list[str] | None:
-    """`--bands B04,B03,B02` (or red,green,blue) as canonical names; an unknown band is a
-    one-line error."""
+    """`--bands B04,B03,B02` (or red,green,blue) as canonical names.
+
+    An unknown band is a one-line error.
+    """
     if not text:
         return None
     from geolulc.io.bands import normalise_band

@@ -19,6 +19,7 @@ from rasterio.windows import Window
 from shapely.geometry import mapping
 
 from geolulc import __version__
+from geolulc.core.grid import choose_crs, grid_for_bounds, project_geometry
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, load_aoi
 from geolulc.io.atomic import staged_outputs, write_text_atomic
@@ -26,7 +27,6 @@ from geolulc.io.bands import ALL_BANDS, COMMON_NAMES, normalise_band
 from geolulc.io.catalog import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
 from geolulc.io.gdal import gdal_env
 from geolulc.io.read import StackReader
-from geolulc.mapping.grid import choose_crs, grid_for_bounds, project_geometry
 
 CHUNK_ROWS = 1024
 

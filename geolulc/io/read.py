@@ -23,6 +23,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from geolulc.core.grid import PatchGrid, transformer
+from geolulc.core.windows import window_clear_counts
 from geolulc.errors import GeolulcError
 from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa, quantise_aot
 from geolulc.io.clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
@@ -30,8 +32,6 @@ from geolulc.io.gdal import gdal_env, is_remote, open_band, vsi_path
 from geolulc.io.harmonize import harmonise
 from geolulc.io.resample import NestedBand
 from geolulc.io.scenes import Scene
-from geolulc.mapping.grid import PatchGrid, transformer
-from geolulc.mapping.patches import window_clear_counts
 
 log = logging.getLogger(__name__)
 

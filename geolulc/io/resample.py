@@ -24,8 +24,8 @@ import numpy as np
 from pyproj import CRS
 from rasterio.windows import Window
 
+from geolulc.core.grid import PatchGrid
 from geolulc.io.blocks import row_blocks
-from geolulc.mapping.grid import PatchGrid
 
 #: Accumulated weight below which GDAL's bilinear kernel gives no data.
 MIN_WEIGHT = 1e-5

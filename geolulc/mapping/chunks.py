@@ -24,17 +24,18 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from geolulc.core.grid import PatchGrid
+from geolulc.core.windows import fill_unclear
 from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path
 from geolulc.io.rasters import NODATA, PROB_SCALE
 from geolulc.io.read import Masking, Pixels, StackReader
 from geolulc.io.scenes import Scene
 from geolulc.mapping.dense import dense_probabilities
-from geolulc.mapping.grid import PatchGrid
-from geolulc.mapping.inference import Classifier
-from geolulc.mapping.patches import clear_cells, cut_patches, fill_unclear
-from geolulc.mapping.tiles import TILE, tile_probabilities, tile_size
+from geolulc.mapping.patches import clear_cells, cut_patches
+from geolulc.models.inference import Classifier
 from geolulc.models.model import Model
+from geolulc.models.tiles import TILE, tile_probabilities, tile_size
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
     """One chunk on a Dask worker. The model travels as the bytes of its card and weights
     (checked against their digests on arrival), so workers need none of the client's files;
     it is built once per worker process."""
-    from geolulc.device import resolve_device
+    from geolulc.core.device import resolve_device
     from geolulc.models.model import model_from_bytes
 
     key = (digest, device, precision, engine)

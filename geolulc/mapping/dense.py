@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geolulc.mapping.inference import Classifier
+from geolulc.models.inference import Classifier
 from geolulc.models.model import Model, ProbabilityNet
 
 _STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from geolulc.core.classes import WATER_CLASSES
 from geolulc.io.rasters import NODATA
 
 #: Class names that mean water in the bundled models.
-WATER_CLASSES = ("water", "River", "SeaLake")
 BLOCK = 16
 EDGE = 64
 OPEN_WATER_SHARE = 0.9
@@ -93,8 +93,8 @@ def evaluate_map(landcover, scenes, resolution: float = 10.0) -> MapCheck:
     from pyproj import CRS
     from rasterio.windows import Window
 
+    from geolulc.core.grid import PatchGrid
     from geolulc.io.read import Masking, StackReader
-    from geolulc.mapping.grid import PatchGrid
 
     with rasterio.open(landcover) as src:
         cells, transform, crs = src.read(1), src.transform, CRS.from_user_input(src.crs)

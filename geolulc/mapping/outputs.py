@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from affine import Affine
@@ -24,10 +23,8 @@ from geolulc.io.rasters import (
 )
 from geolulc.io.scenes import Scene
 from geolulc.io.stats import areas_csv, class_areas
+from geolulc.mapping.classification import Classification
 from geolulc.models.model import Model
-
-if TYPE_CHECKING:  # the pipeline writes its results with this module
-    from geolulc.mapping.pipeline import Classification
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from rasterio.features import geometry_mask
 from shapely.geometry import mapping
 from tqdm import tqdm
 
-from geolulc.device import resolve_device
+from geolulc.core.device import resolve_device
+from geolulc.core.grid import PatchGrid, project_geometry
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import load_aoi
 from geolulc.io.atomic import remove_stale_staging, safe_name
-from geolulc.io.blocks import row_blocks
 from geolulc.io.catalog import (
     parse_date_range,
 )
@@ -29,10 +29,9 @@ from geolulc.io.rasters import (
 from geolulc.io.read import Masking
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
+from geolulc.mapping.classification import Classification
 from geolulc.mapping.cluster import dask_client
 from geolulc.mapping.dense import supports
-from geolulc.mapping.grid import PatchGrid, project_geometry
-from geolulc.mapping.inference import Classifier
 from geolulc.mapping.outputs import write_map
 from geolulc.mapping.request import (
     MapRequest,
@@ -44,45 +43,13 @@ from geolulc.mapping.request import (
     plan_grid,
     restores_toa,
 )
+from geolulc.models.inference import Classifier
 from geolulc.models.model import DEFAULT_MODEL, Model, load_model, resolve_model_path
 
 log = logging.getLogger(__name__)
 
 #: Above this many pixels, mapping a scene without an AOI says so (a whole tile is 120 M).
 WHOLE_SCENE_NOTICE_PIXELS = 10_000_000
-
-
-@dataclass
-class Classification:
-    """Per-cell results of classifying one date on a grid."""
-
-    grid: PatchGrid
-    labels: np.ndarray  # uint8 class codes, NODATA where not classified
-    probabilities: np.ndarray  # uint8 (rows, cols, classes), probability × PROB_SCALE
-    patches: int  # cells classified (patches of a classifier, pixels of a per-pixel model)
-    masked_pixels: int
-    timings: dict[str, float]
-    count: np.ndarray  # uint8 clear observations per input pixel of the cells' extent
-    cache: ChunkCache | None = None  # finished chunks, removed once the map is written
-
-    def require_patches(self, what: str) -> None:
-        """A map without a single classified patch is an error, not an empty map (and its
-        chunk cache, which holds nothing worth resuming, is removed)."""
-        if self.patches == 0:
-            if self.cache:
-                self.cache.clear()
-            raise GeolulcError(f"{what}: no clear patch to classify (the scenes do not cover "
-                               "the area, or every patch is mostly cloud or no data)")
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """Probability of the mapped class in percent, NODATA where not classified."""
-        conf = np.empty(self.labels.shape, dtype=np.uint8)
-        for rows in row_blocks(self.probabilities.shape[:2], 1 << 18):  # no whole-map temporaries
-            top = self.probabilities[rows].max(axis=2).astype(np.uint16)
-            conf[rows] = (top * 100 + PROB_SCALE // 2) // PROB_SCALE
-        conf[self.labels == NODATA] = NODATA
-        return conf
 
 
 def aoi_cells(grid: PatchGrid, aoi_geometry) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 from pyproj import Proj
 from shapely.geometry import box
 
+from geolulc.core.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
 from geolulc.defaults import ENGINES
 from geolulc.errors import GeolulcError
 from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, split_antimeridian
@@ -23,9 +24,8 @@ from geolulc.io.catalog import (
 )
 from geolulc.io.read import Masking, acquisitions
 from geolulc.io.scenes import Scene
-from geolulc.mapping.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from geolulc.mapping.tiles import HALO, TILE, tile_size
 from geolulc.models.model import DEFAULT_MODEL, Model, auto_model
+from geolulc.models.tiles import HALO, TILE, tile_size
 
 log = logging.getLogger(__name__)
 

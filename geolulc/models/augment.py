@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from geolulc.core.windows import fill_unclear
 from geolulc.io.atmosphere import WAVELENGTH_UM
-from geolulc.mapping.patches import fill_unclear
 from geolulc.models.model import clip_bounds
 
 #: The EuroSAT JPEGs' bands, in the order a JPEG holds them.

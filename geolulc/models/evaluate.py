@@ -67,7 +67,7 @@ def predict(model: Model, data: PatchSet, device: torch.device, precision: str =
     """Class probabilities of every patch, computed exactly as `map` computes them (the same
     `Classifier`: batches, channels-last, bf16 where the hardware has it unless `precision`
     says fp32), so the accuracy reported is the accuracy of the maps."""
-    from geolulc.mapping.inference import Classifier
+    from geolulc.models.inference import Classifier
 
     x, scaled = model_inputs(model, data)
     return Classifier(model, device, batch_size, precision, engine).probabilities(x, scaled=scaled)

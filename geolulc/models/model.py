@@ -367,7 +367,7 @@ def model_from_bytes(card_text: bytes, blob: bytes, device: str | torch.device =
 class ProbabilityNet(torch.nn.Module):
     """DNs (or, with `scaled`, values already in the model's input units) to class
     probabilities: the whole computation of a model in one module, which the inference engines
-    run or convert (`geolulc.mapping.engines`)."""
+    run or convert (`geolulc.models.engines`)."""
 
     def __init__(self, model: Model, scaled: bool = False) -> None:
         super().__init__()

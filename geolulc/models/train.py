@@ -21,13 +21,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from geolulc.device import resolve_device
+from geolulc.core.classes import WATER_CLASSES, colors_for
+from geolulc.core.device import resolve_device, resolve_precision
 from geolulc.errors import GeolulcError
 from geolulc.io.atomic import atomic_path
-from geolulc.mapping.inference import resolve_precision
-from geolulc.mapping.mapcheck import WATER_CLASSES
 from geolulc.models.augment import PRESETS, Augmentation, augment
-from geolulc.models.classes import colors_for
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.losses import classification_loss, distillation_loss
 from geolulc.models.model import (

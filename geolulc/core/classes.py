@@ -31,3 +31,7 @@ def colors_for(classes: list[str]) -> list[tuple[int, int, int]]:
         EUROSAT_COLORS.get(name, FALLBACK_COLORS[i % len(FALLBACK_COLORS)])
         for i, name in enumerate(classes)
     ]
+
+
+#: Classes that mean open water, in every bundled legend.
+WATER_CLASSES = ("water", "River", "SeaLake")

@@ -1,4 +1,4 @@
-"""Choice of compute device."""
+"""Choice of compute device and arithmetic."""
 
 from __future__ import annotations
 
@@ -16,3 +16,17 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise GeolulcError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    cpu = torch.cpu
+    return any(getattr(cpu, f, lambda: False)() for f in
+               ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' is bf16 on CUDA and on CPUs with native bf16, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or cpu_has_bf16() else "fp32"

@@ -1,0 +1,46 @@
+"""What classifying one date on a grid gives: labels, probabilities, counts and the chunk cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geolulc.core.grid import PatchGrid
+from geolulc.errors import GeolulcError
+from geolulc.io.blocks import row_blocks
+from geolulc.io.rasters import NODATA, PROB_SCALE
+from geolulc.mapping.chunks import ChunkCache
+
+
+@dataclass
+class Classification:
+    """Per-cell results of classifying one date on a grid."""
+
+    grid: PatchGrid
+    labels: np.ndarray  # uint8 class codes, NODATA where not classified
+    probabilities: np.ndarray  # uint8 (rows, cols, classes), probability × PROB_SCALE
+    patches: int  # cells classified (patches of a classifier, pixels of a per-pixel model)
+    masked_pixels: int
+    timings: dict[str, float]
+    count: np.ndarray  # uint8 clear observations per input pixel of the cells' extent
+    cache: ChunkCache | None = None  # finished chunks, removed once the map is written
+
+    def require_patches(self, what: str) -> None:
+        """A map without a single classified patch is an error, not an empty map (and its
+        chunk cache, which holds nothing worth resuming, is removed)."""
+        if self.patches == 0:
+            if self.cache:
+                self.cache.clear()
+            raise GeolulcError(f"{what}: no clear patch to classify (the scenes do not cover "
+                               "the area, or every patch is mostly cloud or no data)")
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Probability of the mapped class in percent, NODATA where not classified."""
+        conf = np.empty(self.labels.shape, dtype=np.uint8)
+        for rows in row_blocks(self.probabilities.shape[:2], 1 << 18):  # no whole-map temporaries
+            top = self.probabilities[rows].max(axis=2).astype(np.uint16)
+            conf[rows] = (top * 100 + PROB_SCALE // 2) // PROB_SCALE
+        conf[self.labels == NODATA] = NODATA
+        return conf
