@@ -28,7 +28,7 @@ def main() -> None:
             row = {"patch": patch.name, "corine": labels}
             for mode in ("as-is", "toa"):
                 summary = run_map(MapRequest(scenes=[patch], l2a=mode, out_dir=Path(tmp) / mode,
-                                             progress=False))
+                                             progress=False)).to_dict()
                 with rasterio.open(summary["outputs"]["landcover"]) as src:
                     lab = src.read(1)
                 classes = summary["stats"]["classes"]

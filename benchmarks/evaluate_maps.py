@@ -52,7 +52,7 @@ def scene_checks(model: str, data: Path, cities: list[str], out_dir: Path):
         for date in ("imgs_1", "imgs_2"):
             folder = data / "oscd" / city / date
             summary = run_map(MapRequest(scenes=[folder], model=model, stride=16,
-                                         out_dir=out_dir, name=f"{city}{date}", progress=False))
+                                         out_dir=out_dir, name=f"{city}{date}", progress=False)).to_dict()
             yield f"{city}/{date}", evaluate_map(summary["outputs"]["landcover"],
                                                  [load_scene(folder)])
 

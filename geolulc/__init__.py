@@ -5,27 +5,65 @@
     landcover = geolulc.classify(scenes=scenes, aoi="aoi/rennes.geojson")
     geolulc.write(landcover, "outputs")
 
-The functions are imported on first use, so `import geolulc` (and `geolulc --help`) stays fast.
+The functions are imported on first use, so `import geolulc` (and `geolulc --help`) stays fast;
+type checkers see them through the imports below.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from geolulc.api import (
+        MapOptions,
+        Stack,
+        change,
+        classify,
+        classify_patches,
+        download,
+        evaluate,
+        evaluate_change,
+        list_models,
+        make_change,
+        make_map,
+        read,
+        search,
+        train,
+        write,
+        write_change,
+    )
+    from geolulc.errors import GeolulcError, GeolulcWarning
+    from geolulc.io.scenes import Scene, load_scene
+    from geolulc.mapping.pipeline import LandCover, MapResult
+    from geolulc.models.model import load_model
+    from geolulc.models.train import TrainConfig
+
+_API = ("search", "download", "classify", "make_map", "write", "read", "change", "write_change",
+        "make_change", "classify_patches", "train", "evaluate", "evaluate_change", "list_models",
+        "MapOptions", "Stack")
 _EXPORTS = {
-    "search": "geolulc.api", "classify": "geolulc.api", "write": "geolulc.api",
-    "read": "geolulc.api", "Stack": "geolulc.api", "change": "geolulc.api",
-    "write_change": "geolulc.api", "make_map": "geolulc.api",
-    "load_model": "geolulc.models.model", "LandCover": "geolulc.mapping.pipeline",
+    **dict.fromkeys(_API, "geolulc.api"),
+    "load_model": "geolulc.models.model", "TrainConfig": "geolulc.models.train",
+    "LandCover": "geolulc.mapping.pipeline", "MapResult": "geolulc.mapping.pipeline",
     "Scene": "geolulc.io.scenes", "load_scene": "geolulc.io.scenes",
-    "GeolulcError": "geolulc.errors",
+    "GeolulcError": "geolulc.errors", "GeolulcWarning": "geolulc.errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # written out (the names of _EXPORTS) so that linters see the re-exports above
+    "__version__", "search", "download", "classify", "make_map", "write", "read", "change",
+    "write_change", "make_change", "classify_patches", "train", "evaluate", "evaluate_change",
+    "list_models", "MapOptions", "Stack", "load_model", "TrainConfig", "LandCover", "MapResult", "Scene",
+    "load_scene", "GeolulcError", "GeolulcWarning",
+]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - a function, class or exception by name
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'geolulc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -1,4 +1,4 @@
-"""The Python API: keyword-only functions that return data; writing is a separate step.
+"""The Python API: one function for every command, keyword arguments, typed results.
 
     import geolulc
     scenes = geolulc.search(aoi="aoi/rennes.geojson", date="2023-06")
@@ -6,100 +6,141 @@
     print(landcover.classes, landcover.labels.shape, landcover.grid.crs)
     geolulc.write(landcover, "outputs")
 
-The command line (`geolulc map`) is these three calls; `read` gives the harmonised bands of an
-area on its grid, `change` the change between dates and `write_change` its files.
+`geolulc map` is `make_map` (`classify` then `write`, resumably), `geolulc change` is
+`make_change` (`change` then `write_change`), `geolulc models` is `list_models`; `search`,
+`download`, `train`, `evaluate`, `classify_patches` and `evaluate_change` are the commands of
+the same names. How an area is read and classified is a `MapOptions`. Areas may be vector
+files, shapely geometries or anything with `__geo_interface__`; scenes may be paths,
+`pystac.Item`s or `Scene`s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from affine import Affine
-from pyproj import CRS
 
-from geolulc.defaults import DEFAULT_COLLECTION, DEFAULT_MAX_AREA_KM2, DEFAULT_MODEL, EARTH_SEARCH
-from geolulc.errors import GeolulcError
-from geolulc.io.scenes import Scene, load_scene
-from geolulc.mapping.pipeline import LandCover, classify_request, run_map, write_landcover
-from geolulc.mapping.request import MapRequest
+from geolulc.defaults import (
+    DEFAULT_COLLECTION,
+    DEFAULT_MAX_AREA_KM2,
+    DEFAULT_MODEL,
+    EARTH_SEARCH,
+    ChangeMethod,
+    Composite,
+    Engine,
+    Precision,
+    Split,
+)
+from geolulc.errors import MissingInputError, ParameterError
+from geolulc.io.aoi import AOILike
+from geolulc.io.scenes import Scene, SceneLike, load_scene
+from geolulc.mapping.pipeline import LandCover, MapResult, classify_request, run_map, write_landcover
+from geolulc.mapping.request import MapOptions, MapRequest
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from pyproj import CRS
+
+    from geolulc.change_detection.evaluate import ChangeScores
+    from geolulc.change_detection.job import ChangeResult, ChangeSet, DatePair
+    from geolulc.models.evaluate import Evaluation, PatchPrediction
+    from geolulc.models.model import ModelInfo
+    from geolulc.models.train import TrainConfig, TrainedModel
+
+Scenes = SceneLike | Sequence[SceneLike]
 
 
-def search(*, aoi: str | Path, date: str, catalog: str = EARTH_SEARCH,
+def search(*, aoi: AOILike, date: str, catalog: str = EARTH_SEARCH,
            collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None,
-           max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> list[Scene]:
+           max_area_km2: float = DEFAULT_MAX_AREA_KM2, limit: int = 200) -> list[Scene]:
     """Scenes of a STAC catalogue that intersect the AOI in the period, least cloudy first.
 
-    The AOI is a vector file; the period a day, month, year or range.
+    `date` is a day, month, year or range (2023-06, 2023-06-01/2023-06-15); at most `limit`
+    items are fetched.
     """
     from geolulc.io.aoi import load_aoi
     from geolulc.io.catalog import search_scenes
 
-    area = load_aoi(Path(aoi), max_area_km2)
-    return search_scenes(area.geometry, date, catalog, collection, max_cloud)
+    if limit < 1:
+        raise ParameterError(f"`limit` must be at least 1, not {limit}")
+    area = load_aoi(aoi, max_area_km2)
+    return search_scenes(area.geometry, date, catalog, collection, max_cloud, limit)
 
 
-def classify(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path | None = None,
-             date: str | None = None, model: str | Path = DEFAULT_MODEL, device: str = "auto",
-             **options) -> LandCover:
-    """Read and classify an area, returning the `LandCover` without writing anything.
+def download(*, aoi: AOILike, date: str, out_dir: str | Path, catalog: str = EARTH_SEARCH,
+             collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None,
+             max_area_km2: float = DEFAULT_MAX_AREA_KM2, bands: Sequence[str] | None = None,
+             crs: str | None = None, resolution: float = 10.0) -> Path:
+    """Save the harmonised, cloud-masked band stack of an AOI as COGs with a STAC item.
 
-    The area is given by `scenes` (from `search`, or local paths as `map --scene` takes) or, with
-    `aoi` and `date`, by the scenes a search finds. `options` are the other fields of `MapRequest`
-    (stride, resolution, crs, composite, l2a, min_clear, batch_size, precision, chunk_rows, workers,
-    scheduler, progress, catalog, collection, max_cloud).
+    Returns the item's path; `make_map(scenes=out_dir)` then needs no network.
     """
-    items = [s if isinstance(s, Scene) else load_scene(s) for s in _scene_list(scenes)]
-    req = MapRequest(aoi=Path(aoi) if aoi else None, date=date, scenes=items, model=str(model),
-                     device=device, **{"progress": False, **options})
-    return classify_request(req, cache=False)
+    from geolulc.io.download import download_stack
+
+    return download_stack(aoi, date, Path(out_dir), catalog=catalog, collection=collection,
+                          max_cloud=max_cloud, max_area_km2=max_area_km2,
+                          bands=list(bands) if bands else None, crs=crs, resolution=resolution)
 
 
-def make_map(*, scenes: list[Scene | str | Path] | None = None, aoi: str | Path | None = None,
-             date: str | None = None, out_dir: str | Path = "outputs", **options) -> dict:
+def classify(*, scenes: Scenes | None = None, aoi: AOILike | None = None, date: str | None = None,
+             model: str | Path = DEFAULT_MODEL, options: MapOptions | None = None) -> LandCover:
+    """Read and classify an area, in memory: nothing is written.
+
+    Give `scenes` (from `search`, or local ones), or `aoi` and `date` to search the catalogue of
+    `options`. The area is the AOI, or the first scene's extent.
+    """
+    return classify_request(MapRequest.of(options, aoi=aoi, date=date, scenes=_scene_list(scenes),
+                                          model=str(model)), cache=False)
+
+
+def make_map(*, scenes: Scenes | None = None, aoi: AOILike | None = None, date: str | None = None,
+             model: str | Path = DEFAULT_MODEL, options: MapOptions | None = None,
+             out_dir: str | Path = "outputs", name: str | None = None) -> MapResult:
     """`classify` then `write`, resumably: what `geolulc map` does.
 
-    Finished chunks are kept in `out_dir` until the map is written. Returns the summary it prints:
-    outputs, statistics, scenes, grid, stage timings. `options` as for `classify`.
+    Finished chunks are kept in `out_dir` until the map is written, so an interrupted call
+    resumes; a failed run leaves the previous map of the same name in place.
     """
-    return run_map(MapRequest(aoi=Path(aoi) if aoi else None, date=date,
-                              scenes=_scene_list(scenes), out_dir=Path(out_dir),
-                              **{"progress": False, **options}))
+    return run_map(MapRequest.of(options, aoi=aoi, date=date, scenes=_scene_list(scenes),
+                                 model=str(model), out_dir=Path(out_dir), name=name))
 
 
 def write(landcover: LandCover, out_dir: str | Path = "outputs", *, name: str | None = None
           ) -> dict[str, str]:
-    """Write every output of a classified map into `out_dir`; returns {kind: path}.
+    """Write a `LandCover`'s files and return {kind: path}.
 
-    The outputs are the map (COG with colour table), confidence, probabilities, clear-observation
+    The files are the map (COG with colour table), confidence, probabilities, clear-observation
     count, statistics (JSON, CSV), QGIS style and quicklook.
     """
     outputs, _ = write_landcover(landcover, Path(out_dir), name)
     return outputs
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stack:
     """Harmonised, cloud-masked bands of an area on its grid."""
 
-    dn: np.ndarray  # uint16 (bands, rows, cols): reflectance × 10000, 0 where not clear
-    clear: np.ndarray  # bool (rows, cols)
+    dn: np.ndarray
+    """uint16 (bands, rows, cols): reflectance × 10000, 0 where not clear."""
+    clear: np.ndarray
+    """bool (rows, cols): where a clear observation was read."""
     bands: list[str]
     crs: CRS
     transform: Affine
 
 
-def read(*, scenes: list[Scene | str | Path], aoi: str | Path | None = None,
-         bands: list[str] | tuple[str, ...] = ("B02", "B03", "B04", "B08"),
-         resolution: float = 10.0, crs: str | None = None, composite: str = "none",
-         mask_dilate: int = 0, toa: bool = False,
-         max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> Stack:
-    """The scenes' bands over the AOI (or the first scene's extent), harmonised and cloud-masked.
+def read(*, scenes: Scenes, aoi: AOILike | None = None,
+         bands: Sequence[str] = ("B02", "B03", "B04", "B08"), resolution: float = 10.0,
+         crs: str | None = None, composite: Composite = "none", mask_dilate: int = 0,
+         toa: bool = False, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> Stack:
+    """The scenes' bands over the AOI (or the first scene's extent) on the map's grid.
 
-    The grid is aligned to the map's (UTM zone of the centre, or `crs`) and the bands are harmonised
-    to one processing baseline; `composite` median/best/none as in `map`; `toa` restores
-    top-of-atmosphere reflectance for L2A.
+    The grid is the UTM zone of the centre, or `crs`; the bands are harmonised to one
+    processing baseline and cloud-masked; `composite` median/best/none as in `map`; `toa`
+    restores top-of-atmosphere reflectance for L2A.
     """
     from rasterio.windows import Window
 
@@ -109,56 +150,49 @@ def read(*, scenes: list[Scene | str | Path], aoi: str | Path | None = None,
     from geolulc.io.read import Masking, StackReader
     from geolulc.mapping.request import check_grid_fits, scene_extent_wgs84
 
-    items = [s if isinstance(s, Scene) else load_scene(s) for s in _scene_list(scenes)]
+    items = [load_scene(s) for s in _scene_list(scenes)]
     if not items:
-        raise GeolulcError("read needs at least one scene")
+        raise ParameterError("`scenes` must name at least one scene")
     if isinstance(bands, str) or not bands:
-        raise GeolulcError(f"bands must be a list of band names such as ['B04', 'B08'], not "
-                           f"{bands!r}")
+        raise ParameterError(f"`bands` must be a list of band names such as ['B04', 'B08'], "
+                             f"not {bands!r}")
     try:
-        bands = [normalise_band(b) for b in bands]
+        names = [normalise_band(b) for b in bands]
     except ValueError as exc:
-        raise GeolulcError(f"bands: {exc}") from None
-    if composite not in ("none", "median", "best") or mask_dilate < 0 or resolution <= 0:
-        raise GeolulcError("composite must be none, median or best, mask_dilate ≥ 0 and "
-                           "resolution > 0")
-    region = (load_aoi(Path(aoi), max_area_km2).geometry if aoi else
-              scene_extent_wgs84(items[0]))
+        raise ParameterError(f"`bands`: {exc}") from None
+    MapOptions(composite=composite, mask_dilate=mask_dilate, resolution=resolution)  # checks
+    region = load_aoi(aoi, max_area_km2).geometry if aoi is not None else scene_extent_wgs84(items[0])
     grid_crs = choose_crs(region, crs)
     grid = grid_for_bounds(project_geometry(region, grid_crs).bounds, grid_crs, resolution, 1, 1)
-    check_grid_fits(grid, len(bands))
-    with StackReader(items, list(bands), grid, Masking(composite, mask_dilate,
-                                                       restore_toa=toa)) as reader:
+    check_grid_fits(grid, len(names))
+    with StackReader(items, names, grid, Masking(composite, mask_dilate, restore_toa=toa)) as reader:
         pixels = reader.read(Window(0, 0, grid.cols, grid.rows))
-    return Stack(pixels.dn, pixels.clear, list(bands), grid.crs, grid.map_transform)
+    return Stack(pixels.dn, pixels.clear, names, grid.crs, grid.map_transform)
 
 
 def change(*, before: str | Path | None = None, after: str | Path | None = None,
-           aoi: str | Path | None = None, dates: list[str] | None = None,
-           model: str | Path = DEFAULT_MODEL, method: str = "auto",
-           threshold: float | None = None, resample: bool = False, device: str = "auto",
-           **options) -> list:
-    """Change between two scenes or maps (`before`, `after`) or between `dates` over `aoi`.
+           aoi: AOILike | None = None, dates: Sequence[str] | None = None,
+           model: str | Path = DEFAULT_MODEL, method: ChangeMethod = "auto",
+           threshold: float | None = None, resample: bool = False,
+           options: MapOptions | None = None) -> ChangeSet:
+    """Change between two scenes or maps (`before`, `after`), or between `dates` over `aoi`.
 
-    Returns a `DatePair` (before, after, change) per consecutive pair, and first → last for more
-    than two dates. Nothing is written; `options` are those of `classify`.
+    The result holds a `DatePair` (before, after, change) per consecutive pair of dates, and
+    first → last for more than two. Nothing is written.
     """
     from geolulc.change_detection.job import detect_changes
 
-    req = MapRequest(aoi=Path(aoi) if aoi else None, model=str(model), device=device,
-                     **{"progress": False, **options})
-    found = detect_changes(req, list(dates or []), Path(before) if before else None,
-                           Path(after) if after else None, threshold, resample, method,
-                           write_maps=False, cache=False)
-    return found.pairs
+    req = MapRequest.of(options, aoi=aoi, model=str(model))
+    return detect_changes(req, list(dates or []), _path(before), _path(after), threshold,
+                          resample, method, write_maps=False, cache=False)
 
 
-def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
+def write_change(pair: DatePair, out_dir: str | Path = "outputs", *, name: str = "change",
                  vector: bool = False) -> dict[str, str]:
-    """Write one `DatePair` of `change` into `out_dir`; returns {kind: path}.
+    """Write one `DatePair` of `change` and return {kind: path}.
 
     The files are the from-to COG, change mask and probability, transitions CSV, summary JSON,
-    side-by-side PNG and, with `vector`, polygons (GeoPackage).
+    side-by-side PNG and, with `vector`, the change polygons (GeoPackage).
     """
     from geolulc.change_detection.files import write_change as write_files
     from geolulc.io.atomic import safe_name
@@ -167,10 +201,122 @@ def write_change(pair, out_dir: str | Path = "outputs", *, name: str = "change",
     return write_files(Path(out_dir), stem, pair.before, pair.after, pair.change, vector)
 
 
-def _scene_list(scenes) -> list:
-    """`scenes` as a list: one path or scene is one scene, not the characters of its path."""
+def make_change(*, before: str | Path | None = None, after: str | Path | None = None,
+                aoi: AOILike | None = None, dates: Sequence[str] | None = None,
+                model: str | Path = DEFAULT_MODEL, method: ChangeMethod = "auto",
+                threshold: float | None = None, resample: bool = False, vector: bool = False,
+                options: MapOptions | None = None, out_dir: str | Path = "outputs",
+                name: str | None = None) -> ChangeResult:
+    """What `geolulc change` does: each date's map and every change between them, written.
+
+    Resumable as `make_map` is: the dates' finished chunks are kept until the change is written.
+    """
+    from geolulc.change_detection.job import run_change
+
+    req = MapRequest.of(options, aoi=aoi, model=str(model), out_dir=Path(out_dir), name=name)
+    return run_change(req, list(dates or []), _path(before), _path(after), threshold, resample,
+                      vector, method)
+
+
+def classify_patches(patches: Sequence[str | Path], *, model: str | Path = DEFAULT_MODEL,
+                     device: str = "auto", precision: Precision = "auto",
+                     engine: Engine = "auto") -> list[PatchPrediction]:
+    """Class probabilities of single patches (13-band GeoTIFFs, or RGB JPEG/PNG).
+
+    `auto` takes the bundled patch classifier for the first patch's bands.
+    """
+    from geolulc.models.evaluate import classify_patch_files
+
+    if isinstance(patches, (str, Path)):
+        patches = [patches]
+    return classify_patch_files([Path(p) for p in patches], str(model), device, precision, engine)
+
+
+def train(*, data: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
+          bands: Sequence[str] | None = None, exclude: str | Path | None = None,
+          init: str | Path | None = None, extra_train: str | Path | None = None,
+          teacher: str | Path | None = None, windows: Sequence[str | Path] = (),
+          device: str = "auto", resume: bool = False) -> TrainedModel:
+    """Train a patch classifier on a EuroSAT-layout folder (one sub-folder per class).
+
+    Checkpoints each epoch in `out_dir` (`resume` continues from it) and writes the model card
+    and weights there; a failed run never overwrites the last good model. `init` and `teacher`
+    are models (bundled names or card paths); `extra_train` patches join the training split
+    only; `windows` are real-scene windows with their water share (.npz).
+    """
+    from geolulc.models.train import TrainConfig, train_folder
+
+    return train_folder(Path(data), Path(out_dir), config or TrainConfig(),
+                        bands=list(bands) if bands else None, exclude=_path(exclude),
+                        init=str(init) if init else None, extra_train=_path(extra_train),
+                        teacher=str(teacher) if teacher else None,
+                        windows=[Path(w) for w in windows], device=device, resume=resume)
+
+
+def evaluate(*, model: str | Path, data: str | Path, split: Split = "all",
+             out_dir: str | Path = "outputs", device: str = "auto",
+             precision: Precision = "auto", engine: Engine = "auto",
+             bands: Sequence[str] | None = None) -> Evaluation:
+    """Accuracy, Cohen's kappa, per-class precision/recall/F1 and the confusion matrix.
+
+    `split="val"` scores only the patches the model's training held out (it needs the folder
+    the model was trained on); `bands` keeps only those bands of the model (the others are set
+    to their training mean) to measure what the rest add. The confusion matrix is written to
+    `out_dir` as CSV and PNG.
+    """
+    from geolulc.models.evaluate import evaluate_folder
+
+    return evaluate_folder(str(model), Path(data), split, Path(out_dir), device, precision, engine,
+                           list(bands) if bands else None)
+
+
+def evaluate_change(cities: Sequence[str | Path], *, model: str | Path = DEFAULT_MODEL,
+                    stride: int = 64, thresholds: Sequence[float] = (),
+                    methods: Sequence[ChangeMethod] = ("combined",), patch_fraction: float = 0.02,
+                    out_dir: str | Path = "outputs/evaluate-change",
+                    device: str = "auto") -> ChangeScores:
+    """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif).
+
+    Pixel and block precision, recall and F1 per city and pooled, for each method and threshold
+    (a method's own threshold where none is given).
+    """
+    from geolulc.change_detection.evaluate import evaluate_cities
+
+    if not cities:
+        raise ParameterError("`cities` must name at least one OSCD city folder")
+    req = MapRequest(model=str(model), stride=stride, device=device, out_dir=Path(out_dir),
+                     name="oscd")
+    return evaluate_cities([Path(c) for c in cities], req, list(thresholds), list(methods),
+                           patch_fraction)
+
+
+def list_models() -> list[ModelInfo]:
+    """The bundled models with their bands, classes, training data and measured accuracy."""
+    from geolulc.models.model import bundled_model_info
+
+    return bundled_model_info()
+
+
+def _scene_list(scenes: Scenes | None) -> list[SceneLike]:
+    """`scenes` as a list: one path or item is one scene, not the characters of its path."""
     if scenes is None:
         return []
-    if isinstance(scenes, (str, Path, Scene)):
-        return [scenes]
+    if isinstance(scenes, (str, Path, Scene, dict)) or hasattr(scenes, "to_dict"):
+        return [cast("SceneLike", scenes)]  # a pystac.Item: `hasattr` does not narrow the type
     return list(scenes)
+
+
+def _path(value: str | Path | None) -> Path | None:
+    """A path argument, checked for being a path at all."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, Path)):
+        raise ParameterError(f"expected a path, not {type(value).__name__}")
+    if not str(value):
+        raise MissingInputError("an empty path was given")
+    return Path(value)
+
+
+__all__ = ["MapOptions", "Stack", "change", "classify", "classify_patches", "download",
+           "evaluate", "evaluate_change", "list_models", "make_change", "make_map", "read", "search",
+           "train", "write", "write_change"]

@@ -4,6 +4,8 @@ The heavy modules (torch, GDAL, geopandas) are not imported here, so that `geolu
 argument errors answer without importing them.
 """
 
+from typing import Literal, get_args
+
 #: Largest AOI accepted without --max-area, in geodesic km².
 DEFAULT_MAX_AREA_KM2 = 25_000.0
 #: `auto`: the best bundled model for the scenes' bands.
@@ -11,5 +13,21 @@ DEFAULT_MODEL = "auto"
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 COLLECTIONS = ("sentinel-2-l2a", "sentinel-2-l1c", "sentinel-2-c1-l2a")
 DEFAULT_COLLECTION = "sentinel-2-l2a"
-#: Inference engines (`geolulc.models.engines`); auto = OpenVINO on the CPU, torch on CUDA.
-ENGINES = ("auto", "openvino", "torch")
+
+# The choices of the API's string options, as types a checker can verify (`typing.get_args`
+# gives the allowed values).
+#: How several acquisitions make one image: auto is a median over a period of several days.
+Composite = Literal["auto", "median", "best", "none"]
+#: What L2A input becomes: auto/toa restore top-of-atmosphere reflectance for L1C models.
+L2AMode = Literal["auto", "toa", "as-is"]
+#: Inference arithmetic: auto is bf16 where the hardware computes it natively.
+Precision = Literal["auto", "fp32", "bf16"]
+#: Inference engine: auto is OpenVINO on the CPU, torch on CUDA.
+Engine = Literal["auto", "openvino", "torch"]
+#: How the change probability between two dates is made.
+ChangeMethod = Literal["auto", "combined", "tv", "independent"]
+#: Which patches an evaluation scores: all, or those the model's training held out.
+Split = Literal["all", "val"]
+
+#: Inference engines (`geolulc.models.engines`).
+ENGINES: tuple[str, ...] = get_args(Engine)

@@ -72,7 +72,7 @@ def test_change_returns_pairs_and_writes_only_when_asked(data_dir, tmp_path):
     import geolulc.change_detection.job  # noqa: F401 (no subpackage may shadow the function)
 
     city = data_dir / "oscd" / "rennes"
-    pairs = geolulc.change(before=city / "imgs_1", after=city / "imgs_2")
+    pairs = geolulc.change(before=city / "imgs_1", after=city / "imgs_2").pairs
     assert len(pairs) == 1 and pairs[0].change.method == "combined"
     change = pairs[0].change
     share = (change.mask == 1).sum() / (change.mask != 255).sum()

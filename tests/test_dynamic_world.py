@@ -97,7 +97,7 @@ def test_default_map_is_10m_dynamic_world_with_water_right(data_dir, tmp_path):
     """Hong Kong: sea, hills of forest and towns. The default model maps every clear pixel at
     10 m; open water by NDWI is water and dry land is not, at the edges too."""
     folder = data_dir / "oscd" / "hongkong" / "imgs_1"
-    summary = run_map(MapRequest(scenes=[folder], out_dir=tmp_path, progress=False))
+    summary = run_map(MapRequest(scenes=[folder], out_dir=tmp_path, progress=False)).to_dict()
     assert summary["model"] == "dynamic-world" and summary["model_kind"] == "segmenter"
     with rasterio.open(summary["outputs"]["landcover"]) as src:
         assert src.res == (10.0, 10.0) and src.nodata == 255 and src.crs.to_epsg() == 32650
@@ -123,8 +123,8 @@ def test_edges_have_no_class_of_their_own(data_dir, tmp_path):
         data[:, data.shape[1] // 2:] = 0
         with rasterio.open(cut / path.name, "w", **{**profile, "nodata": 0}) as dst:
             dst.write(data, 1)
-    full = run_map(MapRequest(scenes=[src_dir], out_dir=tmp_path / "a", progress=False))
-    half = run_map(MapRequest(scenes=[cut], out_dir=tmp_path / "b", progress=False))
+    full = run_map(MapRequest(scenes=[src_dir], out_dir=tmp_path / "a", progress=False)).to_dict()
+    half = run_map(MapRequest(scenes=[cut], out_dir=tmp_path / "b", progress=False)).to_dict()
     with rasterio.open(full["outputs"]["landcover"]) as a, \
             rasterio.open(half["outputs"]["landcover"]) as b:
         assert a.transform == b.transform

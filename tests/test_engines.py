@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from conftest import ROOT, read_bands
-from geolulc.models import engines
+from geolulc.errors import FallbackWarning
 from geolulc.mapping.dense import dense_probabilities
+from geolulc.models import engines
 from geolulc.models.inference import Classifier
 from geolulc.models.model import load_model, predict_probabilities
 
@@ -107,7 +108,7 @@ def test_a_network_openvino_cannot_convert_runs_in_torch(monkeypatch):
     monkeypatch.setenv("GEOLULC_CACHE_DIR", "/nonexistent/cache")
     dw = load_model("dynamic-world")
     x = np.random.default_rng(2).integers(200, 4000, (1, 9, 64, 64)).astype(np.uint16)
-    with pytest.warns(RuntimeWarning, match="OpenVINO could not compile the network "
+    with pytest.warns(FallbackWarning, match="OpenVINO could not compile the network "
                       r"\(Cannot convert aten::something\): inference runs in torch"):
         p = Classifier(dw, CPU, 1, "fp32", engine="openvino").probabilities(x)
     np.testing.assert_allclose(p, torch_fp32(dw, x), atol=1e-6)
@@ -124,7 +125,8 @@ def test_a_broken_openvino_install_falls_back_to_torch(tmp_path, data_dir):
         "import sys; sys.path.insert(0, sys.argv[1]); import warnings, json, geolulc\n"
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"
-        "    s = geolulc.make_map(scenes=[sys.argv[2]], out_dir=sys.argv[3], precision='fp32')\n"
+        "    s = geolulc.make_map(scenes=[sys.argv[2]], out_dir=sys.argv[3],\n"
+        "                         options=geolulc.MapOptions(precision='fp32'))\n"
         "print(json.dumps([str(x.message) for x in w if 'OpenVINO' in str(x.message)]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "site"),

@@ -75,17 +75,20 @@ def test_a_model_is_not_fed_pixels_far_from_its_own(data_dir, tmp_path, resoluti
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"stride": 0}, "stride must be a whole number of at least 1"),
-    ({"batch_size": -1}, "batch_size must be"),
-    ({"composite": "bogus"}, "composite='bogus' is not one of"),
-    ({"min_clear": 5}, "min_clear is a share"),
-    ({"engine": "tensorrt"}, "engine='tensorrt' is not one of"),
+    ({"stride": 0}, "`stride` must be a whole number of at least 1"),
+    ({"batch_size": -1}, "`batch_size` must be"),
+    ({"composite": "bogus"}, "`composite` must be one of auto, median, best, none, not 'bogus'"),
+    ({"min_clear": 5}, "`min_clear` is a share"),
+    ({"engine": "tensorrt"}, "`engine` must be one of auto, openvino, torch, not 'tensorrt'"),
 ])
-def test_the_python_api_validates_like_the_cli(data_dir, options, message):
+def test_the_python_api_validates_like_the_cli(options, message):
+    """Options are checked when made, before any scene is read, as `ValueError`s in the API's
+    terms."""
     import geolulc
 
-    with pytest.raises(geolulc.GeolulcError, match=message):
-        geolulc.classify(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], **options)
+    with pytest.raises(geolulc.GeolulcError, match=message) as raised:
+        geolulc.MapOptions(**options)
+    assert isinstance(raised.value, ValueError)
 
 
 def test_one_scene_path_is_one_scene_not_its_characters(data_dir):
@@ -133,9 +136,9 @@ def test_areas_are_ground_areas_whatever_the_output_crs(data_dir, tmp_path):
     from geolulc.mapping.request import MapRequest
 
     scene = data_dir / "oscd" / "rennes" / "imgs_1"
-    utm = run_map(MapRequest(scenes=[scene], out_dir=tmp_path / "utm", progress=False))
+    utm = run_map(MapRequest(scenes=[scene], out_dir=tmp_path / "utm", progress=False)).to_dict()
     merc = run_map(MapRequest(scenes=[scene], out_dir=tmp_path / "merc", crs="EPSG:3857",
-                              resolution=15.0, progress=False))
+                              resolution=15.0, progress=False)).to_dict()
     assert utm["crs"] == "EPSG:32630" and merc["crs"] == "EPSG:3857"
     # a 15 m Web Mercator pixel is about 10 m on the ground at 48° N: the same area is mapped
     assert merc["stats"]["pixel_area_m2"] == pytest.approx(225)
@@ -249,9 +252,9 @@ def test_a_kill_in_the_middle_of_publishing_is_repaired_by_the_next_run(tmp_path
         "m_confidence.tif": "new", "m_landcover.tif": "new", "m_stats.json": "new"}
 
 
-@pytest.mark.parametrize("bands, message", [([], "bands must be a list"),
-                                            ("B04", "bands must be a list"),
-                                            (["B99"], "bands: ")])
+@pytest.mark.parametrize("bands, message", [([], "`bands` must be a list"),
+                                            ("B04", "`bands` must be a list"),
+                                            (["B99"], "`bands`: ")])
 def test_read_checks_its_bands(data_dir, bands, message):
     import geolulc
 
@@ -300,8 +303,8 @@ def test_a_catalogue_that_is_no_url_is_named(catalog):
                    catalog, cwd=Path(__file__).parents[1])
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"Error: the catalogue must be the http(s) URL of a STAC API, not {catalog!r} (for "
-        "local scenes use --scene)"]
+        f"Error: --catalog must be the http(s) URL of a STAC API, not {catalog!r} (local scenes "
+        "need no catalogue)"]
 
 
 def test_probe_findings_are_one_line_errors(data_dir, tmp_path):

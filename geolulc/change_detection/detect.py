@@ -35,7 +35,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import ParameterError
 from geolulc.io.rasters import NODATA, PROB_SCALE
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,13 @@ def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv"
         score = 1.0 - np.sum(before * after, axis=-1)
     elif method == "combined":
         if spectral is None or weights is None:
-            raise GeolulcError("the combined change needs the scenes of both dates (maps alone "
-                               "carry no reflectance): use --method tv for maps")
+            raise ParameterError("the combined change needs the scenes of both dates (maps alone "
+                               "carry no reflectance): use `method='tv'` for maps")
         w = np.einsum("...i,ij,...j->...", before, weights, after)
         s = spectral * w
         score = s * s / (s * s + HALF_SCORE * HALF_SCORE)
     else:
-        raise GeolulcError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
+        raise ParameterError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
     return np.clip(score, 0.0, 1.0)
 
 
@@ -146,9 +146,9 @@ def compare(before: DateMap, after: DateMap, threshold: float | None = None,
     """
     k = len(before.classes)
     if k > MAX_CLASSES:
-        raise GeolulcError(f"change detection supports at most {MAX_CLASSES} classes, not {k}")
+        raise ParameterError(f"change detection supports at most {MAX_CLASSES} classes, not {k}")
     if method not in METHODS:
-        raise GeolulcError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
+        raise ParameterError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
     threshold = DEFAULT_THRESHOLD[method] if threshold is None else threshold
     weights = transition_weights(before.classes)
     valid = before.valid & after.valid

@@ -14,10 +14,13 @@ OSCD labels mark urban change only, a subset of land-cover change; see the READM
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import reproject
@@ -25,7 +28,7 @@ from rasterio.warp import reproject
 from geolulc.change_detection.detect import DEFAULT_THRESHOLD, compare
 from geolulc.change_detection.job import DateInput, classify_dates
 from geolulc.core.device import resolve_device
-from geolulc.errors import GeolulcError
+from geolulc.errors import DataError
 from geolulc.io.scenes import load_scene
 from geolulc.mapping.request import MapRequest, model_for
 from geolulc.models.evaluate import precision_recall_f1
@@ -53,10 +56,10 @@ def total(results: list[dict]) -> dict:
     return finish({k: sum(r[k] for r in results) for k in ("tp", "fp", "fn", "tn")})
 
 
-def _label_grid(city: Path):
+def _label_grid(city: Path) -> tuple[np.ndarray, rasterio.crs.CRS, Affine]:
     b02 = sorted((city / "imgs_1").glob("*_B02.tif"))
     if not b02 or not (city / "change-labels.tif").exists():
-        raise GeolulcError(f"{city} is not a labelled OSCD city folder (imgs_1/*_B02.tif and "
+        raise DataError(f"{city} is not a labelled OSCD city folder (imgs_1/*_B02.tif and "
                            "change-labels.tif needed)")
     with warnings.catch_warnings():  # the label file has no georeference, by design
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -64,7 +67,7 @@ def _label_grid(city: Path):
             labels = lab.read(1)
     with rasterio.open(b02[0]) as ref:
         if labels.shape != ref.shape:
-            raise GeolulcError(f"{city}: change labels {labels.shape} do not match B02 "
+            raise DataError(f"{city}: change labels {labels.shape} do not match B02 "
                                f"{ref.shape}")
         return labels == 2, ref.crs, ref.transform
 
@@ -127,8 +130,25 @@ def evaluate_city(
             "changed_label_share": round(float(truth_px.mean()), 4), "results": results}
 
 
+@dataclass(frozen=True)
+class ChangeScores:
+    """Scores of `change` on OSCD cities (`geolulc evaluate-change --json` prints `to_dict()`)."""
+
+    model: str
+    stride: int
+    patch_fraction: float
+    cities: list[dict[str, Any]]
+    """Per city: its grid and, per method and threshold, pixel and block scores."""
+    total: list[dict[str, Any]]
+    """Per method and threshold: pixel and block scores of the pooled confusion counts."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scores as JSON-ready data."""
+        return asdict(self)
+
+
 def evaluate_cities(cities: list[Path], req: MapRequest, thresholds: list[float],
-                    methods: list[str], patch_fraction: float) -> dict:
+                    methods: list[str], patch_fraction: float) -> ChangeScores:
     """Score every city, then the micro-average over all of them of each (method, threshold)."""
     per_city = [evaluate_city(c, req, thresholds, methods, patch_fraction) for c in cities]
     summary = []
@@ -137,5 +157,4 @@ def evaluate_cities(cities: list[Path], req: MapRequest, thresholds: list[float]
         summary.append({"method": first["method"], "threshold": first["threshold"],
                         "pixel": total([r["pixel"] for r in rows]),
                         "block": total([r["block"] for r in rows])})
-    return {"model": req.model, "stride": req.stride, "patch_fraction": patch_fraction,
-            "cities": per_city, "total": summary}
+    return ChangeScores(req.model, req.stride, patch_fraction, per_city, summary)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from geolulc.change_detection.detect import Change, DateMap
-from geolulc.errors import GeolulcError
+from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
 from geolulc.io.quicklook import render_labels
 from geolulc.io.rasters import LANDCOVER_SUFFIX, NODATA, PROBABILITIES_SUFFIX, write_cog
@@ -47,9 +48,9 @@ def read_map(path: Path) -> DateMap:
             crs, transform = CRS.from_user_input(src.crs), src.transform
             cmap = src.colormap(1) if "classes" in tags else {}
     except rasterio.errors.RasterioError as exc:
-        raise GeolulcError(f"cannot read map {path}: {str(exc).splitlines()[0]}") from None
+        raise ReadError(f"cannot read map {path}: {str(exc).splitlines()[0]}") from None
     if "classes" not in tags or "model" not in tags:
-        raise GeolulcError(f"{path} is not a land-cover map written by geolulc (no class tags)")
+        raise DataError(f"{path} is not a land-cover map written by geolulc (no class tags)")
     classes = json.loads(tags["classes"])
     colors = [tuple(cmap.get(i, (128, 128, 128, 255))[:3]) for i in range(len(classes))]
     prob_path = Path(str(path).replace(LANDCOVER_SUFFIX, PROBABILITIES_SUFFIX))
@@ -57,16 +58,17 @@ def read_map(path: Path) -> DateMap:
         try:
             with rasterio.open(prob_path) as src:
                 if src.count != len(classes) or src.dtypes[0] != "uint8":
-                    raise GeolulcError(f"{prob_path} holds {src.count} {src.dtypes[0]} bands, not "
+                    raise DataError(f"{prob_path} holds {src.count} {src.dtypes[0]} bands, not "
                                        f"the {len(classes)} uint8 class probabilities of {path}")
                 probs = np.moveaxis(src.read(), 0, 2)  # × PROB_SCALE
         except rasterio.errors.RasterioError as exc:
-            raise GeolulcError(f"cannot read {prob_path}: {str(exc).splitlines()[0]}") from None
+            raise ReadError(f"cannot read {prob_path}: {str(exc).splitlines()[0]}") from None
         if probs.shape[:2] != labels.shape:
-            raise GeolulcError(f"{prob_path} does not lie on the grid of {path}")
+            raise DataError(f"{prob_path} does not lie on the grid of {path}")
         probs[labels == NODATA] = 0
     else:
-        log.warning("%s has no probabilities beside it; change probability is 0 or 1", path)
+        warnings.warn(f"{path} has no probabilities beside it; change probability is 0 or 1",
+                      FallbackWarning, stacklevel=2)
         probs = one_hot(labels, len(classes))
     name = Path(path).name.removesuffix(LANDCOVER_SUFFIX).removesuffix(".tif")
     return DateMap(name, labels, probs, crs, transform, tags["model"], classes, colors)
@@ -94,18 +96,18 @@ def resample_onto(source: DateMap, target: DateMap) -> DateMap:
 def check_comparable(before: DateMap, after: DateMap, resample: bool) -> DateMap:
     """Refuse maps of different models; different grids only when asked to resample."""
     if before.model != after.model or before.classes != after.classes:
-        raise GeolulcError(f"maps were made with different models ({before.model} and "
+        raise DataError(f"maps were made with different models ({before.model} and "
                            f"{after.model}); compare maps of one model")
     same_grid = (before.crs == after.crs and before.transform.almost_equals(after.transform)
                  and before.labels.shape == after.labels.shape)
     if same_grid:
         return after
     if not resample:
-        raise GeolulcError("the maps lie on different grids (CRS, pixel size or extent); "
-                           "pass --resample to resample the second onto the first")
+        raise DataError("the maps lie on different grids (CRS, pixel size or extent); "
+                           "pass `resample` to resample the second onto the first")
     resampled = resample_onto(after, before)
     if not ((resampled.labels != NODATA) & (before.labels != NODATA)).any():
-        raise GeolulcError("the two maps do not overlap: there is nothing to compare")
+        raise NoDataError("the two maps do not overlap: there is nothing to compare")
     return resampled
 
 
@@ -131,7 +133,9 @@ def transition_matrix_csv(change: Change, classes: list[str], cell_area_m2: floa
     return "\n".join(lines) + "\n"
 
 
-def fromto_colormap(classes: list[str], colors) -> dict[int, tuple[int, int, int, int]]:
+def fromto_colormap(
+    classes: list[str], colors: list[tuple[int, int, int]],
+) -> dict[int, tuple[int, int, int, int]]:
     """Changed pairs take the colour of the new class; unchanged ones a pale version of theirs."""
     k = len(classes)
     cmap = {NODATA: (0, 0, 0, 0)}

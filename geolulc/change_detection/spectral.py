@@ -29,13 +29,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import uniform_filter
 
 from geolulc.core.grid import PatchGrid
-from geolulc.errors import GeolulcError
+from geolulc.errors import NoDataError, SceneError
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import Scene
 from geolulc.mapping.chunks import chunk_window
@@ -85,7 +86,7 @@ def fit_normalisation(before: np.ndarray, after: np.ndarray) -> Normalisation:
     quietest pixels).
     """
     if before.shape[1] < MIN_PIXELS:
-        raise GeolulcError(f"the dates have {before.shape[1]} clear pixels in common (at least "
+        raise NoDataError(f"the dates have {before.shape[1]} clear pixels in common (at least "
                            f"{MIN_PIXELS} are needed to compare their reflectance)")
     x, y = before.astype(np.float64), after.astype(np.float64)
 
@@ -108,12 +109,13 @@ def _shifted_min(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Mean squared standardised difference, the smallest over shifts of `y` by ≤ 1 pixel."""
     height, width = x.shape[1:]
     pad = np.pad(y, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    best = None
+    best: np.ndarray | None = None
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
             diff = (pad[:, dy:dy + height, dx:dx + width] - x) / sigma[:, None, None]
             score = np.einsum("bhw,bhw->hw", diff, diff) / len(sigma)
             best = score if best is None else np.minimum(best, score)
+    assert best is not None  # the nine shifts were scored
     return best
 
 
@@ -156,7 +158,7 @@ def check_levels(scenes: list[Scene]) -> None:
     """Reflectances of L1C and L2A are not comparable: refuse a mix before any work starts."""
     levels = {s.level for s in scenes}
     if len(levels) > 1:
-        raise GeolulcError("the dates have different processing levels (L1C and L2A): their "
+        raise SceneError("the dates have different processing levels (L1C and L2A): their "
                            "reflectances cannot be compared; use one collection for all dates")
 
 
@@ -181,7 +183,7 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
     rng = np.random.default_rng(0)
     with StackReader(before, SPECTRAL_BANDS, grid, plain[0]) as first, \
             StackReader(after, SPECTRAL_BANDS, grid, plain[1]) as second:
-        def pairs():
+        def pairs() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
             for row0 in range(0, grid.rows, chunk_rows):
                 window = chunk_window(grid, chunk_rows, row0)
                 a, b = first.read(window), second.read(window)

@@ -19,7 +19,14 @@ from geolulc.cli.options import (
     scale_options,
     search_options,
 )
-from geolulc.defaults import DEFAULT_MODEL
+from geolulc.defaults import (
+    DEFAULT_MODEL,
+    ChangeMethod,
+    Composite,
+    Engine,
+    L2AMode,
+    Precision,
+)
 
 
 class SpacedDates(click.Command):
@@ -84,27 +91,31 @@ class SpacedDates(click.Command):
 @scale_options
 @output_options
 @friendly_errors
-def change_command(aoi, composite, mask_dilate, max_acquisitions, l2a, dates, before, after,
-                   threshold, method, resample, vector, catalog, collection,
-                   max_cloud, max_area, model, stride, batch_size, device, precision, engine, chunk_rows,
-                   workers, scheduler, min_clear, out_dir, name, as_json, quiet):
+def change_command(aoi: Path | None, composite: Composite, mask_dilate: int, max_acquisitions: int,
+                   l2a: L2AMode, dates: tuple[str, ...], before: Path | None, after: Path | None,
+                   threshold: float | None, method: ChangeMethod, resample: bool, vector: bool,
+                   catalog: str, collection: str, max_cloud: float | None, max_area: float,
+                   model: str, stride: int, batch_size: int | None, device: str,
+                   precision: Precision, engine: Engine, chunk_rows: int | None,
+                   workers: int | None, scheduler: str | None, min_clear: float, out_dir: Path,
+                   name: str | None, as_json: bool, quiet: bool) -> None:
     """Land-cover change between dates (from-to classes, change mask and probability).
 
     Either --aoi with --dates (each date mapped on one common grid), or --before/--after with
     two local scenes or two land-cover maps written by `geolulc map`.
     """
-    from geolulc.change_detection.job import run_change
-    from geolulc.mapping.request import MapRequest
+    from geolulc.api import MapOptions, make_change
 
     date_list = [d for text in dates for d in text.split()]
-    req = MapRequest(aoi=aoi, catalog=catalog, collection=collection, max_cloud=max_cloud,
-                     model=model, stride=stride, batch_size=batch_size, device=device,
-                     out_dir=out_dir, name=name, min_clear=min_clear, max_area_km2=max_area,
-                     progress=not quiet and not as_json, composite=composite,
-                     mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a,
-                     precision=precision, engine=engine, chunk_rows=chunk_rows, workers=workers,
-                     scheduler=scheduler)
-    summary = run_change(req, date_list, before, after, threshold, resample, vector, method)
+    options = MapOptions(catalog=catalog, collection=collection, max_cloud=max_cloud,
+                         max_area_km2=max_area, stride=stride, composite=composite,
+                         mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a,
+                         min_clear=min_clear, batch_size=batch_size, precision=precision,
+                         engine=engine, device=device, chunk_rows=chunk_rows, workers=workers,
+                         scheduler=scheduler, progress=not quiet and not as_json)
+    summary = make_change(aoi=aoi, dates=date_list, before=before, after=after, model=model,
+                          method=method, threshold=threshold, resample=resample, vector=vector,
+                          options=options, out_dir=out_dir, name=name).to_dict()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

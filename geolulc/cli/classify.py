@@ -9,8 +9,7 @@ import click
 
 from geolulc.cli.main import main
 from geolulc.cli.options import engine_option, friendly_errors
-from geolulc.defaults import DEFAULT_MODEL
-from geolulc.errors import GeolulcError
+from geolulc.defaults import DEFAULT_MODEL, Engine, Precision
 
 
 @main.command("classify")
@@ -25,40 +24,13 @@ from geolulc.errors import GeolulcError
 @engine_option
 @click.option("--json", "as_json", is_flag=True, help="All class probabilities as JSON.")
 @friendly_errors
-def classify_command(paths, model, top, device, precision, engine, as_json):
+def classify_command(paths: tuple[Path, ...], model: str, top: int, device: str,
+                     precision: Precision, engine: Engine, as_json: bool) -> None:
     """Class and probabilities of single patches (13-band GeoTIFF, or RGB JPEG/PNG)."""
-    import numpy as np
+    from geolulc.api import classify_patches
 
-    from geolulc.core.device import resolve_device
-    from geolulc.models.evaluate import predict
-    from geolulc.models.model import auto_model, load_model
-    from geolulc.models.patchdata import PatchSet, read_patch
-
-    loaded = None
-    rows = []
-    for path in paths:
-        if not path.exists():
-            raise GeolulcError(f"patch {path} does not exist")
-        arr, bands, kind = read_patch(path)
-        if loaded is None:
-            dev = resolve_device(device)
-            loaded = load_model(auto_model(set(bands), ("classifier",)) if model == DEFAULT_MODEL
-                                else model, dev)
-            if loaded.kind != "classifier":
-                raise GeolulcError(f"{loaded.name} labels pixels, not patches: map a scene "
-                                   "with it (geolulc map --scene …)")
-        if arr.shape[-2:] != (loaded.patch_size, loaded.patch_size):
-            raise GeolulcError(f"patch {path} is {arr.shape[-1]}×{arr.shape[-2]} pixels; "
-                               f"{loaded.name} classifies {loaded.patch_size}×"
-                               f"{loaded.patch_size} patches")
-        single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
-                          [path])
-        probs = predict(loaded, single, dev, precision, engine=engine)[0]
-        order = np.argsort(-probs)
-        rows.append({"path": str(path), "class": loaded.classes[order[0]],
-                     "probability": round(float(probs[order[0]]), 4),
-                     "probabilities": {c: round(float(p), 4)
-                                       for c, p in zip(loaded.classes, probs)}})
+    rows = [p.to_dict() for p in classify_patches(paths, model=model, device=device,
+                                                  precision=precision, engine=engine)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -27,18 +27,18 @@ from geolulc.errors import GeolulcError
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for the per-band COGs and their STAC item (item.json).")
 @friendly_errors
-def download_command(aoi, date, catalog, collection, max_cloud, max_area, bands, crs,
-                     resolution, out_dir):
+def download_command(aoi: Path, date: str | None, catalog: str, collection: str,
+                     max_cloud: float | None, max_area: float, bands: str | None,
+                     crs: str | None, resolution: float, out_dir: Path) -> None:
     """Save the harmonised band stack of an AOI locally, for later runs without network.
 
     The folder can then be mapped with `geolulc map --scene FOLDER`.
     """
-    from geolulc.io.download import download_stack
+    from geolulc.api import download
 
     if not date:
         raise GeolulcError("--date is required")
-    band_list = parse_bands(bands)
-    item_path = download_stack(aoi, date, out_dir, catalog=catalog, collection=collection,
-                               max_cloud=max_cloud, max_area_km2=max_area, bands=band_list,
-                               crs=crs, resolution=resolution)
+    item_path = download(aoi=aoi, date=date, out_dir=out_dir, catalog=catalog,
+                         collection=collection, max_cloud=max_cloud, max_area_km2=max_area,
+                         bands=parse_bands(bands), crs=crs, resolution=resolution)
     click.echo(f"Saved {item_path}")

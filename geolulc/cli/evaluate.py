@@ -13,6 +13,7 @@ from geolulc.cli.options import (
     engine_option,
     friendly_errors,
 )
+from geolulc.defaults import Engine, Precision, Split
 
 
 @main.command("evaluate")
@@ -35,44 +36,21 @@ from geolulc.cli.options import (
 @engine_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @friendly_errors
-def evaluate_command(model, data_dir, split, out_dir, device, precision, engine, bands, as_json):
+def evaluate_command(model: str, data_dir: Path, split: Split, out_dir: Path, device: str,
+                     precision: Precision, engine: Engine, bands: str | None,
+                     as_json: bool) -> None:
     """Accuracy, per-class precision/recall/F1, Cohen's kappa and confusion matrix."""
+    from geolulc.api import evaluate
     from geolulc.cli.options import parse_bands
-    from geolulc.core.device import resolve_device
-    from geolulc.io.atomic import safe_name
-    from geolulc.models.evaluate import (
-        metrics,
-        predict,
-        remove_bands,
-        validation_subset,
-        write_reports,
-    )
-    from geolulc.models.model import load_model
-    from geolulc.models.patchdata import load_patch_folder
 
-    dev = resolve_device(device)
-    loaded = load_model(model, dev)
-    data = load_patch_folder(data_dir, classes=loaded.classes)
-    if split == "val":
-        data = validation_subset(loaded, data, Path(data_dir))
     keep = parse_bands(bands)
-    if keep:
-        data = remove_bands(loaded, data, keep)
-    probs = predict(loaded, data, dev, precision, engine=engine)
-    result = metrics(data.y, probs.argmax(1), loaded.classes)
-    result["model"] = loaded.name
-    result["data"] = str(data_dir)
-    result["split"] = split
-    result["precision"] = precision
-    result["engine"] = engine
-    result["bands"] = keep or loaded.bands
-    result["reports"] = write_reports(result, out_dir,
-                                      safe_name(f"{loaded.name}_{Path(data_dir).name}"))
+    result = evaluate(model=model, data=data_dir, split=split, out_dir=out_dir, device=device,
+                      precision=precision, engine=engine, bands=keep).to_dict()
     if as_json:
         click.echo(json.dumps(result))
         return
     using = f", bands {','.join(keep)} only" if keep else ""
-    click.echo(f"{loaded.name} on {data_dir} ({split}, n={result['n']}{using}): accuracy "
+    click.echo(f"{result['model']} on {data_dir} ({split}, n={result['n']}{using}): accuracy "
                f"{result['accuracy']:.4f}, kappa {result['kappa']:.4f}")
     click.echo(f"{'class':<22}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>7}")
     for name, row in result["per_class"].items():

@@ -9,7 +9,7 @@ import click
 
 from geolulc.cli.main import main
 from geolulc.cli.options import friendly_errors
-from geolulc.defaults import DEFAULT_MODEL
+from geolulc.defaults import DEFAULT_MODEL, ChangeMethod
 
 
 @main.command("evaluate-change")
@@ -32,18 +32,19 @@ from geolulc.defaults import DEFAULT_MODEL
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print all scores as JSON.")
 @friendly_errors
-def evaluate_change_command(cities, model, stride, thresholds, methods, patch_fraction, out_dir,
-                            device, as_json):
+def evaluate_change_command(cities: tuple[Path, ...], model: str, stride: int,
+                            thresholds: tuple[float, ...], methods: tuple[ChangeMethod, ...],
+                            patch_fraction: float, out_dir: Path, device: str,
+                            as_json: bool) -> None:
     """Score `change` on OSCD city folders (imgs_1, imgs_2, change-labels.tif).
 
     Scores are pixel- and 64 × 64-block precision, recall and F1.
     """
-    from geolulc.change_detection.evaluate import evaluate_cities
-    from geolulc.mapping.request import MapRequest
+    from geolulc.api import evaluate_change
 
-    req = MapRequest(model=model, stride=stride, device=device, out_dir=out_dir, name="oscd",
-                     progress=False)
-    result = evaluate_cities(list(cities), req, list(thresholds), list(methods), patch_fraction)
+    result = evaluate_change(cities, model=model, stride=stride, thresholds=thresholds,
+                             methods=methods, patch_fraction=patch_fraction, out_dir=out_dir,
+                             device=device).to_dict()
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

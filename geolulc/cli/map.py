@@ -18,7 +18,7 @@ from geolulc.cli.options import (
     scale_options,
     search_options,
 )
-from geolulc.defaults import DEFAULT_MODEL
+from geolulc.defaults import DEFAULT_MODEL, Composite, Engine, L2AMode, Precision
 from geolulc.errors import GeolulcError
 
 
@@ -51,27 +51,32 @@ from geolulc.errors import GeolulcError
 @scale_options
 @output_options
 @friendly_errors
-def map_command(aoi, date, catalog, collection, max_cloud, max_area, composite, mask_dilate, l2a,
-                max_acquisitions, scenes, model, stride, dense, batch_size, precision, engine, device,
-                crs, resolution, chunk_rows, workers, scheduler, min_clear, out_dir, name,
-                as_json, quiet):
+def map_command(aoi: Path | None, date: str | None, catalog: str, collection: str,
+                max_cloud: float | None, max_area: float, composite: Composite, mask_dilate: int,
+                l2a: L2AMode, max_acquisitions: int, scenes: tuple[Path, ...], model: str,
+                stride: int, dense: bool, batch_size: int | None, precision: Precision,
+                engine: Engine, device: str, crs: str | None, resolution: float,
+                chunk_rows: int | None, workers: int | None, scheduler: str | None,
+                min_clear: float, out_dir: Path, name: str | None, as_json: bool,
+                quiet: bool) -> None:
     """Map land cover over an AOI for a date, or over local scenes.
 
     Writes NAME_landcover.tif (COG, class codes, colour table, no-data 255),
     NAME_confidence.tif, NAME_stats.json/.csv (km² per class) and NAME_quicklook.png.
     """
-    from geolulc.api import make_map
+    from geolulc.api import MapOptions, make_map
 
     if not scenes and (aoi is None or not date):
         raise GeolulcError("give --aoi and --date, or --scene")
-    summary = make_map(aoi=aoi, date=date, scenes=list(scenes), out_dir=out_dir,
-                       catalog=catalog, collection=collection, max_cloud=max_cloud,
-                       model=model, stride=stride, batch_size=batch_size, precision=precision,
-                       engine=engine, device=device, crs=crs, resolution=resolution, name=name,
-                       min_clear=min_clear, max_area_km2=max_area,
-                       progress=not quiet and not as_json, dense=dense, chunk_rows=chunk_rows,
-                       workers=workers, scheduler=scheduler, composite=composite,
-                       mask_dilate=mask_dilate, max_acquisitions=max_acquisitions, l2a=l2a)
+    options = MapOptions(catalog=catalog, collection=collection, max_cloud=max_cloud,
+                         max_area_km2=max_area, stride=stride, resolution=resolution, crs=crs,
+                         composite=composite, mask_dilate=mask_dilate,
+                         max_acquisitions=max_acquisitions, l2a=l2a, min_clear=min_clear,
+                         dense=dense, batch_size=batch_size, precision=precision, engine=engine,
+                         device=device, chunk_rows=chunk_rows, workers=workers,
+                         scheduler=scheduler, progress=not quiet and not as_json)
+    summary = make_map(aoi=aoi, date=date, scenes=list(scenes), model=model, options=options,
+                       out_dir=out_dir, name=name).to_dict()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

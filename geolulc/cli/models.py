@@ -13,19 +13,11 @@ from geolulc.cli.options import friendly_errors
 @main.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print the model cards' summaries as JSON.")
 @friendly_errors
-def models_command(as_json):
+def models_command(as_json: bool) -> None:
     """The bundled models with their bands, classes, training data and measured accuracy."""
-    from geolulc.models.model import BUNDLED_DIR, bundled_models, read_card
+    from geolulc.api import list_models
 
-    rows = []
-    for name in bundled_models():
-        card = read_card(BUNDLED_DIR / f"{name}.json")
-        training = card.get("training", {})
-        rows.append({"name": name, "kind": card.get("kind", "classifier"), "bands": card["bands"],
-                     "level": card["processing_level"], "classes": card["classes"],
-                     "training_data": training.get("data") or card.get("source", {}).get("project"),
-                     "metrics": card.get("metrics", {}),
-                     "patches_per_s_cpu": card.get("throughput", {}).get("cpu_patches_per_s")})
+    rows = [info.to_dict() for info in list_models()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -6,8 +6,11 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ParamSpec, TextIO, TypeVar
 
 import click
 
@@ -18,20 +21,58 @@ from geolulc.defaults import (
     EARTH_SEARCH,
     ENGINES,
 )
-from geolulc.errors import GeolulcError
+from geolulc.errors import GeolulcError, GeolulcWarning
 
 log = logging.getLogger("geolulc")
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+#: A command callback, before or after click decorated it.
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-def friendly_errors(func):
+
+#: API parameters whose command-line option has another name.
+_API_TO_OPTION = {"max_area_km2": "max_area"}
+
+
+def cli_message(message: str) -> str:
+    """An API message in the command's terms, with API names turned into the command's options.
+
+    `` `aoi` `` becomes --aoi, `` `method='tv'` `` becomes --method tv; names the command has no
+    option for stay as they are.
+    """
+    ctx = click.get_current_context(silent=True)
+    flags = {}
+    for param in ctx.command.params if ctx else []:
+        if isinstance(param, click.Option):
+            longs = [o for o in param.opts if o.startswith("--")] or param.opts
+            flags[param.name] = longs[0]
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        option = flags.get(_API_TO_OPTION.get(name, name))
+        if option is None:
+            return match.group(0)
+        return f"{option} {value}" if value is not None else option
+
+    return re.sub(r"`([a-z_][a-z0-9_]*)(?:='([^'`]*)')?`", flag, message)
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+    """Warnings as one line on stderr, in the command's terms (no source line)."""
+    click.echo(f"Warning: {cli_message(str(message))}", err=True)
+
+
+def friendly_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn every failure into one line on stderr and a non-zero exit (GEOLULC_DEBUG=1 re-raises)."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return func(*args, **kwargs)
-        except GeolulcError as exc:
-            click.echo(f"Error: {exc}", err=True)
+        except (GeolulcError, GeolulcWarning) as exc:  # a warning made an error by a filter
+            click.echo(f"Error: {cli_message(str(exc))}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing half-written was kept; run the same command "
@@ -66,7 +107,8 @@ class BatchSize(click.ParamType):
 
     name = "auto|N"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: str | int | None, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | None:
         """`auto` (or nothing) as None, a positive integer as itself; anything else fails the command."""
         if value in (None, "auto"):
             return None
@@ -89,7 +131,7 @@ def echo_outputs(outputs: dict[str, str]) -> None:
         click.echo(f"  {kind:<{width}}{path}")
 
 
-def aoi_option(required: bool = False):
+def aoi_option(required: bool = False) -> Callable[[_F], _F]:
     """The `--aoi` option, optional unless `required`, declared once for every command that takes it."""
     return click.option(
         "--aoi", type=click.Path(path_type=Path), required=required,
@@ -97,7 +139,7 @@ def aoi_option(required: bool = False):
              "merged).")
 
 
-def search_options(func, with_date: bool = True):
+def search_options(func: _F, with_date: bool = True) -> _F:
     """Options shared by every command that searches a STAC catalogue."""
     date = click.option("--date", help="Required with --aoi: a day (2023-06-15), a month "
                         "(2023-06), a year (2023) or a range (2023-06-01/2023-07-15).")
@@ -119,7 +161,7 @@ def search_options(func, with_date: bool = True):
     return func
 
 
-def output_options(func):
+def output_options(func: _F) -> _F:
     """Options shared by `map` and `change` for patch selection and outputs."""
     options = [
         click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5,
@@ -137,7 +179,7 @@ def output_options(func):
     return func
 
 
-def masking_options(func):
+def masking_options(func: _F) -> _F:
     """Cloud masking and compositing options shared by `map` and `change`."""
     options = [
         click.option("--composite", type=click.Choice(["auto", "median", "best", "none"]),
@@ -170,7 +212,7 @@ engine_option = click.option(
     "auto = openvino on the CPU where installed, torch on a GPU. Same maps.")
 
 
-def scale_options(func):
+def scale_options(func: _F) -> _F:
     """Arithmetic, streaming and distribution options shared by `map` and `change`."""
     for option in reversed([
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),

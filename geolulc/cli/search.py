@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TypedDict
 
 import click
 
@@ -15,6 +17,18 @@ from geolulc.cli.options import (
 from geolulc.errors import GeolulcError
 
 
+class _SceneRow(TypedDict):
+    """One scene as `search` lists it (and prints it with --json)."""
+
+    id: str
+    datetime: str | None
+    level: str
+    cloud_cover: float | None
+    processing_baseline: str | None
+    aoi_coverage: float | None
+    bands: list[str]
+
+
 @main.command("search")
 @aoi_option(required=True)
 @search_options
@@ -22,16 +36,18 @@ from geolulc.errors import GeolulcError
               help="Most items to fetch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scenes as JSON.")
 @friendly_errors
-def search_command(aoi, date, catalog, collection, max_cloud, max_area, limit, as_json):
+def search_command(aoi: Path, date: str | None, catalog: str, collection: str,
+                   max_cloud: float | None, max_area: float, limit: int, as_json: bool) -> None:
     """List the scenes a catalogue holds for an AOI and date, least cloudy first."""
+    from geolulc.api import search
     from geolulc.io.aoi import load_aoi
-    from geolulc.io.catalog import search_scenes
 
     if not date:
         raise GeolulcError("--date is required")
+    scenes = search(aoi=aoi, date=date, catalog=catalog, collection=collection,
+                    max_cloud=max_cloud, max_area_km2=max_area, limit=limit)
     area = load_aoi(aoi, max_area)
-    scenes = search_scenes(area.geometry, date, catalog, collection, max_cloud, limit)
-    rows = [{
+    rows: list[_SceneRow] = [{
         "id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
         "level": s.level, "cloud_cover": s.cloud_cover,
         "processing_baseline": s.baseline_text,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -12,6 +12,7 @@ from geolulc.cli.options import (
     friendly_errors,
     parse_bands,
 )
+from geolulc.defaults import Precision
 from geolulc.errors import GeolulcError
 
 
@@ -97,27 +98,23 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @friendly_errors
-def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, lr, widths, blocks,
-                  weight_decay, augment_preset, shift, loss, label_smoothing, ema, precision,
-                  val_fraction, seed, init_model, extra_train, teacher_model, distill_weight,
-                  window_files, window_weight, level, device, resume):
+def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
+                  exclude: Path | None, epochs: int, batch_size: int, lr: float, widths: str,
+                  blocks: str | None, weight_decay: float, augment_preset: str, shift: int | None,
+                  loss: Literal["label-smoothing", "ce", "bahri"], label_smoothing: float,
+                  ema: float, precision: Precision, val_fraction: float, seed: int,
+                  init_model: str | None, extra_train: Path | None, teacher_model: str | None,
+                  distill_weight: float, window_files: tuple[Path, ...], window_weight: float,
+                  level: Literal["L1C", "L2A"], device: str, resume: bool) -> None:
     """Train a patch classifier; a failed run never overwrites the last good model."""
     from dataclasses import replace
 
+    from geolulc.api import train
     from geolulc.models.augment import PRESETS
-    from geolulc.models.model import load_model
-    from geolulc.models.patchdata import load_patch_folder, load_water_windows
-    from geolulc.models.train import TrainConfig, train
+    from geolulc.models.train import TrainConfig
 
     width_tuple = _int_list("--widths", widths)
     block_tuple = _int_list("--blocks", blocks) if blocks else (1,) * len(width_tuple)
-    if len(block_tuple) != len(width_tuple):
-        raise GeolulcError(f"--blocks needs one number per stage of --widths "
-                           f"({len(width_tuple)}), not {blocks!r}")
-    band_list = parse_bands(bands)
-    data = load_patch_folder(data_dir, band_list, exclude=exclude)
-    extra = (load_patch_folder(extra_train, data.bands, classes=data.classes)
-             if extra_train else None)
     augmentation = PRESETS[augment_preset]
     if shift is not None:
         augmentation = replace(augmentation, shift=shift)
@@ -126,16 +123,9 @@ def train_command(data_dir, out_dir, name, bands, exclude, epochs, batch_size, l
                          augmentation=augmentation, loss=loss, label_smoothing=label_smoothing,
                          distill_weight=distill_weight, window_weight=window_weight,
                          precision=precision, val_fraction=val_fraction, seed=seed,
-                         name=name, level=level,
-                         extra_card={"training": {
-                             "data": str(data_dir),
-                             "excluded_names_from": str(exclude) if exclude else None}})
-    init = load_model(init_model) if init_model else None
-    teacher = load_model(teacher_model) if teacher_model else None
-    windows = (load_water_windows(list(window_files), data.bands, int(data.x.shape[-1]))
-               if window_files else None)
-    path = train(data, out_dir, config, device=device, resume=resume, init=init, extra=extra,
-                 teacher=teacher, windows=windows)
-    card = json.loads(path.read_text())
-    click.echo(f"Saved {path} (validation accuracy "
-               f"{card['metrics']['val_accuracy']:.4f} on {card['metrics']['n_val']} patches)")
+                         name=name, level=level)
+    trained = train(data=data_dir, out_dir=out_dir, config=config, bands=parse_bands(bands),
+                    exclude=exclude, init=init_model, extra_train=extra_train,
+                    teacher=teacher_model, windows=window_files, device=device, resume=resume)
+    click.echo(f"Saved {trained.card} (validation accuracy {trained.val_accuracy:.4f} on "
+               f"{trained.n_val} patches)")

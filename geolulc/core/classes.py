@@ -27,6 +27,7 @@ FALLBACK_COLORS = [
 
 
 def colors_for(classes: list[str]) -> list[tuple[int, int, int]]:
+    """Legend colours for `classes`: EuroSAT's own, a fallback palette for other classes."""
     return [
         EUROSAT_COLORS.get(name, FALLBACK_COLORS[i % len(FALLBACK_COLORS)])
         for i, name in enumerate(classes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import ParameterError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -12,9 +12,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GeolulcError("--device cuda was asked for but no CUDA GPU is available")
+        raise ParameterError("`device='cuda'` was asked for but no CUDA GPU is available")
     if name not in ("cpu",) and not name.startswith("cuda"):
-        raise GeolulcError(f"unknown device {name!r}: use auto, cpu or cuda")
+        raise ParameterError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
 
 

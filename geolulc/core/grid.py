@@ -9,15 +9,17 @@ patch = stride = 1 (a cell is a pixel) and reads `halo` pixels of context beyond
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from affine import Affine
 from pyproj import CRS, Transformer
+from rasterio.crs import CRS as RasterioCRS
 from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import ParameterError
 
 
 def utm_crs(lon: float, lat: float) -> CRS:
@@ -43,34 +45,40 @@ class PatchGrid:
 
     def __post_init__(self) -> None:
         if self.stride <= 0 or self.stride > self.patch or (self.patch - self.stride) % 2:
-            raise GeolulcError(
-                f"--stride must be between 1 and {self.patch} and leave an even margin "
+            raise ParameterError(
+                f"`stride` must be between 1 and {self.patch} and leave an even margin "
                 f"(patch {self.patch} - stride {self.stride} must be even)")
 
     @property
     def margin(self) -> int:
+        """Pixels read beyond the cells on each side: half of patch - stride, plus the halo."""
         return (self.patch - self.stride) // 2 + self.halo
 
     @property
     def cell_size(self) -> float:
+        """Size of a map cell in metres (stride × resolution)."""
         return self.stride * self.resolution
 
     @property
     def map_transform(self) -> Affine:
+        """Affine transform of the map (one pixel per cell)."""
         return Affine(self.cell_size, 0, self.x0, 0, -self.cell_size, self.y0)
 
     @property
     def read_transform(self) -> Affine:
+        """Affine transform of the pixels read: input resolution, shifted out by the margin."""
         m = self.margin * self.resolution
         return Affine(self.resolution, 0, self.x0 - m, 0, -self.resolution, self.y0 + m)
 
     @property
     def read_shape(self) -> tuple[int, int]:
+        """(rows, cols) of input pixels to read: the cells' pixels plus the margin on each side."""
         return (self.rows * self.stride + 2 * self.margin,
                 self.cols * self.stride + 2 * self.margin)
 
     @property
     def map_bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the map's cells in the grid's CRS."""
         return (self.x0, self.y0 - self.rows * self.cell_size,
                 self.x0 + self.cols * self.cell_size, self.y0)
 
@@ -100,21 +108,26 @@ def choose_crs(geometry_wgs84: BaseGeometry, crs: str | None) -> CRS:
         try:
             chosen = CRS.from_user_input(crs)
         except Exception as exc:  # pyproj raises CRSError with a long message
-            raise GeolulcError(f"unknown CRS {crs!r}: {str(exc).splitlines()[0]}") from None
+            raise ParameterError(f"unknown CRS {crs!r}: {str(exc).splitlines()[0]}") from None
         if not chosen.is_projected:
-            raise GeolulcError(f"--crs {crs} is not a projected CRS in metres")
+            raise ParameterError(f"`crs` {crs} is not a projected CRS in metres")
         return chosen
     centre = geometry_wgs84.centroid
     return utm_crs(centre.x, centre.y)
 
 
 def project_geometry(geometry_wgs84: BaseGeometry, crs: CRS) -> BaseGeometry:
+    """A longitude/latitude (EPSG:4326) geometry in `crs`."""
     return shape(transform_geom("EPSG:4326", crs.to_wkt(), mapping(geometry_wgs84)))
 
 
-def bounds_to_wgs84(bounds, crs) -> tuple[float, float, float, float]:
+def bounds_to_wgs84(
+    bounds: Sequence[float], crs: CRS | RasterioCRS | str,
+) -> tuple[float, float, float, float]:
+    """`bounds` in `crs` as longitude/latitude bounds, edges densified so curved ones are covered."""
     return transform_bounds(CRS.from_user_input(crs).to_wkt(), "EPSG:4326", *bounds, densify_pts=21)
 
 
-def transformer(src: CRS, dst: CRS) -> Transformer:
+def transformer(src: CRS | str, dst: CRS | str) -> Transformer:
+    """Coordinate transformer from `src` to `dst`, always x (longitude) before y (latitude)."""
     return Transformer.from_crs(src, dst, always_xy=True)

@@ -7,8 +7,10 @@ from scipy.ndimage import distance_transform_edt
 
 
 def window_clear_counts(clear: np.ndarray, patch: int, stride: int) -> np.ndarray:
-    """Clear pixels in every patch window, from a summed-area table: O(pixels), not
-    O(windows × patch²)."""
+    """Clear pixels in every patch window, from a summed-area table.
+
+    The table makes it O(pixels), not O(windows × patch²).
+    """
     height, width = clear.shape
     n_rows = (height - patch) // stride + 1
     n_cols = (width - patch) // stride + 1
@@ -21,9 +23,10 @@ def window_clear_counts(clear: np.ndarray, patch: int, stride: int) -> np.ndarra
 
 
 def fill_unclear(dn: np.ndarray, clear: np.ndarray, inplace: bool = False) -> np.ndarray:
-    """`dn` (bands, h, w) with every unclear pixel replaced by the clear surface mirrored
-    across its nearest clear pixel (`inplace`: in `dn` itself, which is safe because only
-    unclear pixels are written and only clear ones read).
+    """`dn` (bands, h, w) with every unclear pixel replaced by the clear surface mirrored into it.
+
+    The surface is mirrored across the unclear pixel's nearest clear pixel (`inplace`: in `dn`
+    itself, which is safe because only unclear pixels are written and only clear ones read).
 
     The networks see context beyond the pixels they label. At a scene edge or around a cloud
     that context is the real surface reflected into the gap, with its texture, so a window

@@ -54,7 +54,9 @@ DEFAULT_AOT = 0.15
 AOT_QUANTIFICATION = 1000.0
 
 
-def _terms(band: str, sun_zenith_deg: float, aot: np.ndarray):
+def _terms(
+    band: str, sun_zenith_deg: float, aot: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.floating]:
     """Path reflectance, total transmittance, spherical albedo and gas transmittance."""
     lam = WAVELENGTH_UM[band]
     mu_s = np.cos(np.radians(sun_zenith_deg))
@@ -73,14 +75,16 @@ def _terms(band: str, sun_zenith_deg: float, aot: np.ndarray):
     return path, trans, albedo, gas
 
 
-def boa_to_toa(dn: np.ndarray, band: str, sun_zenith_deg: float, aot: np.ndarray | float
-               ) -> np.ndarray:
-    """Bottom-of-atmosphere DN (reflectance × 10000) → modelled top-of-atmosphere DN (uint16);
+def boa_to_toa(dn: np.ndarray, band: str, sun_zenith_deg: float,
+               aot: np.ndarray | float | QuantisedAot) -> np.ndarray:
+    """Bottom-of-atmosphere DN (reflectance × 10000) → modelled top-of-atmosphere DN (uint16).
+
     0 (no data) stays 0. `aot` is a value, a per-pixel layer, or that layer quantised once for
     all bands (`quantise_aot`).
 
     Computed in blocks of rows that stay in the CPU cache (14× faster than whole-array numpy on
-    a tile's chunk), with the atmospheric terms looked up per AOT value."""
+    a tile's chunk), with the atmospheric terms looked up per AOT value.
+    """
     if not isinstance(aot, QuantisedAot):
         aot = quantise_aot(aot)
     if isinstance(aot, QuantisedAot):
@@ -88,7 +92,8 @@ def boa_to_toa(dn: np.ndarray, band: str, sun_zenith_deg: float, aot: np.ndarray
     else:
         aot = np.asarray(aot, dtype=np.float32)
         per_pixel = aot.shape == dn.shape
-        terms = None if per_pixel else _terms(band, sun_zenith_deg, aot)
+        terms: tuple[np.ndarray | np.floating, ...] | None = (
+            None if per_pixel else _terms(band, sun_zenith_deg, aot))
     out = np.empty(dn.shape, dtype=np.uint16)
     for rows in row_blocks(dn.shape):
         if isinstance(aot, QuantisedAot):
@@ -96,6 +101,7 @@ def boa_to_toa(dn: np.ndarray, band: str, sun_zenith_deg: float, aot: np.ndarray
             terms = tuple(t[index] for t in values[:3]) + (values[3],)
         elif per_pixel:
             terms = _terms(band, sun_zenith_deg, aot[rows])
+        assert terms is not None  # one AOT for every pixel: its terms were computed above
         path, trans, albedo, gas = terms
         block = dn[rows]
         rho = block.astype(np.float32) / 10000
@@ -112,10 +118,13 @@ class QuantisedAot:
     codes: np.ndarray  # index of each pixel's value
 
 
-def quantise_aot(aot: np.ndarray | float) -> QuantisedAot | np.ndarray | float:
-    """Sen2Cor quantises AOT to 0.001, so a layer holds few distinct values: the terms computed
+def quantise_aot(aot: np.ndarray | float) -> QuantisedAot | np.ndarray:
+    """An AOT layer on Sen2Cor's 0.001 grid as values and codes, to compute terms once per value.
+
+    Sen2Cor quantises AOT to 0.001, so a layer holds few distinct values: the terms computed
     once per value and looked up are the very numbers a per-pixel computation gives. A value,
-    or a layer off that grid, is returned as it is."""
+    or a layer off that grid, is returned as it is.
+    """
     aot = np.asarray(aot, dtype=np.float32)
     if aot.size < 4096:
         return aot
@@ -133,8 +142,10 @@ def quantise_aot(aot: np.ndarray | float) -> QuantisedAot | np.ndarray | float:
 
 def toa_to_boa(dn: np.ndarray, band: str, sun_zenith_deg: float, aot: np.ndarray | float
                ) -> np.ndarray:
-    """The inverse of `boa_to_toa` (an atmospheric correction with the same model): used to
-    simulate L2A from L1C when measuring how much the correction changes a map."""
+    """The inverse of `boa_to_toa` (an atmospheric correction with the same model).
+
+    Used to simulate L2A from L1C when measuring how much the correction changes a map.
+    """
     path, trans, albedo, gas = _terms(band, sun_zenith_deg, np.asarray(aot, dtype=np.float32))
     y = dn.astype(np.float32) / 10000 / gas - path
     rho = y / (trans + albedo * y)

@@ -21,8 +21,11 @@ def make_ordinary(path: Path) -> None:
 
 
 def safe_name(text: str, fallback: str = "output") -> str:
-    """A file-name stem from text that came from a file, an item or a card: letters, digits,
-    '.', '_' and '-' only, no leading dot, so '../x' or '/etc/passwd' never becomes a path."""
+    """A file-name stem from text that came from a file, an item or a card.
+
+    Letters, digits, '.', '_' and '-' only, no leading dot, so '../x' or '/etc/passwd' never
+    becomes a path.
+    """
     name = _UNSAFE.sub("_", str(text)).lstrip("._-")[:120]
     return name or fallback
 
@@ -43,9 +46,11 @@ JOURNAL = ".publish"
 
 
 def remove_stale_staging(out_dir: Path) -> None:
-    """Repair what runs killed while writing left behind (their process is gone): a set that
-    was being moved into place is moved the rest of the way (its journal says it was
-    complete), so a reader never keeps a mixed set; an unfinished one is removed."""
+    """Repair what runs killed while writing left behind (their process is gone).
+
+    A set that was being moved into place is moved the rest of the way (its journal says it was
+    complete), so a reader never keeps a mixed set; an unfinished one is removed.
+    """
     for folder in Path(out_dir).glob(".staging-*-*"):
         pid = folder.name.split("-")[1]
         if not (pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))):
@@ -81,6 +86,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:
+    """Write `text` to `target` so that a reader sees the old file or the whole new one."""
     with atomic_path(target) as tmp:
         tmp.write_text(text)
 

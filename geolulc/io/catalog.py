@@ -7,9 +7,11 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import date
+from typing import Any
 
 import shapely
 from pystac import STACTypeError
@@ -25,7 +27,7 @@ from shapely.ops import unary_union
 from urllib3.util.retry import Retry
 
 from geolulc.defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH  # noqa: F401 (re-exported)
-from geolulc.errors import GeolulcError
+from geolulc.errors import CatalogError, DependencyError, GeolulcError, ParameterError
 from geolulc.io.aoi import split_antimeridian
 from geolulc.io.scenes import Scene, scene_from_item
 
@@ -66,7 +68,7 @@ def _period(text: str) -> tuple[date, date]:
             return date(int(m[1]), 1, 1), date(int(m[1]), 12, 31)
     except ValueError:
         pass
-    raise GeolulcError(f"cannot read date {text!r}: use YYYY-MM-DD, YYYY-MM, YYYY or a range A/B")
+    raise ParameterError(f"cannot read date {text!r}: use YYYY-MM-DD, YYYY-MM, YYYY or a range A/B")
 
 
 def parse_date_range(text: str) -> str:
@@ -77,20 +79,20 @@ def parse_date_range(text: str) -> str:
     elif len(parts) == 2:
         start, end = _period(parts[0])[0], _period(parts[1])[1]
     else:
-        raise GeolulcError(f"cannot read date range {text!r}")
+        raise ParameterError(f"cannot read date range {text!r}")
     if end < start:
-        raise GeolulcError(f"date range {text!r} ends before it starts")
+        raise ParameterError(f"date range {text!r} ends before it starts")
     return f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z"
 
 
-def _modifier(url: str):
+def _modifier(url: str) -> Callable[[Any], None] | None:
     """Planetary Computer assets need signed URLs; other catalogues need nothing."""
     if "planetarycomputer" not in url:
         return None
     try:
         import planetary_computer
     except ImportError:
-        raise GeolulcError(
+        raise DependencyError(
             "the Planetary Computer needs signed URLs: pip install 'geolulc[pc]'") from None
     return planetary_computer.sign_inplace
 
@@ -99,37 +101,56 @@ def search_scenes(
     geometry: BaseGeometry, dates: str, catalog: str = EARTH_SEARCH,
     collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None, limit: int = 500,
 ) -> list[Scene]:
-    """All scenes intersecting `geometry` in the period, least cloudy first, within one total
-    deadline (`SEARCH_DEADLINE_S`), saying every `WAIT_NOTICE_S` that it is still waiting."""
+    """All scenes intersecting `geometry` in the period, least cloudy first.
+
+    The search keeps within one total deadline (`SEARCH_DEADLINE_S`), saying every
+    `WAIT_NOTICE_S` that it is still waiting.
+    """
     interval = parse_date_range(dates)
+    check_catalog_url(catalog)
+    items = _within_deadline(catalog, lambda deadline: _search(
+        geometry, interval, catalog, collection, limit, deadline))
+    scenes = _to_scenes(items)
+    if max_cloud is not None:  # filtered here: not every STAC API implements the query extension
+        scenes = [s for s in scenes if s.cloud_cover is None or s.cloud_cover <= max_cloud]
+    scenes.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 100.0, s.id))
+    log.info("%d scene(s) in %s for %s", len(scenes), collection, interval)
+    return scenes
+
+
+def check_catalog_url(catalog: str) -> None:
+    """A catalogue is the http(s) URL of a STAC API; a path here is a user's slip."""
     if not re.match(r"^https?://[^/\s]+", catalog or ""):
-        raise GeolulcError(f"the catalogue must be the http(s) URL of a STAC API, not "
-                           f"{catalog!r} (for local scenes use --scene)")
+        raise ParameterError(f"`catalog` must be the http(s) URL of a STAC API, not "
+                             f"{catalog!r} (local scenes need no catalogue)")
+
+
+def _within_deadline(catalog: str, search: Callable[[float], list[dict]]) -> list[dict]:
+    """Run `search(deadline)` in a thread and wait at most the deadline, saying it waits."""
     deadline = float(os.environ.get("GEOLULC_SEARCH_DEADLINE") or SEARCH_DEADLINE_S)
     pool = ThreadPoolExecutor(1, thread_name_prefix="geolulc-stac")
-    future = pool.submit(_search, geometry, interval, catalog, collection, limit, deadline)
+    future = pool.submit(search, deadline)
     pool.shutdown(wait=False)  # a request stuck past the deadline is left to its own timeout
     t0 = time.monotonic()
     while True:
         left = deadline - (time.monotonic() - t0)
         if left <= 0:
-            raise GeolulcError(f"STAC API {catalog} gave no complete answer within "
+            raise CatalogError(f"STAC API {catalog} gave no complete answer within "
                                f"{deadline:.0f} s (set GEOLULC_SEARCH_DEADLINE to wait longer)")
         try:
-            items = future.result(timeout=min(WAIT_NOTICE_S, left))
-            break
+            return future.result(timeout=min(WAIT_NOTICE_S, left))
         except FutureTimeout:
             if deadline - (time.monotonic() - t0) > 0:
                 log.warning("waiting for STAC API %s (%.0f s)", catalog, time.monotonic() - t0)
+
+
+def _to_scenes(items: list[dict]) -> list[Scene]:
+    """Scenes of the items, their relative asset links resolved against each item's own URL."""
     scenes = []
     for item in items:
         self_href = next((ln["href"] for ln in item.get("links", []) if ln.get("rel") == "self"),
                          None)
         scenes.append(scene_from_item(item, base_href=self_href))
-    if max_cloud is not None:  # filtered here: not every STAC API implements the query extension
-        scenes = [s for s in scenes if s.cloud_cover is None or s.cloud_cover <= max_cloud]
-    scenes.sort(key=lambda s: (s.cloud_cover if s.cloud_cover is not None else 100.0, s.id))
-    log.info("%d scene(s) in %s for %s", len(scenes), collection, interval)
     return scenes
 
 
@@ -166,40 +187,46 @@ def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str
         if not items:  # an unknown collection is an error, not "no scenes"
             known = [c.id for c in client.get_collections()]
             if known and collection not in known:
-                raise GeolulcError(f"collection {collection!r} is not in {catalog} (it has "
-                                   f"{', '.join(sorted(known)[:12])})")
-    except APIError as exc:
-        if getattr(exc, "status_code", None) is None:  # no HTTP answer at all
+                raise ParameterError(f"collection {collection!r} is not in {catalog} (it has "
+                                     f"{', '.join(sorted(known)[:12])})")
+    except (APIError, Timeout, RetryError, RequestsConnectionError, ValueError, STACTypeError,
+            KeyError, TypeError, ClientTypeError, OSError) as exc:
+        if isinstance(exc, GeolulcError):
+            raise
+        raise _catalog_error(exc, catalog) from None
+    return items
+
+
+def _catalog_error(exc: Exception, catalog: str) -> CatalogError:
+    """What went wrong with a search, in one line, with the HTTP status where there was one."""
+    unreachable = f"cannot reach STAC API {catalog} (no network?); for local data use `scenes`"
+    too_slow = f"STAC API {catalog} did not answer within {READ_TIMEOUT_S:.0f} s ({RETRIES} retries)"
+    overloaded = f"STAC API {catalog} kept failing (HTTP 429/5xx after {RETRIES} retries)"
+    if isinstance(exc, APIError):
+        status = getattr(exc, "status_code", None)
+        if status is None:  # no HTTP answer at all
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, Timeout) or "timed out" in str(exc).lower():
-                raise GeolulcError(f"STAC API {catalog} did not answer within "
-                                   f"{READ_TIMEOUT_S:.0f} s ({RETRIES} retries)") from None
+                return CatalogError(too_slow)
             if isinstance(cause, RetryError) or "too many" in str(exc).lower():
-                raise GeolulcError(f"STAC API {catalog} kept failing (HTTP 429/5xx after "
-                                   f"{RETRIES} retries)") from None
-            raise GeolulcError(f"cannot reach STAC API {catalog} (no network?); for local "
-                               "data use --scene") from None
+                return CatalogError(overloaded)
+            return CatalogError(unreachable)
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
-        if exc.status_code == 429 or exc.status_code >= 500:
-            raise GeolulcError(f"STAC API {catalog} kept failing (HTTP {exc.status_code} after "
-                               f"{RETRIES} retries): {detail}") from None
-        raise GeolulcError(f"STAC API {catalog} refused the request (HTTP {exc.status_code}): "
-                           f"{detail}") from None
-    except Timeout:
-        raise GeolulcError(f"STAC API {catalog} did not answer within {READ_TIMEOUT_S:.0f} s "
-                           f"({RETRIES} retries)") from None
-    except RetryError:
-        raise GeolulcError(f"STAC API {catalog} kept failing (HTTP 429/5xx after {RETRIES} "
-                           "retries)") from None
-    except RequestsConnectionError:
-        raise GeolulcError(f"cannot reach STAC API {catalog} (no network?); for local data "
-                           "use --scene") from None
-    except (ValueError, STACTypeError, KeyError, TypeError, ClientTypeError) as exc:  # HTML …
-        raise GeolulcError(f"{catalog} did not answer with STAC JSON ({type(exc).__name__}): "
-                           "is it a STAC API URL?") from None
-    except OSError as exc:
-        raise GeolulcError(f"cannot reach STAC API {catalog}: {type(exc).__name__}") from None
-    return items
+        if status == 429 or status >= 500:
+            return CatalogError(f"STAC API {catalog} kept failing (HTTP {status} after "
+                                f"{RETRIES} retries): {detail}", status)
+        return CatalogError(f"STAC API {catalog} refused the request (HTTP {status}): {detail}",
+                            status)
+    if isinstance(exc, Timeout):
+        return CatalogError(too_slow)
+    if isinstance(exc, RetryError):
+        return CatalogError(overloaded)
+    if isinstance(exc, RequestsConnectionError):
+        return CatalogError(unreachable)
+    if isinstance(exc, (ValueError, STACTypeError, KeyError, TypeError, ClientTypeError)):
+        return CatalogError(f"{catalog} did not answer with STAC JSON ({type(exc).__name__}): "
+                            "is it a STAC API URL?")  # an HTML page, a JSON that is not STAC …
+    return CatalogError(f"cannot reach STAC API {catalog}: {type(exc).__name__}")
 
 
 def select_covering(scenes: list[Scene], geometry: BaseGeometry) -> list[Scene]:

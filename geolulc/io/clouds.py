@@ -1,6 +1,7 @@
-"""Cloud and shadow masks: the L2A scene classification (SCL), and for L1C the s2cloudless
-detector (its PyPI package ships its LightGBM model, so it works offline) with a cloud-shadow
-estimate from the sun geometry.
+"""Cloud and shadow masks: the L2A scene classification (SCL), and s2cloudless for L1C.
+
+For L1C the s2cloudless detector (its PyPI package ships its LightGBM model, so it works
+offline) comes with a cloud-shadow estimate from the sun geometry.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ def shadow_from_clouds(cloud: np.ndarray, dark: np.ndarray, sun_azimuth: float,
 
 
 def sun_position(when: datetime, lon: float, lat: float) -> tuple[float, float]:
-    """Approximate solar azimuth and elevation in degrees (NOAA formulas, ±0.5°), for scenes
-    whose metadata do not carry them; `when` in UTC."""
+    """Approximate solar azimuth and elevation in degrees (NOAA formulas, ±0.5°).
+
+    For scenes whose metadata do not carry them; `when` in UTC.
+    """
     day = when.timetuple().tm_yday
     hour = when.hour + when.minute / 60 + when.second / 3600
     gamma = 2 * math.pi / 365 * (day - 1 + (hour - 12) / 24)
@@ -121,8 +124,9 @@ def neighbours(mask: np.ndarray) -> np.ndarray:
     """Number of set 8-neighbours of every cell."""
     padded = np.pad(mask.astype(np.int8), 1)
     h, w = mask.shape
-    return sum(padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-               for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+    return sum((padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx),
+               start=np.zeros((h, w), dtype=np.int8))
 
 
 def l1c_cloud_mask(bands: dict[str, np.ndarray], sun: tuple[float, float] | None,

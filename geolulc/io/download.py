@@ -20,8 +20,8 @@ from shapely.geometry import mapping
 
 from geolulc import __version__
 from geolulc.core.grid import choose_crs, grid_for_bounds, project_geometry
-from geolulc.errors import GeolulcError
-from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, load_aoi
+from geolulc.errors import NoDataError
+from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, AOILike, load_aoi
 from geolulc.io.atomic import staged_outputs, write_text_atomic
 from geolulc.io.bands import ALL_BANDS, COMMON_NAMES, normalise_band
 from geolulc.io.catalog import DEFAULT_COLLECTION, EARTH_SEARCH, search_scenes, select_covering
@@ -32,16 +32,22 @@ CHUNK_ROWS = 1024
 
 
 def download_stack(
-    aoi_path: Path, date: str, out_dir: Path, catalog: str = EARTH_SEARCH,
+    aoi_path: AOILike, date: str, out_dir: Path, catalog: str = EARTH_SEARCH,
     collection: str = DEFAULT_COLLECTION, max_cloud: float | None = None,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2, bands: list[str] | None = None,
     crs: str | None = None, resolution: float = 10.0,
 ) -> Path:
+    """Save the AOI's band stack for `date` in `out_dir` (see the module); returns its item.json.
+
+    The stack covers the cells a stride-64 map of the AOI has, plus a 32-pixel border (the
+    margin overlapping patches read beyond the cells), so a later `map --scene` of that folder
+    needs no network.
+    """
     aoi = load_aoi(aoi_path, max_area_km2)
     found = search_scenes(aoi.geometry, date, catalog, collection, max_cloud)
     scenes = select_covering(found, aoi.geometry)
     if not scenes:
-        raise GeolulcError(f"no {collection} scene in {catalog} covers the AOI in {date}")
+        raise NoDataError(f"no {collection} scene in {catalog} covers the AOI in {date}")
     common = [b for b in ALL_BANDS if all(b in s.bands for s in scenes)]
     wanted = [normalise_band(b) for b in bands] if bands else common
     target_crs = choose_crs(aoi.geometry, crs)

@@ -1,5 +1,7 @@
-"""GDAL settings for reading COGs over HTTP(S) (timeouts, retries, caching, unsigned public
-buckets) and opening band files with one-line errors."""
+"""GDAL settings for reading COGs over HTTP(S), and opening band files with one-line errors.
+
+The settings cover timeouts, retries, caching and unsigned access to public buckets.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from collections.abc import Iterator
 
 import rasterio
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import ReadError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def gdal_env() -> Iterator[None]:
 
 
 def is_remote(href: str) -> bool:
+    """Whether `href` is read over the network (HTTP(S), S3, GCS or /vsicurl/) rather than from disk."""
     return href.startswith(("http://", "https://", "/vsis3/", "/vsigs/", "/vsicurl/"))
 
 
@@ -52,10 +56,10 @@ def vsi_path(href: str) -> str:
     return f"/vsicurl/{href}" if href.startswith("http") else href
 
 
-def open_band(href: str, scene_id: str, band: str):
+def open_band(href: str, scene_id: str, band: str) -> DatasetReader:
     """A band file opened with rasterio, or a one-line error naming the scene and the href."""
     try:
         return rasterio.open(href)
     except RasterioError as exc:
-        raise GeolulcError(f"cannot open band {band} of scene {scene_id} at {href}: "
+        raise ReadError(f"cannot open band {band} of scene {scene_id} at {href}: "
                            f"{str(exc).splitlines()[0]}") from None

@@ -13,9 +13,13 @@ from geolulc.io.rasters import NODATA
 NODATA_RGB = (255, 255, 255)
 
 
-def render_labels(labels: np.ndarray, colors: list[tuple[int, int, int]], size: int = 512):
-    """Label raster -> RGB image, nearest-neighbour scaled so its longer side is about `size`
-    (a whole 10 m tile is subsampled first, never drawn at full size)."""
+def render_labels(
+    labels: np.ndarray, colors: list[tuple[int, int, int]], size: int = 512,
+) -> Image.Image:
+    """Label raster -> RGB image, nearest-neighbour scaled so its longer side is about `size`.
+
+    A whole 10 m tile is subsampled first, never drawn at full size.
+    """
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[:] = NODATA_RGB
     for code, color in enumerate(colors):
@@ -26,10 +30,10 @@ def render_labels(labels: np.ndarray, colors: list[tuple[int, int, int]], size: 
         factor = size / max(labels.shape)
         return Image.fromarray(lut[labels]).resize(
             (max(1, round(labels.shape[1] * factor)), max(1, round(labels.shape[0] * factor))),
-            Image.NEAREST)
+            Image.Resampling.NEAREST)
     image = Image.fromarray(lut[labels])
     scale = max(1, size // max(labels.shape))
-    return image.resize((labels.shape[1] * scale, labels.shape[0] * scale), Image.NEAREST)
+    return image.resize((labels.shape[1] * scale, labels.shape[0] * scale), Image.Resampling.NEAREST)
 
 
 def write_quicklook(
@@ -65,8 +69,10 @@ def write_quicklook(
 
 
 def render_true_colour(rgb: np.ndarray, size: int = 512, white_dn: float = 2750.0) -> Image.Image:
-    """(3, h, w) red, green, blue DN -> an RGB image scaled like the EuroSAT JPEGs (about
-    2,750 DN is white), its longer side `size` pixels; no data is white."""
+    """(3, h, w) red, green, blue DN -> an RGB image scaled like the EuroSAT JPEGs.
+
+    About 2,750 DN is white; the image's longer side is `size` pixels; no data is white.
+    """
     step = -(-max(rgb.shape[1:]) // (2 * size))
     rgb = rgb[:, ::step, ::step]
     image = np.clip(rgb.astype(np.float32) / white_dn * 255, 0, 255).astype(np.uint8)
@@ -74,4 +80,4 @@ def render_true_colour(rgb: np.ndarray, size: int = 512, white_dn: float = 2750.
     factor = size / max(rgb.shape[1:])
     return Image.fromarray(np.moveaxis(image, 0, -1)).resize(
         (max(1, round(rgb.shape[2] * factor)), max(1, round(rgb.shape[1] * factor))),
-        Image.BILINEAR)
+        Image.Resampling.BILINEAR)

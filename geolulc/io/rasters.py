@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -31,12 +32,13 @@ PROBABILITIES_SUFFIX = "_probabilities.tif"
 
 def write_cog(
     path: str | Path, array: np.ndarray, crs: CRS, transform: Affine, nodata: float | None,
-    colormap: dict[int, tuple[int, int, int]] | None = None, tags: dict | None = None,
+    colormap: Mapping[int, tuple[int, ...]] | None = None, tags: dict | None = None,
     description: str | list[str] | None = None, resampling: str = "NEAREST",
     scale: float | None = None, nodata_where: np.ndarray | None = None,
 ) -> Path:
-    """Write a (height, width) or (bands, height, width) array as a COG (tiled, deflate,
-    internal overviews), atomically, compressing on every core.
+    """Write a (height, width) or (bands, height, width) array as a COG, atomically.
+
+    The COG is tiled, deflate-compressed (on every core) and has internal overviews.
 
     `resampling` is the overview resampling: NEAREST for categories, AVERAGE for quantities;
     quantities are stored with horizontal differencing (predictor 2) at deflate level 1, which
@@ -63,6 +65,8 @@ def write_cog(
                 for band in range(count):
                     plane = np.ascontiguousarray(stack[band])
                     if nodata_where is not None:
+                        if nodata is None:
+                            raise ValueError("nodata_where needs a nodata value to write")
                         plane = np.where(nodata_where, nodata, plane).astype(array.dtype)
                     dst.write(plane, band + 1)
                 if colormap:
@@ -91,7 +95,9 @@ def class_colormap(colors: list[tuple[int, int, int]]) -> dict[int, tuple[int, i
     return cmap
 
 
-def write_qgis_style(path: str | Path, classes: list[str], colors: list[tuple[int, int, int]]):
+def write_qgis_style(
+    path: str | Path, classes: list[str], colors: list[tuple[int, int, int]],
+) -> None:
     """A QGIS layer style (.qml) beside the raster, so QGIS shows class names in its legend."""
     entries = "\n".join(
         f'        <paletteEntry value="{i}" label={quoteattr(name)} alpha="255" '

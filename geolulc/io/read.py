@@ -25,7 +25,7 @@ from rasterio.windows import Window
 
 from geolulc.core.grid import PatchGrid, transformer
 from geolulc.core.windows import window_clear_counts
-from geolulc.errors import GeolulcError
+from geolulc.errors import FallbackWarning, ParameterError, ReadError, SceneError
 from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa, quantise_aot
 from geolulc.io.clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
 from geolulc.io.gdal import gdal_env, is_remote, open_band, vsi_path
@@ -60,7 +60,7 @@ class _SceneSource:
     """One scene's bands (and SCL) warped onto the read grid, opened once for all chunks."""
 
     def __init__(self, scene: Scene, bands: list[str], grid: PatchGrid, masking: Masking,
-                 stack: contextlib.ExitStack):
+                 stack: contextlib.ExitStack) -> None:
         self.scene = scene
         self.bands = bands
         self.masking = masking
@@ -78,8 +78,8 @@ class _SceneSource:
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         self.scl = None
         if scene.level == "L2A" and not scene.scl and not scene.harmonised:  # downloads: masked
-            log.warning("L2A scene %s has no scene classification (SCL): its clouds are not "
-                        "masked", scene.id)
+            warnings.warn(f"L2A scene {scene.id} has no scene classification (SCL): its clouds "
+                          "are not masked", FallbackWarning, stacklevel=2)
         if scene.scl:
             src = stack.enter_context(open_band(scene.scl, scene.id, "SCL"))
             self.scl = NestedBand.fit(src, grid, bilinear=False) or stack.enter_context(
@@ -93,8 +93,9 @@ class _SceneSource:
         need_sun = self.detect or self.toa
         self.sun = self._sun(west, south, east, north) if need_sun else None
         if self.toa and self.sun is None:
-            log.warning("L2A scene %s has no date or sun angles: its reflectance is used as it "
-                        "is, without the atmosphere an L1C model expects", scene.id)
+            warnings.warn(f"L2A scene {scene.id} has no date or sun angles: its reflectance is "
+                          "used as it is, without the atmosphere an L1C model expects",
+                          FallbackWarning, stacklevel=2)
             self.toa = False
         self.aot = None
         if self.toa and scene.aot:
@@ -102,16 +103,18 @@ class _SceneSource:
             self.aot = NestedBand.fit(src, grid) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
         elif self.toa:
-            log.warning("L2A scene %s has no AOT layer: its atmosphere is restored with AOT "
-                        "%.2f everywhere", scene.id, DEFAULT_AOT)
+            warnings.warn(f"L2A scene {scene.id} has no AOT layer: its atmosphere is restored with "
+                          f"AOT {DEFAULT_AOT:.2f} everywhere", FallbackWarning, stacklevel=2)
 
-    def _sun(self, west, south, east, north) -> tuple[float, float] | None:
+    def _sun(self, west: float, south: float, east: float, north: float
+             ) -> tuple[float, float] | None:
         props = self.scene.properties
         if "view:sun_azimuth" in props and "view:sun_elevation" in props:
             return float(props["view:sun_azimuth"]), float(props["view:sun_elevation"])
         when = self.scene.datetime
         if when is None:
-            log.warning("scene %s: no date, so no cloud-shadow estimate", self.scene.id)
+            warnings.warn(f"scene {self.scene.id}: no date, so no cloud-shadow estimate",
+                          FallbackWarning, stacklevel=2)
             return None
         lon, lat = transformer(self.grid.crs, "EPSG:4326").transform((west + east) / 2,
                                                                     (south + north) / 2)
@@ -138,7 +141,7 @@ class _SceneSource:
                     return fresh.read(1, window=window)
             except RasterioError as exc:
                 first = str(exc.__cause__ or exc).splitlines()[0] + " (also when fetched again)"
-        raise GeolulcError(f"cannot read band {band} of scene {self.scene.id} ({href}): {first}")
+        raise ReadError(f"cannot read band {band} of scene {self.scene.id} ({href}): {first}")
 
     def overlaps(self, window: Window) -> bool:
         return (self.row_range[0] < window.row_off + window.height
@@ -149,12 +152,13 @@ class _SceneSource:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Harmonised DNs (bands, h, w), the clear-pixel mask and the has-data mask."""
         if self.toa:
-            aot = (self._read("AOT", window).astype(np.float32) / AOT_QUANTIFICATION
-                   if self.aot is not None else DEFAULT_AOT)
+            assert self.sun is not None  # `toa` is turned off for scenes without sun angles
+            layer: np.ndarray | float = DEFAULT_AOT
             if self.aot is not None:
-                aot[aot <= 0] = DEFAULT_AOT
+                layer = self._read("AOT", window).astype(np.float32) / AOT_QUANTIFICATION
+                layer[layer <= 0] = DEFAULT_AOT
             zenith = 90.0 - self.sun[1]
-            aot = quantise_aot(aot)  # once for all bands
+            aot = quantise_aot(layer)  # once for all bands
         # each band read, harmonised and (L2A) restored straight into its plane of the stack
         dn = np.empty((len(self.bands), int(window.height), int(window.width)), dtype=np.uint16)
         planes = {}
@@ -199,14 +203,14 @@ class StackReader:
     """
 
     def __init__(self, scenes: list[Scene], bands: list[str], grid: PatchGrid,
-                 masking: Masking | None = None):
+                 masking: Masking | None = None) -> None:
         if not scenes:
-            raise GeolulcError("no scene to read")
+            raise ParameterError("no scene to read")
         for scene in scenes:
             scene.require(bands)
         levels = {s.level for s in scenes}
         if len(levels) > 1:
-            raise GeolulcError("L1C and L2A scenes cannot be combined in one composite")
+            raise SceneError("L1C and L2A scenes cannot be combined in one composite")
         self.scenes, self.bands, self.grid = scenes, bands, grid
         self.masking = masking or Masking()
         self._stack = contextlib.ExitStack()
@@ -218,10 +222,13 @@ class StackReader:
                         for s in group] for group in acquisitions(self.scenes)]
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def _mosaic(self, sources: list[_SceneSource], window: Window, shape, stop_when_full=True):
+    def _mosaic(
+        self, sources: list[_SceneSource], window: Window, shape: tuple[int, int, int],
+        stop_when_full: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dn = np.zeros(shape, dtype=np.uint16)
         filled = np.zeros(shape[1:], dtype=bool)
         seen = np.zeros(shape[1:], dtype=bool)
@@ -242,6 +249,7 @@ class StackReader:
         return dn, filled, seen
 
     def read(self, window: Window) -> Pixels:
+        """The composite's `Pixels` in `window` of the read grid, by the masking's composite rule."""
         shape = (len(self.bands), int(window.height), int(window.width))
         if self.masking.composite == "none":
             dn, filled, seen = self._mosaic([s for g in self.groups for s in g], window, shape)
@@ -263,9 +271,12 @@ class StackReader:
             dn = self._best(layers, clear)
         return Pixels(dn, filled, int(np.count_nonzero(seen & ~filled)), count)
 
-    def _best(self, layers, clear: np.ndarray) -> np.ndarray:
-        """Per map cell, the acquisition whose patch window is clearest; its pixels fill the
-        cell's block (the outer margin takes the acquisition of the nearest cell)."""
+    def _best(self, layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]], clear: np.ndarray
+              ) -> np.ndarray:
+        """Per map cell, the acquisition whose patch window is clearest.
+
+        Its pixels fill the cell's block (the outer margin takes the acquisition of the nearest cell).
+        """
         grid = self.grid
         _, h, w = clear.shape
         n_rows = (h - grid.patch) // grid.stride + 1

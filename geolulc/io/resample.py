@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyproj import CRS
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from geolulc.core.grid import PatchGrid
@@ -33,8 +34,11 @@ MIN_WEIGHT = 1e-5
 
 @dataclass(frozen=True)
 class Taps:
-    """1-D bilinear taps of a run of grid pixels: source indices and weights, and which grid
-    pixels have their centre inside the source."""
+    """1-D bilinear taps of a run of grid pixels.
+
+    The taps are source indices and weights, and which grid pixels have their centre inside the
+    source.
+    """
 
     first: np.ndarray  # int64 source index of the left/upper tap
     weight: np.ndarray  # float64 weight of the right/lower tap (the left one has 1 - weight)
@@ -42,8 +46,11 @@ class Taps:
 
 
 def taps(start: int, size: int, origin: int, factor: int, n_src: int) -> Taps:
-    """Taps of grid pixels start…start+size-1 for a source whose pixel 0 begins at grid pixel
-    `origin` and spans `factor` grid pixels (`n_src` pixels in all)."""
+    """Taps of grid pixels start…start+size-1 for a source nested in the grid.
+
+    The source's pixel 0 begins at grid pixel `origin` and each source pixel spans `factor` grid
+    pixels (`n_src` pixels in all).
+    """
     u = (np.arange(start, start + size) - origin + 0.5) / factor
     first = np.floor(u - 0.5).astype(np.int64)
     return Taps(first, (u - 0.5) - first, (u >= 0) & (u < n_src))
@@ -52,8 +59,8 @@ def taps(start: int, size: int, origin: int, factor: int, n_src: int) -> Taps:
 class NestedBand:
     """A band file whose pixels nest in the read grid (`fit`), read window by window."""
 
-    def __init__(self, src, factor: int, row0: int, col0: int, grid: PatchGrid,
-                 bilinear: bool):
+    def __init__(self, src: DatasetReader, factor: int, row0: int, col0: int, grid: PatchGrid,
+                 bilinear: bool) -> None:
         self.src_dataset = src
         self.factor, self.row0, self.col0 = factor, row0, col0
         self.bilinear = bilinear and factor > 1
@@ -63,7 +70,7 @@ class NestedBand:
         self.masked = src.nodata == 0
 
     @classmethod
-    def fit(cls, src, grid: PatchGrid, bilinear: bool = True) -> NestedBand | None:
+    def fit(cls, src: DatasetReader, grid: PatchGrid, bilinear: bool = True) -> NestedBand | None:
         """The band as a `NestedBand` if its pixels nest in the grid's, else None (warp it)."""
         t, g = src.transform, grid.read_transform
         if (src.crs is None or CRS.from_user_input(src.crs) != grid.crs or t.b or t.d or g.b
@@ -140,8 +147,10 @@ class NestedBand:
 
 
 def _axis(x: np.ndarray, t: Taps, offset: int, axis: int) -> np.ndarray:
-    """Bilinear taps along one axis of the source block `x` (which starts at source index
-    `offset`); taps outside the block (beyond the source) contribute nothing."""
+    """Bilinear taps along one axis of the source block `x` (which starts at source index `offset`).
+
+    Taps outside the block (beyond the source) contribute nothing.
+    """
     n = x.shape[axis]
     first = t.first - offset
     weight = t.weight.astype(x.dtype)
@@ -159,6 +168,8 @@ def _axis(x: np.ndarray, t: Taps, offset: int, axis: int) -> np.ndarray:
 
 
 def _interpolate(block: np.ndarray, rt: Taps, ct: Taps, top: int, left: int) -> np.ndarray:
-    """Separable bilinear of a source block (whose first pixel is source row `top`, column
-    `left`) onto the grid pixels of the taps."""
+    """Separable bilinear of a source block onto the grid pixels of the taps.
+
+    The block's first pixel is source row `top`, column `left`.
+    """
     return _axis(_axis(block, ct, left, 1), rt, top, 0)

@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urljoin
 from xml.etree import ElementTree
 
+import pystac
 import shapely.errors
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import AssumptionWarning, MissingInputError, SceneError
 from geolulc.io.bands import ALL_BANDS, AOT_KEYS, SCL_KEYS, asset_key_candidates
 from geolulc.io.harmonize import baseline_offset, parse_baseline
 
@@ -45,6 +49,7 @@ class Scene:
 
     @property
     def baseline_text(self) -> str | None:
+        """The processing baseline as the catalogue writes it ("05.09"), or None when unknown."""
         return f"{self.baseline[0]:02d}.{self.baseline[1]:02d}" if self.baseline else None
 
     @property
@@ -53,9 +58,10 @@ class Scene:
         return 0 if self.harmonised else baseline_offset(self.baseline)
 
     def require(self, bands: list[str]) -> None:
+        """Fail with a one-line error naming the bands the model needs that this scene lacks."""
         missing = [b for b in bands if b not in self.bands]
         if missing:
-            raise GeolulcError(
+            raise SceneError(
                 f"scene {self.id} lacks band(s) {', '.join(missing)} that the model needs "
                 f"(it has {', '.join(sorted(self.bands)) or 'none'})"
             )
@@ -86,7 +92,7 @@ def _item_level(item: dict) -> str:
         return "L1C"
     if "L2A" in text or "MSI2A" in text:
         return "L2A"
-    raise GeolulcError(f"cannot tell whether STAC item {item.get('id')} is L1C or L2A")
+    raise SceneError(f"cannot tell whether STAC item {item.get('id')} is L1C or L2A")
 
 
 def _item_baseline(item: dict) -> tuple[int, int] | None:
@@ -117,15 +123,17 @@ def _find_asset(assets: dict, keys: list[str], band: str | None = None) -> dict 
 
 def scene_from_item(item: dict, base_href: str | None = None) -> Scene:
     """Build a Scene from a STAC item dict; relative hrefs are resolved against `base_href`.
+
     An item that does not have the shape of a STAC item is a one-line error naming what is
-    wrong, never an exception from deep inside."""
+    wrong, never an exception from deep inside.
+    """
     if not isinstance(item, dict):
-        raise GeolulcError(f"a STAC item must be a JSON object, not {type(item).__name__}")
+        raise SceneError(f"a STAC item must be a JSON object, not {type(item).__name__}")
     try:
         return _scene_from_item(item, base_href)
     except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
         what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
-        raise GeolulcError(f"STAC item {str(item.get('id', '?'))[:80]} is malformed: "
+        raise SceneError(f"STAC item {str(item.get('id', '?'))[:80]} is malformed: "
                            f"{what[:160]}") from None
 
 
@@ -172,9 +180,9 @@ def _item_from_file(path: Path) -> Scene:
     try:
         item = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise GeolulcError(f"cannot read STAC item {path}: {exc}") from None
+        raise SceneError(f"cannot read STAC item {path}: {exc}") from None
     if not isinstance(item, dict) or item.get("type") != "Feature" or "assets" not in item:
-        raise GeolulcError(f"{path} is not a STAC item (no Feature with assets)")
+        raise SceneError(f"{path} is not a STAC item (no Feature with assets)")
     return scene_from_item(item, base_href=path.resolve().as_uri())
 
 
@@ -184,7 +192,7 @@ _SAFE_BAND = re.compile(r"_(B\d[\dA])(?:_(\d0)m)?\.jp2$")
 _SAFE_SCL = re.compile(r"_SCL_(\d0)m\.jp2$")
 
 
-def _safe_members(path: Path) -> tuple[list[str], str, callable]:
+def _safe_members(path: Path) -> tuple[list[str], str, Callable[[str], bytes]]:
     """List a SAFE's files and give GDAL's prefix and a reader, for folders and zips alike."""
     if path.is_dir():
         names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
@@ -192,7 +200,7 @@ def _safe_members(path: Path) -> tuple[list[str], str, callable]:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise GeolulcError(f"cannot open SAFE archive {path}: {exc}") from None
+        raise SceneError(f"cannot open SAFE archive {path}: {exc}") from None
     return archive.namelist(), f"/vsizip/{path.resolve()}/", archive.read
 
 
@@ -200,11 +208,11 @@ def _scene_from_safe(path: Path) -> Scene:
     names, prefix, read = _safe_members(path)
     mtd = [n for n in names if re.search(r"(^|/)MTD_MSIL(1C|2A)\.xml$", n, re.I)]
     if not mtd:
-        raise GeolulcError(f"{path} is not a SAFE product (no MTD_MSIL1C.xml / MTD_MSIL2A.xml)")
+        raise SceneError(f"{path} is not a SAFE product (no MTD_MSIL1C.xml / MTD_MSIL2A.xml)")
     try:
         root = ElementTree.fromstring(read(mtd[0]))
     except (ElementTree.ParseError, KeyError, OSError) as exc:
-        raise GeolulcError(f"SAFE product {path}: its {Path(mtd[0]).name} is not readable XML "
+        raise SceneError(f"SAFE product {path}: its {Path(mtd[0]).name} is not readable XML "
                            f"({exc})") from None
     texts = {el.tag.split("}")[-1]: (el.text or "").strip() for el in root.iter()}
     level = "L2A" if Path(mtd[0]).name.upper() == "MTD_MSIL2A.XML" else "L1C"
@@ -222,12 +230,12 @@ def _scene_from_safe(path: Path) -> Scene:
         if m and (scl is None or m.group(1) == "20"):
             scl = prefix + name
     if not best:
-        raise GeolulcError(f"SAFE product {path} holds no band images (empty granule?)")
+        raise SceneError(f"SAFE product {path} holds no band images (empty granule?)")
     when = texts.get("PRODUCT_START_TIME") or texts.get("DATATAKE_SENSING_START")
     try:
         return _safe_scene(path, level, best, when, texts, scl)
     except ValueError as exc:
-        raise GeolulcError(f"SAFE product {path} has malformed metadata: {exc}") from None
+        raise SceneError(f"SAFE product {path} has malformed metadata: {exc}") from None
 
 
 def _safe_scene(path: Path, level: str, best: dict, when: str | None, texts: dict,
@@ -250,8 +258,10 @@ _BAND_FILE = re.compile(r"(?:^|_)(B\d[\dA])\.(tif|tiff|jp2)$", re.I)
 
 
 def _oscd_date(path: Path) -> datetime | None:
-    """The acquisition date of an OSCD `imgs_1`/`imgs_2` folder from the `dates.txt` beside it
-    (old products' file names carry the processing date, not the acquisition's)."""
+    """The acquisition date of an OSCD `imgs_1`/`imgs_2` folder from the `dates.txt` beside it.
+
+    Old products' file names carry the processing date, not the acquisition's.
+    """
     dates = path.parent / "dates.txt"
     if path.name not in ("imgs_1", "imgs_2") or not dates.is_file():
         return None
@@ -275,11 +285,12 @@ def _scene_from_band_folder(path: Path) -> Scene:
     scl = next((str(f) for f in path.iterdir() if re.search(r"(^|_)SCL\.tif$", f.name, re.I)), None)
     aot = next((str(f) for f in path.iterdir() if re.search(r"(^|_)AOT\.tif$", f.name, re.I)), None)
     if not bands:
-        raise GeolulcError(f"{path} holds no per-band rasters (expected names like *_B02.tif)")
+        raise SceneError(f"{path} holds no per-band rasters (expected names like *_B02.tif)")
     names = " ".join(Path(b).name for b in bands.values()).upper()
     level = "L2A" if ("L2A" in names or scl) else "L1C"
     if "L1C" not in names and level == "L1C":
-        log.warning("%s does not say its processing level; assuming L1C", path)
+        warnings.warn(f"{path} does not say its processing level; assuming L1C",
+                      AssumptionWarning, stacklevel=2)
     when = re.search(r"(20\d{6})T\d{5,6}", names)  # BigEarthNet drops a leading 0
     acquired = _oscd_date(path) or (datetime.strptime(when.group(1), "%Y%m%d") if when else None)
     return Scene(
@@ -293,11 +304,28 @@ def _scene_from_band_folder(path: Path) -> Scene:
     )
 
 
-def load_scene(path: str | Path) -> Scene:
-    """Open a local scene: STAC item JSON, SAFE (folder or .zip) or a folder of band rasters."""
-    path = Path(path)
+#: What a scene may be given as: a `Scene`, a path (STAC item JSON, SAFE folder or .zip, folder
+#: of band rasters), a `pystac.Item`, or a STAC item as a dict.
+SceneLike: TypeAlias = Scene | str | Path | pystac.Item | dict[str, Any]
+
+
+def load_scene(scene: SceneLike) -> Scene:
+    """Open a scene from a path, a `pystac.Item` or a STAC item dict; a `Scene` is returned as it is.
+
+    The path may be a STAC item JSON, a SAFE folder or .zip, or a folder of band rasters.
+    """
+    if isinstance(scene, Scene):
+        return scene
+    if isinstance(scene, dict):
+        return scene_from_item(scene)
+    if hasattr(scene, "to_dict") and hasattr(scene, "get_self_href"):  # a pystac.Item
+        return scene_from_item(scene.to_dict(), base_href=scene.get_self_href())
+    if not isinstance(scene, (str, Path)):
+        raise SceneError(f"a scene is a path, a pystac.Item or a STAC item dict, not "
+                         f"{type(scene).__name__}")
+    path = Path(scene)
     if not path.exists():
-        raise GeolulcError(f"scene {path} does not exist")
+        raise MissingInputError(f"scene {path} does not exist")
     if path.suffix.lower() == ".json":
         return _item_from_file(path)
     if path.suffix.lower() == ".zip" or path.name.upper().endswith(".SAFE"):
@@ -308,7 +336,7 @@ def load_scene(path: str | Path) -> Scene:
         if any(path.glob("MTD_MSIL*.xml")):
             return _scene_from_safe(path)
         return _scene_from_band_folder(path)
-    raise GeolulcError(
+    raise SceneError(
         f"cannot read scene {path}: expected a STAC item .json, a SAFE folder or .zip, "
         "or a folder of per-band rasters"
     )

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 from affine import Affine
-from pyproj import Geod, Transformer
+from pyproj import CRS, Geod, Transformer
 
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA
@@ -16,9 +16,10 @@ from geolulc.io.rasters import NODATA
 AREA_BLOCK = 64
 
 
-def class_areas(labels: np.ndarray, classes: list[str], transform: Affine, crs) -> dict:
-    """Area in km² on the WGS84 ellipsoid and share of the mapped area for every class, plus
-    the no-data area.
+def class_areas(labels: np.ndarray, classes: list[str], transform: Affine, crs: CRS) -> dict:
+    """Area in km² on the WGS84 ellipsoid and share of the mapped area for every class.
+
+    The no-data area is given too.
 
     A pixel's ground area is not its area in the grid's units except where the projection keeps
     areas: 1.00 × in UTM near the central meridian, 2.24 × off in Web Mercator at Rennes. The
@@ -51,7 +52,7 @@ def class_areas(labels: np.ndarray, classes: list[str], transform: Affine, crs) 
     }
 
 
-def _block_pixel_areas(height: int, width: int, transform: Affine, crs) -> np.ndarray:
+def _block_pixel_areas(height: int, width: int, transform: Affine, crs: CRS) -> np.ndarray:
     """Ground area (m²) of one pixel in each block of `AREA_BLOCK`² pixels."""
     n_rows, n_cols = -(-height // AREA_BLOCK), -(-width // AREA_BLOCK)
     to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
@@ -59,7 +60,8 @@ def _block_pixel_areas(height: int, width: int, transform: Affine, crs) -> np.nd
     out = np.empty((n_rows, n_cols))
     cols = np.minimum(np.arange(n_cols + 1) * AREA_BLOCK, width)
     rows = np.minimum(np.arange(n_rows + 1) * AREA_BLOCK, height)
-    xs, ys = transform * np.meshgrid(cols, rows)
+    # affine types `*` for one (x, y) pair only; arrays of them map alike
+    xs, ys = transform * np.meshgrid(cols, rows)  # type: ignore[operator]
     lon, lat = to_lonlat.transform(xs, ys)
     for i in range(n_rows):
         for j in range(n_cols):
@@ -72,6 +74,7 @@ def _block_pixel_areas(height: int, width: int, transform: Affine, crs) -> np.nd
 
 
 def areas_csv(stats: dict) -> str:
+    """The per-class statistics as CSV (code, class, pixels, area_km2, percent) for spreadsheets."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["code", "class", "pixels", "area_km2", "percent"],
                             lineterminator="\n")

@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio.windows import Window
 
 from geolulc.core.grid import PatchGrid
 from geolulc.core.windows import fill_unclear
-from geolulc.errors import GeolulcError
+from geolulc.errors import ModelError
 from geolulc.io.atomic import atomic_path
 from geolulc.io.rasters import NODATA, PROB_SCALE
 from geolulc.io.read import Masking, Pixels, StackReader
@@ -37,12 +38,17 @@ from geolulc.models.inference import Classifier
 from geolulc.models.model import Model
 from geolulc.models.tiles import TILE, tile_probabilities, tile_size
 
+if TYPE_CHECKING:  # an optional dependency (the `dask` extra)
+    from distributed import Client
+
 log = logging.getLogger(__name__)
 
 
 def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int) -> Window:
-    """Read window of the chunk of `chunk_rows` map rows starting at map row `row0`: its cells'
-    pixels and the grid's margin of context on every side."""
+    """Read window of the chunk of `chunk_rows` map rows starting at map row `row0`.
+
+    The window holds its cells' pixels and the grid's margin of context on every side.
+    """
     n_rows = min(chunk_rows, grid.rows - row0)
     return Window(0, row0 * grid.stride, grid.read_shape[1],
                   n_rows * grid.stride + 2 * grid.margin)
@@ -62,10 +68,12 @@ class ChunkJob:
     masking: Masking
 
     def window(self, row0: int) -> Window:
+        """Read window of the chunk starting at map row `row0` (see `chunk_window`)."""
         return chunk_window(self.grid, self.chunk_rows, row0)
 
     @property
     def starts(self) -> list[int]:
+        """First map row of every chunk of the grid, in order."""
         return list(range(0, self.grid.rows, self.chunk_rows))
 
 
@@ -82,14 +90,18 @@ class ChunkResult:
 
     @property
     def cells(self) -> int:
+        """Cells of the chunk that were classified (not NODATA), for the progress and the totals."""
         return int(np.count_nonzero(self.labels != NODATA))
 
 
-def _store(labels: np.ndarray, probs: np.ndarray, where, p: np.ndarray) -> None:
-    """Labels and quantised probabilities of the classified cells; non-finite probabilities (a
-    broken model or input) are an error, never a map."""
+def _store(labels: np.ndarray, probs: np.ndarray, where: np.ndarray | tuple[np.ndarray, np.ndarray],
+           p: np.ndarray) -> None:
+    """Labels and quantised probabilities of the classified cells.
+
+    Non-finite probabilities (a broken model or input) are an error, never a map.
+    """
     if not np.isfinite(p).all():
-        raise GeolulcError("the model produced non-finite probabilities: its weights or the "
+        raise ModelError("the model produced non-finite probabilities: its weights or the "
                            "input are corrupt; no map was written")
     labels[where] = p.argmax(-1)
     probs[where] = np.round(p * PROB_SCALE).astype(np.uint8)
@@ -164,10 +176,12 @@ CACHE_MAX_AGE_DAYS = 7
 
 
 class ChunkCache:
-    """Finished chunks of one job on disk, written atomically and compressed. Caches of other
-    jobs untouched for CACHE_MAX_AGE_DAYS are removed when a new one starts."""
+    """Finished chunks of one job on disk, written atomically and compressed.
 
-    def __init__(self, root: Path, key: str):
+    Caches of other jobs untouched for CACHE_MAX_AGE_DAYS are removed when a new one starts.
+    """
+
+    def __init__(self, root: Path, key: str) -> None:
         self.dir = Path(root) / ".geolulc-cache" / key
         cutoff = time.time() - CACHE_MAX_AGE_DAYS * 86400
         for other in self.dir.parent.glob("*") if self.dir.parent.is_dir() else []:
@@ -179,8 +193,11 @@ class ChunkCache:
         return self.dir / f"chunk-{row0:06d}.npz"
 
     def get(self, row0: int) -> ChunkResult | None:
-        """A finished chunk, or None to compute it: an unreadable chunk (truncated by a kill or
-        a full disk) is removed with a warning and computed again, never a wedge."""
+        """A finished chunk, or None to compute it.
+
+        An unreadable chunk (truncated by a kill or a full disk) is removed with a warning and computed
+        again, never a wedge.
+        """
         path = self._path(row0)
         if not path.exists():
             return None
@@ -196,12 +213,14 @@ class ChunkCache:
             return None
 
     def put(self, result: ChunkResult) -> None:
+        """Keep a finished chunk, atomically, so a killed run never leaves half a chunk to resume from."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, labels=result.labels, probs=result.probs,
                                 masked=result.masked, count=result.count)
 
     def clear(self) -> None:
+        """Remove the job's cache (and the cache folder once no other job's is left in it)."""
         shutil.rmtree(self.dir, ignore_errors=True)
         parent = self.dir.parent
         if parent.exists() and not any(parent.iterdir()):
@@ -210,12 +229,14 @@ class ChunkCache:
 
 def run_local(job: ChunkJob, starts: list[int], model: Model,
               classifier: Classifier) -> Iterator[ChunkResult]:
-    """Chunks in this process; the next chunk is read while the current one is classified
-    (GDAL and torch both release the GIL)."""
+    """Chunks in this process; the next chunk is read while the current one is classified.
+
+    Reading and classifying overlap because GDAL and torch both release the GIL.
+    """
     if not starts:
         return
 
-    def read(row0: int):
+    def read(row0: int) -> tuple[Pixels, float]:
         t0 = time.perf_counter()
         return reader.read(job.window(row0)), time.perf_counter() - t0
 
@@ -237,9 +258,11 @@ _WORKER_MODELS: dict[tuple[str, str, str, str], tuple[Model, Classifier]] = {}
 def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest: str,
                   device: str, batch_size: int | None, precision: str, engine: str
                   ) -> ChunkResult:
-    """One chunk on a Dask worker. The model travels as the bytes of its card and weights
-    (checked against their digests on arrival), so workers need none of the client's files;
-    it is built once per worker process."""
+    """One chunk on a Dask worker.
+
+    The model travels as the bytes of its card and weights (checked against their digests on
+    arrival), so workers need none of the client's files; it is built once per worker process.
+    """
     from geolulc.core.device import resolve_device
     from geolulc.models.model import model_from_bytes
 
@@ -248,7 +271,7 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
         dev = resolve_device(device)
         model = model_from_bytes(*payload, dev)
         if model.digest != digest:
-            raise GeolulcError("the model bytes changed on the way to the worker")
+            raise ModelError("the model bytes changed on the way to the worker")
         _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision, engine))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
@@ -260,7 +283,7 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
     return result
 
 
-def run_dask(job: ChunkJob, starts: list[int], model: Model, client, device: str,
+def run_dask(job: ChunkJob, starts: list[int], model: Model, client: Client, device: str,
              batch_size: int | None, precision: str, engine: str) -> Iterator[ChunkResult]:
     """Chunks as tasks on a dask.distributed cluster, yielded as they finish."""
     from distributed import as_completed

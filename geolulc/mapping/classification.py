@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geolulc.core.grid import PatchGrid
-from geolulc.errors import GeolulcError
+from geolulc.errors import NoDataError
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA, PROB_SCALE
 from geolulc.mapping.chunks import ChunkCache
@@ -27,12 +27,14 @@ class Classification:
     cache: ChunkCache | None = None  # finished chunks, removed once the map is written
 
     def require_patches(self, what: str) -> None:
-        """A map without a single classified patch is an error, not an empty map (and its
-        chunk cache, which holds nothing worth resuming, is removed)."""
+        """A map without a single classified patch is an error, not an empty map.
+
+        Its chunk cache, which holds nothing worth resuming, is removed.
+        """
         if self.patches == 0:
             if self.cache:
                 self.cache.clear()
-            raise GeolulcError(f"{what}: no clear patch to classify (the scenes do not cover "
+            raise NoDataError(f"{what}: no clear patch to classify (the scenes do not cover "
                                "the area, or every patch is mostly cloud or no data)")
 
     @property

@@ -5,17 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import ClusterError, DependencyError
 from geolulc.mapping.request import (
     MapRequest,
 )
+
+if TYPE_CHECKING:  # an optional dependency (the `dask` extra)
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def dask_client(req: MapRequest) -> Iterator[object | None]:
+def dask_client(req: MapRequest) -> Iterator[Client | None]:
     """A dask.distributed client for --scheduler or --workers, or None to run in-process."""
     if not req.scheduler and not req.workers:
         yield None
@@ -23,13 +27,13 @@ def dask_client(req: MapRequest) -> Iterator[object | None]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise GeolulcError("--workers/--scheduler need dask: pip install 'geolulc[dask]'") \
+        raise DependencyError("`workers`/`scheduler` need dask: pip install 'geolulc[dask]'") \
             from None
     if req.scheduler:
         try:
             client = Client(req.scheduler, timeout="10s")
         except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address
-            raise GeolulcError(f"cannot reach the Dask scheduler {req.scheduler}: {exc}") \
+            raise ClusterError(f"cannot reach the Dask scheduler {req.scheduler}: {exc}") \
                 from None
         with client:
             yield client

@@ -11,6 +11,7 @@ the dense run sees the neighbouring pixels (the agreement is measured by the ben
 from __future__ import annotations
 
 import weakref
+from typing import cast
 
 import numpy as np
 import torch
@@ -18,14 +19,17 @@ import torch.nn.functional as F
 
 from geolulc.models.inference import Classifier
 from geolulc.models.model import Model, ProbabilityNet
+from geolulc.models.network import PatchResNet
 
-_STRIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STRIDES: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
 
 
 def output_stride(model: Model) -> int:
-    """Pixels per cell of the network's last feature map (16 for the bundled networks),
-    probed once per network."""
-    net = model.network
+    """Pixels per cell of the network's last feature map (16 for the bundled networks).
+
+    Probed once per network.
+    """
+    net = cast(PatchResNet, model.network)  # dense runs are for patch classifiers only
     if net in _STRIDES:
         return _STRIDES[net]
     size = model.patch_size
@@ -38,13 +42,20 @@ def output_stride(model: Model) -> int:
 
 
 def supports(model: Model, stride: int) -> bool:
+    """Whether the dense run can replace patch-by-patch inference at this `stride`.
+
+    It can when the stride is smaller than the patch and a multiple or a divisor of the network's
+    output stride.
+    """
     os_ = output_stride(model)
     return stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)
 
 
 class DenseCells(torch.nn.Module):
-    """DNs of a chunk (1, bands, h, w) to the class probabilities (1, rows, cols, K) of its
-    `window`-cell windows every `step` cells of the last feature map."""
+    """DNs of a chunk (1, bands, h, w) to the class probabilities (1, rows, cols, K) of its windows.
+
+    The windows are `window` cells of the last feature map wide, every `step` cells.
+    """
 
     def __init__(self, model: Model, window: int, step: int) -> None:
         super().__init__()
@@ -52,7 +63,8 @@ class DenseCells(torch.nn.Module):
         self.window, self.step = window, step
 
     def forward(self, dn: torch.Tensor) -> torch.Tensor:
-        net = self.net.network
+        """Probabilities of every window, with the classifier's input scaling, features and head."""
+        net = cast(PatchResNet, self.net.network)
         x = self.net.prepared(dn)
         pooled = F.avg_pool2d(net.features(net.stem(x)), self.window, stride=self.step)
         return torch.softmax(net.head(pooled.permute(0, 2, 3, 1)).float(), dim=-1)
@@ -60,8 +72,10 @@ class DenseCells(torch.nn.Module):
 
 def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
                         classifier: Classifier) -> np.ndarray:
-    """Class probabilities (rows, cols, K) of every `patch`-sized window every `stride` pixels of
-    `dn` (bands, h, w), in the same cell layout as `cut_patches`."""
+    """Class probabilities (rows, cols, K) of every `patch`-sized window of `dn` (bands, h, w).
+
+    The windows lie every `stride` pixels, in the same cell layout as `cut_patches`.
+    """
     patch = model.patch_size
     os_ = output_stride(model)
     window = patch // os_

@@ -16,6 +16,7 @@ a per-pixel map is judged by the majority label of each block):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
@@ -23,7 +24,11 @@ from scipy.ndimage import distance_transform_edt
 from geolulc.core.classes import WATER_CLASSES
 from geolulc.io.rasters import NODATA
 
-#: Class names that mean water in the bundled models.
+if TYPE_CHECKING:  # the scene and reading modules are imported by `evaluate_map` only
+    from pathlib import Path
+
+    from geolulc.io.scenes import Scene
+
 BLOCK = 16
 EDGE = 64
 OPEN_WATER_SHARE = 0.9
@@ -32,6 +37,8 @@ OPEN_WATER_NDWI = 0.2
 
 @dataclass
 class MapCheck:
+    """Figures of a map against its scene (see the module); None where no block qualifies."""
+
     open_water_blocks: int
     open_water_recall: float | None
     dry_blocks: int
@@ -42,6 +49,7 @@ class MapCheck:
     edge_class_excess: dict  # class → edge share − interior share (blocks with data)
 
     def as_dict(self) -> dict:
+        """The figures as a plain dict, for JSON output."""
         return asdict(self)
 
 
@@ -57,8 +65,11 @@ def _share(hits: np.ndarray) -> float | None:
 def check_map(labels: np.ndarray, classes: list[str], green: np.ndarray, nir: np.ndarray,
               has_data: np.ndarray, nodata: int = NODATA, block: int = BLOCK,
               edge: int = EDGE) -> MapCheck:
-    """Figures for a map given at the input resolution (`labels` (h, w), a patch map repeated
-    to its pixels) and the scene's green and NIR DN and data mask on the same grid."""
+    """Figures for a map given at the input resolution, against the scene's green and NIR DN.
+
+    `labels` (h, w) is a patch map repeated to its pixels; the scene's green and NIR DN and its
+    data mask are on the same grid.
+    """
     water_codes = [i for i, c in enumerate(classes) if c in WATER_CLASSES]
     g, n = green.astype(np.float32), nir.astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -85,7 +96,7 @@ def check_map(labels: np.ndarray, classes: list[str], green: np.ndarray, nir: np
         _share(called_water[dry & ~near]), excess)
 
 
-def evaluate_map(landcover, scenes, resolution: float = 10.0) -> MapCheck:
+def evaluate_map(landcover: str | Path, scenes: list[Scene], resolution: float = 10.0) -> MapCheck:
     """Check a land-cover GeoTIFF written by geolulc against the scenes it was mapped from."""
     import json
 

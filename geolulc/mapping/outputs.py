@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def scene_summary(scenes: list[Scene]) -> list[dict]:
+    """What the statistics record of each scene: id, date, level, cloud cover, baseline and offset."""
     return [{"id": s.id, "datetime": s.datetime.isoformat() if s.datetime else None,
              "level": s.level, "cloud_cover": s.cloud_cover,
              "processing_baseline": s.baseline_text, "offset_removed": s.offset}

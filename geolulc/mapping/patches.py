@@ -24,7 +24,8 @@ def clear_cells(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) of every window whose share of clear pixels reaches `min_clear`."""
     counts = window_clear_counts(clear, patch, stride)
-    return np.nonzero(counts >= min_clear * patch * patch)
+    rows, cols = np.nonzero(counts >= min_clear * patch * patch)
+    return rows, cols
 
 
 def cut_patches(

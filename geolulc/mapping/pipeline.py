@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.features import geometry_mask
 from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 from tqdm import tqdm
 
 from geolulc.core.device import resolve_device
 from geolulc.core.grid import PatchGrid, project_geometry
-from geolulc.errors import GeolulcError
-from geolulc.io.aoi import load_aoi
+from geolulc.errors import AssumptionWarning, ParameterError
+from geolulc.io.aoi import AOI, load_aoi
 from geolulc.io.atomic import remove_stale_staging, safe_name
 from geolulc.io.catalog import (
     parse_date_range,
@@ -46,13 +50,17 @@ from geolulc.mapping.request import (
 from geolulc.models.inference import Classifier
 from geolulc.models.model import DEFAULT_MODEL, Model, load_model, resolve_model_path
 
+if TYPE_CHECKING:
+    import torch
+    from distributed import Client
+
 log = logging.getLogger(__name__)
 
 #: Above this many pixels, mapping a scene without an AOI says so (a whole tile is 120 M).
 WHOLE_SCENE_NOTICE_PIXELS = 10_000_000
 
 
-def aoi_cells(grid: PatchGrid, aoi_geometry) -> np.ndarray:
+def aoi_cells(grid: PatchGrid, aoi_geometry: BaseGeometry | None) -> np.ndarray:
     """Cells touching the AOI polygon (all of them without an AOI)."""
     if aoi_geometry is None:
         return np.ones((grid.rows, grid.cols), dtype=bool)
@@ -63,7 +71,7 @@ def aoi_cells(grid: PatchGrid, aoi_geometry) -> np.ndarray:
 def classify_grid(
     scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
     classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
-    dense: bool = True, cache_root: Path | None = None, client=None,
+    dense: bool = True, cache_root: Path | None = None, client: Client | None = None,
     worker_device: str = "auto", masking: Masking | None = None, worker_batch: int | None = None,
 ) -> Classification:
     """Classify the grid chunk by chunk, in this process or on a Dask `client`.
@@ -81,8 +89,8 @@ def classify_grid(
     timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
     n_patches = masked_px = 0
     cache = ChunkCache(cache_root, job_key(job, model)) if cache_root else None
-    done = {row0: cache.get(row0) for row0 in job.starts} if cache else {}
-    done = {row0: r for row0, r in done.items() if r is not None}
+    cached = {row0: cache.get(row0) for row0 in job.starts} if cache else {}
+    done = {row0: r for row0, r in cached.items() if r is not None}
     if done:
         log.info("resuming: %d of %d chunks already done", len(done), len(job.starts))
     todo = [row0 for row0 in job.starts if row0 not in done]
@@ -113,8 +121,10 @@ def classify_grid(
 
 @dataclass
 class LandCover:
-    """A classified area in memory: labels and probabilities on their grid, with the model and
-    scenes they came from. `geolulc.write` turns it into files."""
+    """A classified area in memory: labels and probabilities on their grid, with their sources.
+
+    The model and scenes they came from are kept with them. `geolulc.write` turns it into files.
+    """
 
     result: Classification
     model: Model
@@ -124,6 +134,7 @@ class LandCover:
 
     @property
     def grid(self) -> PatchGrid:
+        """The map's `PatchGrid`: its CRS, its cells and the patches they were classified from."""
         return self.result.grid
 
     @property
@@ -138,29 +149,100 @@ class LandCover:
 
     @property
     def classes(self) -> list[str]:
+        """Class names, in the order of the codes and of the probabilities' last axis."""
         return self.model.classes
 
 
 def check_scene_dates(scenes: list[Scene], date: str) -> None:
-    """Local scenes given with a date must have been acquired in that period: the date names
-    the map and its statistics, so a scene from another year is refused, not relabelled."""
+    """Local scenes given with a date must have been acquired in that period.
+
+    The date names the map and its statistics, so a scene from another year is refused, not
+    relabelled.
+    """
     start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")).date()
                   for t in parse_date_range(date).split("/"))
     for scene in scenes:
         if scene.datetime is None:
-            log.warning("scene %s has no acquisition date to check against %s", scene.id, date)
+            warnings.warn(f"scene {scene.id} has no acquisition date to check against {date}",
+                          AssumptionWarning, stacklevel=2)
         elif not start <= scene.datetime.date() <= end:
-            raise GeolulcError(f"scene {scene.id} was acquired on {scene.datetime.date()}, "
+            raise ParameterError(f"scene {scene.id} was acquired on {scene.datetime.date()}, "
                                f"outside the date {date} it was given with")
 
 
+@dataclass
+class DateInput:
+    """One date to classify: its label and the scenes that make it."""
+
+    label: str
+    scenes: list[Scene]
+    searched: bool = False  # found by a search for this date (drives its compositing)
+
+
+@dataclass
+class OnGrid:
+    """Every date classified on one grid, with what a comparison of the dates needs."""
+
+    results: list[Classification]
+    inputs: list[DateInput]
+    grid: PatchGrid
+    inside: np.ndarray  # map cells inside the AOI
+    maskings: list[Masking]
+    chunk_rows: int
+
+    def clear_caches(self) -> None:
+        """Remove the chunk caches once what they make is written."""
+        for result in self.results:
+            if result.cache:
+                result.cache.clear()
+
+
+def classify_on_grid(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput],
+                     device: torch.device, cache: bool = True) -> OnGrid:
+    """Classify each date's scenes on one grid: the one classification path of `map` and `change`.
+
+    The grid is planned from the AOI or the first date's scenes; classification runs chunk by chunk,
+    resumably (`cache`: finished chunks kept in `req.out_dir`) and on Dask where asked, for `map`
+    (one date) and `change` (several).
+    """
+    grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0].scenes, model)
+    log.info("grid %s: %d×%d cells of %.0f m, %d date(s)", grid.crs.to_string(), grid.rows,
+             grid.cols, grid.cell_size, len(inputs))
+    pixels = grid.read_shape[0] * grid.read_shape[1]
+    if aoi is None and pixels > WHOLE_SCENE_NOTICE_PIXELS:  # a long job nobody asked for by name
+        log.warning("no AOI: mapping the whole of %s, %.0f km² (%.0f M pixels); give an AOI to "
+                    "map less", inputs[0].scenes[0].id, pixels * grid.resolution ** 2 / 1e6,
+                    pixels / 1e6)
+    inside = aoi_cells(grid, aoi.geometry if aoi else None)
+    classifier = Classifier(model, device, req.batch_size, req.precision, req.engine)
+    chunk_rows = chunk_rows_for(req, model, grid)
+    results, maskings = [], []
+    with dask_client(req) as client:
+        for date in inputs:
+            check_scenes(date.scenes, model, restores_toa(req, model))
+            masking = masking_for(dataclasses.replace(
+                req, date=date.label if date.searched else None), model)
+            result = classify_grid(date.scenes, model, grid, inside, classifier, req.min_clear,
+                                   chunk_rows, req.progress, req.dense,
+                                   cache_root=req.out_dir if cache else None, client=client,
+                                   worker_device=req.device, masking=masking,
+                                   worker_batch=req.batch_size)
+            result.require_patches(date.label)
+            results.append(result)
+            maskings.append(masking)
+    return OnGrid(results, inputs, grid, inside, maskings, chunk_rows)
+
+
 def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
-    """Search (or load) the scenes, read them and classify the area; nothing is written but the
-    chunk cache in `req.out_dir` (when `cache`), which lets an interrupted run resume."""
+    """Search (or load) the scenes, read them and classify the area.
+
+    Nothing is written but the chunk cache in `req.out_dir` (when `cache`), which lets an
+    interrupted run resume.
+    """
     if req.date:
         parse_date_range(req.date)  # the user's input is checked before any work starts
-    aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi else None
-    local = [p if isinstance(p, Scene) else load_scene(p) for p in req.scenes]
+    aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi is not None else None
+    local = [load_scene(p) for p in req.scenes]
     if local and req.date:
         check_scene_dates(local, req.date)
     device = resolve_device(req.device)
@@ -168,22 +250,8 @@ def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
         resolve_model_path(req.model)  # an unknown model is reported before any search
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
     model = load_model(model_for(req.model, scenes), device)
-    check_scenes(scenes, model, restores_toa(req, model))
-    grid = plan_grid(req, aoi.geometry if aoi else None, scenes, model)
-    log.info("grid %s: %d×%d cells of %.0f m, %d scene(s)", grid.crs.to_string(), grid.rows,
-             grid.cols, grid.cell_size, len(scenes))
-    pixels = grid.read_shape[0] * grid.read_shape[1]
-    if aoi is None and pixels > WHOLE_SCENE_NOTICE_PIXELS:  # a long job nobody asked for by name
-        log.warning("no AOI: mapping the whole of %s, %.0f km² (%.0f M pixels); give an AOI to "
-                    "map less", scenes[0].id, pixels * grid.resolution ** 2 / 1e6, pixels / 1e6)
-    with dask_client(req) as client:
-        result = classify_grid(
-            scenes, model, grid, aoi_cells(grid, aoi.geometry if aoi else None),
-            Classifier(model, device, req.batch_size, req.precision, req.engine), req.min_clear,
-            chunk_rows_for(req, model, grid), req.progress, req.dense,
-            cache_root=req.out_dir if cache else None, client=client,
-            worker_device=req.device, masking=masking_for(req, model), worker_batch=req.batch_size)
-    result.require_patches(req.date or "the scenes")
+    date = DateInput(req.date or "the scenes", scenes, searched=not local)
+    result = classify_on_grid(req, model, aoi, [date], device, cache).results[0]
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
     return LandCover(result, model, scenes, req.date, safe_name(name, "map"))
@@ -191,8 +259,10 @@ def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
 
 def write_landcover(landcover: LandCover, out_dir: Path, name: str | None = None
                     ) -> tuple[dict[str, str], dict]:
-    """Every output of a map, staged and moved into `out_dir` together; the chunk cache of the
-    run is removed once the map is in place."""
+    """Every output of a map, staged and moved into `out_dir` together.
+
+    The chunk cache of the run is removed once the map is in place.
+    """
     outputs, info = write_map(Path(out_dir), safe_name(name or landcover.name, "map"),
                               landcover.result, landcover.model, landcover.scenes,
                               landcover.date)
@@ -201,7 +271,32 @@ def write_landcover(landcover: LandCover, out_dir: Path, name: str | None = None
     return outputs, info
 
 
-def run_map(req: MapRequest) -> dict:
+@dataclass(frozen=True)
+class MapResult:
+    """What a map run wrote and measured (`geolulc map --json` prints `to_dict()`)."""
+
+    outputs: dict[str, str]
+    """{kind: path} of every file written: landcover, confidence, probabilities, count, …"""
+    stats: dict[str, Any]
+    """Area of each class (km², percent, pixels), as in NAME_stats.json."""
+    run: dict[str, Any]
+    """The run's facts: model, scenes, date, grid (CRS, transform, shape), cells classified …"""
+    timings_s: dict[str, float]
+    """Seconds spent reading, cutting, classifying and writing."""
+    wall_time_s: float
+
+    @property
+    def landcover(self) -> Path:
+        """The land-cover COG."""
+        return Path(self.outputs["landcover"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data: outputs, the run's facts, stats and timings."""
+        return {"outputs": self.outputs, **self.run, "stats": self.stats,
+                "timings_s": self.timings_s, "wall_time_s": self.wall_time_s}
+
+
+def run_map(req: MapRequest) -> MapResult:
     """Produce the land-cover map, confidence, statistics and quicklook; return a summary."""
     t_start = time.perf_counter()
     if Path(req.out_dir).is_dir():  # finish the move of a set a killed run was publishing
@@ -210,9 +305,6 @@ def run_map(req: MapRequest) -> dict:
     t_write = time.perf_counter()
     outputs, info = write_landcover(landcover, req.out_dir)
     timings = {**landcover.result.timings, "write": time.perf_counter() - t_write}
-    return {
-        "outputs": outputs,
-        **info,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "wall_time_s": round(time.perf_counter() - t_start, 3),
-    }
+    run = {k: v for k, v in info.items() if k != "stats"}
+    return MapResult(outputs, info["stats"], run, {k: round(v, 3) for k, v in timings.items()},
+                     round(time.perf_counter() - t_start, 3))

@@ -1,20 +1,26 @@
-"""What a mapping job was asked to do (`MapRequest`) and what follows from it before any pixel is
-read: the scenes, the model, the grid, the masking and the chunking."""
+"""What a mapping job was asked to do (`MapRequest`) and what follows from it.
+
+What follows is decided before any pixel is read: the scenes, the model, the grid, the masking
+and the chunking.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import get_args
 
-from pyproj import Proj
+from pyproj import CRS, Proj
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
 from geolulc.core.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from geolulc.defaults import ENGINES
-from geolulc.errors import GeolulcError
-from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, split_antimeridian
+from geolulc.defaults import Composite, Engine, L2AMode, Precision
+from geolulc.errors import AssumptionWarning, NoDataError, ParameterError, ReadError, ResourceError
+from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, AOILike, split_antimeridian
 from geolulc.io.catalog import (
     DEFAULT_COLLECTION,
     EARTH_SEARCH,
@@ -23,7 +29,7 @@ from geolulc.io.catalog import (
     select_covering,
 )
 from geolulc.io.read import Masking, acquisitions
-from geolulc.io.scenes import Scene
+from geolulc.io.scenes import Scene, SceneLike
 from geolulc.models.model import DEFAULT_MODEL, Model, auto_model
 from geolulc.models.tiles import HALO, TILE, tile_size
 
@@ -36,59 +42,115 @@ NATIVE_RESOLUTION_M = 10.0
 RESOLUTION_TOLERANCE = 0.25
 
 
-@dataclass
-class MapRequest:
-    """Everything `geolulc map` was asked to do."""
+@dataclass(frozen=True)
+class MapOptions:
+    """How scenes are found, read and classified.
 
-    aoi: Path | None = None
-    date: str | None = None
-    scenes: list[Path | Scene] = field(default_factory=list)  # paths, or scenes already loaded
+    Every option of `geolulc map` but the area, the date, the scenes, the model and the output
+    folder.
+
+    Frozen and checked when made, so a wrong value fails here, in the caller's terms, before
+    any search or read.
+    """
+
     catalog: str = EARTH_SEARCH
+    """STAC API searched for scenes (an http(s) URL)."""
     collection: str = DEFAULT_COLLECTION
+    """Collection of the catalogue: L2A or L1C."""
     max_cloud: float | None = None
-    model: str = DEFAULT_MODEL
-    stride: int = 64
-    batch_size: int | None = None  # None: fits the device
-    precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
-    engine: str = "auto"  # auto: OpenVINO on the CPU where installed, else torch
-    device: str = "auto"
-    crs: str | None = None
-    resolution: float = 10.0
-    out_dir: Path = Path("outputs")
-    name: str | None = None
-    min_clear: float = 0.5
+    """Largest scene cloud cover in percent; None takes every scene."""
     max_area_km2: float = DEFAULT_MAX_AREA_KM2
-    chunk_rows: int | None = None  # None: 8 rows of patches, or one row of tiles per chunk
-    progress: bool = True
-    dense: bool = True
-    composite: str = "auto"  # auto: median over a period of several days, else none
+    """Largest AOI accepted, in geodesic km²."""
+    stride: int = 64
+    """Patch classifiers only: pixels between patch centres (a cell is stride × resolution)."""
+    resolution: float = 10.0
+    """Input pixel size in units of the CRS (metres), checked against the model's own."""
+    crs: str | None = None
+    """Output CRS; None: the UTM zone of the area's centre."""
+    composite: Composite = "auto"
+    """How several acquisitions make one image; auto: median over a period of several days."""
     mask_dilate: int = 0
+    """Pixels by which cloud and shadow masks are grown."""
     max_acquisitions: int = 12
-    l2a: str = "auto"  # auto/toa: restore top-of-atmosphere reflectance for L1C models; as-is
-    workers: int | None = None  # local Dask cluster of this many processes
-    scheduler: str | None = None  # address of an existing Dask scheduler
+    """Most acquisitions in a composite (the least cloudy)."""
+    l2a: L2AMode = "auto"
+    """L2A input: auto/toa restore top-of-atmosphere reflectance for L1C models; as-is keeps it."""
+    min_clear: float = 0.5
+    """Share of clear pixels a patch needs to be classified."""
+    dense: bool = True
+    """Strides below the patch size: classify chunks fully convolutionally (shared work)."""
+    batch_size: int | None = None
+    """Patches (or tiles) per inference batch; None: what fits the device."""
+    precision: Precision = "auto"
+    """Inference arithmetic; auto: bf16 where the hardware has it, else fp32."""
+    engine: Engine = "auto"
+    """Inference engine; auto: OpenVINO on the CPU, torch on CUDA."""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+    chunk_rows: int | None = None
+    """Map rows per chunk; None: 8 rows of patches, or one row of tiles."""
+    workers: int | None = None
+    """Run on a local Dask cluster of this many processes."""
+    scheduler: str | None = None
+    """Address of an existing Dask scheduler to run on."""
+    progress: bool = False
+    """Show a progress bar on stderr."""
 
     def __post_init__(self) -> None:
-        """Every parameter checked once, in the API's terms (the CLI checks its flags too)."""
-        if isinstance(self.scenes, (str, Path, Scene)):
-            self.scenes = [self.scenes]  # one scene, not the characters of its path
-        choices = {"composite": ("auto", "median", "best", "none"),
-                   "l2a": ("auto", "toa", "as-is"), "precision": ("auto", "fp32", "bf16"),
-                   "engine": ENGINES}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise GeolulcError(f"{name}={getattr(self, name)!r} is not one of "
-                                   f"{', '.join(allowed)}")
+        """Every option checked once, in the API's terms (the CLI checks its flags too)."""
+        choices = {"composite": Composite, "l2a": L2AMode, "precision": Precision,
+                   "engine": Engine}
+        for name, kind in choices.items():
+            if getattr(self, name) not in get_args(kind):
+                raise ParameterError(f"`{name}` must be one of {', '.join(get_args(kind))}, not "
+                                     f"{getattr(self, name)!r}")
         positive = {"stride": self.stride, "batch_size": self.batch_size,
                     "chunk_rows": self.chunk_rows, "workers": self.workers,
                     "max_acquisitions": self.max_acquisitions}
         for name, value in positive.items():
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise GeolulcError(f"{name} must be a whole number of at least 1, not {value!r}")
+                raise ParameterError(f"`{name}` must be a whole number of at least 1, not "
+                                     f"{value!r}")
         if not 0 <= self.min_clear <= 1:
-            raise GeolulcError(f"min_clear is a share of clear pixels, 0–1, not {self.min_clear}")
+            raise ParameterError(f"`min_clear` is a share of clear pixels, 0–1, not "
+                                 f"{self.min_clear}")
         if self.mask_dilate < 0 or self.resolution <= 0 or self.max_area_km2 <= 0:
-            raise GeolulcError("mask_dilate must be ≥ 0, resolution and max_area_km2 > 0")
+            raise ParameterError("`mask_dilate` must be ≥ 0, `resolution` and `max_area_km2` > 0")
+
+
+@dataclass(frozen=True)
+class MapRequest(MapOptions):
+    """A whole mapping job: the options, and what to map with which model into which folder."""
+
+    aoi: AOILike | None = None
+    """Area to map; None: the scenes' extent."""
+    date: str | None = None
+    """Day, month, year or range searched (and checked against local scenes)."""
+    scenes: list[SceneLike] = field(default_factory=list)
+    """Local scenes instead of a search."""
+    model: str = DEFAULT_MODEL
+    """Bundled model name or path to a model card; auto picks by the scenes' bands."""
+    out_dir: Path = Path("outputs")
+    """Folder of the outputs and of the resumable chunk cache."""
+    name: str | None = None
+    """Stem of the output files; None: from the AOI and date, or the scene."""
+
+    def __post_init__(self) -> None:
+        """Options checked; one scene given alone is a list of one, not its path's characters."""
+        super().__post_init__()
+        if isinstance(self.scenes, (str, Path, Scene, dict)) or hasattr(self.scenes, "to_dict"):
+            object.__setattr__(self, "scenes", [self.scenes])
+        else:
+            object.__setattr__(self, "scenes", list(self.scenes))
+
+    @classmethod
+    def of(cls, options: MapOptions | None, *, aoi: AOILike | None = None, date: str | None = None,
+           scenes: list[SceneLike] | None = None, model: str = DEFAULT_MODEL,
+           out_dir: Path = Path("outputs"), name: str | None = None) -> MapRequest:
+        """The request of the job (aoi, date, scenes, model, out_dir, name) with `options`."""
+        given = {f.name: getattr(options, f.name) for f in fields(MapOptions)} if options else {}
+        return cls(**given, aoi=aoi, date=date, scenes=[] if scenes is None else scenes,
+                   model=model, out_dir=out_dir, name=name)
 
 
 def composite_mode(req: MapRequest) -> str:
@@ -101,14 +163,16 @@ def composite_mode(req: MapRequest) -> str:
     return "median" if start[:10] != end[:10] else "none"
 
 
-def find_scenes(req: MapRequest, geometry) -> list[Scene]:
-    """The least cloudy catalogue scenes that cover the AOI, or for a composite the scenes of
-    the `max_acquisitions` least cloudy acquisitions."""
+def find_scenes(req: MapRequest, geometry: BaseGeometry | None) -> list[Scene]:
+    """The least cloudy catalogue scenes that cover the AOI.
+
+    For a composite, the scenes of the `max_acquisitions` least cloudy acquisitions.
+    """
     if geometry is None or not req.date:
-        raise GeolulcError("give --aoi and --date to search a catalogue, or --scene for a local scene")
+        raise ParameterError("give `aoi` and `date` to search a catalogue, or `scenes` for a local scene")
     found = search_scenes(geometry, req.date, req.catalog, req.collection, req.max_cloud)
     if not found:
-        raise GeolulcError(f"no {req.collection} scene in {req.catalog} covers the AOI in "
+        raise NoDataError(f"no {req.collection} scene in {req.catalog} covers the AOI in "
                            f"{req.date}" + (f" with cloud cover ≤ {req.max_cloud}%"
                                              if req.max_cloud is not None else ""))
     if composite_mode(req) == "none":
@@ -121,19 +185,20 @@ def find_scenes(req: MapRequest, geometry) -> list[Scene]:
 
 
 def restores_toa(req: MapRequest, model: Model) -> bool:
-    """Whether L2A input gets its atmosphere back: always with --l2a toa, with auto when the
-    model was trained on L1C (all bundled models)."""
-    if req.l2a not in ("auto", "toa", "as-is"):
-        raise GeolulcError(f"--l2a must be auto, toa or as-is, not {req.l2a!r}")
+    """Whether L2A input gets its atmosphere back.
+
+    Always with --l2a toa, with auto when the model was trained on L1C (all bundled models).
+    """
     return req.l2a == "toa" or (req.l2a == "auto"
                                 and model.card.get("processing_level") == "L1C")
 
 
 def masking_for(req: MapRequest, model: Model) -> Masking:
+    """How the scenes are read for this request and model: composite, dilation, atmosphere."""
     return Masking(composite_mode(req), req.mask_dilate, restore_toa=restores_toa(req, model))
 
 
-def scene_extent_wgs84(scene: Scene):
+def scene_extent_wgs84(scene: Scene) -> BaseGeometry:
     """Footprint of a scene in EPSG:4326, from its metadata or its first band."""
     if scene.footprint is not None:
         return scene.footprint
@@ -146,18 +211,20 @@ def scene_extent_wgs84(scene: Scene):
         with gdal_env(), rasterio.open(href) as src:
             return box(*bounds_to_wgs84(src.bounds, src.crs))
     except RasterioError as exc:
-        raise GeolulcError(f"cannot read scene {scene.id} ({href}): "
+        raise ReadError(f"cannot read scene {scene.id} ({href}): "
                            f"{str(exc).splitlines()[0]}") from None
 
 
-def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) -> PatchGrid:
-    """The cell grid of the map: patches every `stride` pixels for a classifier, every pixel
-    (with a halo of context) for a per-pixel model."""
+def plan_grid(req: MapRequest, aoi_geometry: BaseGeometry | None, scenes: list[Scene],
+              model: Model) -> PatchGrid:
+    """The cell grid of the map.
+
+    Patches every `stride` pixels for a classifier, every pixel (with a halo of context) for a
+    per-pixel model.
+    """
     region = aoi_geometry if aoi_geometry is not None else scene_extent_wgs84(scenes[0])
     crs = choose_crs(region, req.crs)
     bounds = project_geometry(region, crs).bounds
-    if req.resolution <= 0:
-        raise GeolulcError(f"--resolution must be positive, not {req.resolution}")
     check_resolution(req.resolution, crs, region, model)
     if model.kind == "segmenter":
         grid = grid_for_bounds(bounds, crs, req.resolution, 1, 1, HALO)
@@ -167,10 +234,12 @@ def plan_grid(req: MapRequest, aoi_geometry, scenes: list[Scene], model: Model) 
     return grid
 
 
-def check_resolution(resolution: float, crs, region_wgs84, model: Model) -> None:
-    """Refuse pixels whose size on the ground is far from the model's own: a network trained
-    on 10 m pixels fed 1 m ones (or 10 Web Mercator metres, 6.7 m on the ground at 48° N) sees
-    another world and maps it silently wrong."""
+def check_resolution(resolution: float, crs: CRS, region_wgs84: BaseGeometry, model: Model) -> None:
+    """Refuse pixels whose size on the ground is far from the model's own.
+
+    A network trained on 10 m pixels fed 1 m ones (or 10 Web Mercator metres, 6.7 m on the ground
+    at 48° N) sees another world and maps it silently wrong.
+    """
     native = float(model.card.get("resolution_m", NATIVE_RESOLUTION_M))
     centre = region_wgs84.centroid
     factors = Proj(crs).get_factors(centre.x, centre.y)
@@ -179,7 +248,7 @@ def check_resolution(resolution: float, crs, region_wgs84, model: Model) -> None
     if not low <= ground <= high:
         grid_units = f" ({resolution:g} units of {crs.name})" if abs(ground - resolution) > 1e-3 \
             else ""
-        raise GeolulcError(
+        raise ParameterError(
             f"model {model.name} was trained on {native:g} m pixels; a resolution of "
             f"{ground:.3g} m on the ground{grid_units} would make a silently wrong map: "
             f"use a resolution of {native * factors.meridional_scale:.3g} in this CRS")
@@ -194,18 +263,21 @@ def check_grid_fits(grid: PatchGrid, n_classes: int) -> None:
     except (ValueError, OSError, AttributeError):
         return
     if need > 0.8 * memory:
-        raise GeolulcError(
+        raise ResourceError(
             f"the map would be {grid.rows:,} × {grid.cols:,} cells ({need / 2**30:.1f} GiB in "
-            f"memory, this machine has {memory / 2**30:.1f} GiB): use a coarser --resolution "
+            f"memory, this machine has {memory / 2**30:.1f} GiB): use a coarser `resolution` "
             "or a smaller AOI")
 
 
 def chunk_rows_for(req: MapRequest, model: Model, grid: PatchGrid) -> int:
-    """Map rows per chunk: the user's, else 8 rows of patches or one row of tiles of about
-    `TILE[0]` rows (the grid's rows split evenly, so the last chunk is not mostly padding)."""
+    """Map rows per chunk: the user's, else 8 rows of patches or one row of tiles.
+
+    A row of tiles is about `TILE[0]` rows (the grid's rows split evenly, so the last chunk is not
+    mostly padding).
+    """
     if req.chunk_rows:
         if model.kind == "segmenter" and req.chunk_rows % 2:
-            raise GeolulcError("--chunk-rows must be even for a per-pixel model (its network "
+            raise ParameterError("`chunk_rows` must be even for a per-pixel model (its network "
                                "halves the resolution)")
         return req.chunk_rows
     return tile_size(grid.rows, TILE[0]) if model.kind == "segmenter" else 8
@@ -219,11 +291,17 @@ def model_for(name: str, scenes: list[Scene]) -> str:
 
 
 def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
+    """Fail on a scene that lacks the model's bands; warn when its level is not the model's.
+
+    An L2A scene whose top-of-atmosphere reflectance is restored (`toa`) is only noted in the log;
+    any other mismatch of processing level is a warning, not an error.
+    """
     for scene in scenes:
         scene.require(model.bands)
         if toa and scene.level == "L2A":
             log.info("scene %s: L2A, top-of-atmosphere reflectance restored for %s", scene.id,
                      model.name)
         elif scene.level != model.card.get("processing_level", scene.level):
-            log.warning("model %s was trained on %s data, scene %s is %s", model.name,
-                        model.card["processing_level"], scene.id, scene.level)
+            warnings.warn(f"model {model.name} was trained on {model.card['processing_level']} "
+                          f"data, scene {scene.id} is {scene.level}", AssumptionWarning,
+                          stacklevel=2)

@@ -1,2 +1,4 @@
-"""Networks, the model file (safetensors + card), training and accuracy assessment; the bundled
-models lie in `bundled/`."""
+"""Networks, the model file (safetensors + card), training and accuracy assessment.
+
+The bundled models lie in `bundled/`.
+"""

@@ -28,8 +28,11 @@ JPEG_BANDS = ("B04", "B03", "B02")
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Strength of each transform; 0 switches it off. Values are in DN (reflectance × 10000)
-    where they are radiometric, so they read the same for RGB and multispectral patches."""
+    """Strength of each transform; 0 switches it off.
+
+    Values are in DN (reflectance × 10000) where they are radiometric, so they read the same for
+    RGB and multispectral patches.
+    """
 
     shift: int = 4  # largest random shift (pixels, mirrored borders)
     gain: float = 0.05  # per-patch gain 1 ± gain (illumination, calibration)
@@ -43,6 +46,7 @@ class Augmentation:
     # filled as the map fills it (`fill_unclear`)
 
     def as_dict(self) -> dict:
+        """The strengths as a plain dict, recorded with the training run's settings."""
         return asdict(self)
 
 
@@ -68,22 +72,26 @@ def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each sample by up to `pixels` with mirrored borders: a class does not depend on
-    where the patch grid falls."""
+    """Shift each sample by up to `pixels` with mirrored borders.
+
+    A class does not depend on where the patch grid falls.
+    """
     n, _, h, w = x.shape
     padded = nn.functional.pad(x, (pixels,) * 4, mode="reflect")
     offsets = torch.randint(0, 2 * pixels + 1, (n, 2), generator=generator).tolist()
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
-def _uniform(shape, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator)
 
 
 def radiometry(x: torch.Tensor, bands: list[str], aug: Augmentation, dn_scale: float,
                generator: torch.Generator) -> torch.Tensor:
-    """Gain, per-band offset and haze: the range that sensors' calibration, processing
-    baselines, atmospheres and the L2A restoration give the same surface.
+    """Random gain, per-band offset and haze: the spread one surface shows in real data.
+
+    That range comes from sensors' calibration, processing baselines, atmospheres and the L2A
+    restoration.
 
     Haze adds path radiance that falls with wavelength as λ^-α (α 0.5-2, the Ångström
     exponents of coarse to fine aerosol; Rayleigh alone would be ≈ 4),
@@ -128,10 +136,13 @@ def noise(x: torch.Tensor, aug: Augmentation, dn_scale: float, dn_offset: float,
 
 def jpeg(x: torch.Tensor, bands: list[str], share: float, generator: torch.Generator,
          high: torch.Tensor | None = None) -> torch.Tensor:
-    """Re-compress the B04/B03/B02 of a share of the patches as 8-bit JPEG (quality 50-95),
-    in the 0-255 scale of the EuroSAT JPEGs: raw windows are sharper, JPEGs blockier, and a
-    model should not learn either. Only where those bands are 8-bit units (their clip `high`
-    at most 255): a model that clips them higher would lose its bright pixels to the JPEG."""
+    """Re-compress the B04/B03/B02 of a share of the patches as 8-bit JPEG (quality 50-95).
+
+    The JPEG is made in the 0-255 scale of the EuroSAT JPEGs: raw windows are sharper, JPEGs
+    blockier, and a model should not learn either. Only where those bands are 8-bit units (their
+    clip `high` at most 255): a model that clips them higher would lose its bright pixels to the
+    JPEG.
+    """
     if not set(JPEG_BANDS) <= set(bands):
         return x
     idx = [bands.index(b) for b in JPEG_BANDS]
@@ -150,8 +161,11 @@ def jpeg(x: torch.Tensor, bands: list[str], share: float, generator: torch.Gener
 
 
 def edge_mask(size: int, generator: torch.Generator) -> np.ndarray:
-    """Clear-pixel mask of a window cut by a straight scene edge of random direction that
-    leaves 5-50 % of it without data (Sentinel-2 swath and tile edges are straight lines)."""
+    """Clear-pixel mask of a window cut by a straight scene edge of random direction.
+
+    The edge leaves 5-50 % of the window without data (Sentinel-2 swath and tile edges are straight
+    lines).
+    """
     angle = float(torch.rand(1, generator=generator)) * 2 * np.pi
     share = 0.05 + 0.45 * float(torch.rand(1, generator=generator))
     rows, cols = np.indices((size, size)) - (size - 1) / 2

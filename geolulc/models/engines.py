@@ -21,15 +21,19 @@ import inspect
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from geolulc.defaults import ENGINES
-from geolulc.errors import GeolulcError
+from geolulc.errors import FallbackWarning, ParameterError
 from geolulc.io.atomic import atomic_path
+
+if TYPE_CHECKING:  # imported where a network is converted: it takes seconds to load
+    import openvino as ov
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +43,16 @@ MAX_STATIC_SHAPES = 4
 
 
 def resolve_engine(name: str, device: torch.device) -> str:
-    """`auto`: OpenVINO on the CPU where it is installed, torch on CUDA. Asking for OpenVINO
-    on a GPU is an error; asking for it where it is not installed falls back with a warning."""
+    """The engine to run on `device`; `auto`: OpenVINO on the CPU where installed, torch on CUDA.
+
+    Asking for OpenVINO on a GPU is an error; asking for it where it is not installed falls back
+    with a warning.
+    """
     if name not in ENGINES:
-        raise GeolulcError(f"unknown engine {name!r}: use {', '.join(ENGINES)}")
+        raise ParameterError(f"unknown engine {name!r}: use {', '.join(ENGINES)}")
     if device.type != "cpu":
         if name == "openvino":
-            raise GeolulcError("the openvino engine runs on the CPU: use --engine torch (or "
+            raise ParameterError("the openvino engine runs on the CPU: use `engine='torch'` (or "
                                "auto) with a CUDA device")
         return "torch"
     if name == "torch":
@@ -54,7 +61,7 @@ def resolve_engine(name: str, device: torch.device) -> str:
         import openvino  # noqa: F401
     except ImportError as exc:  # not installed, or an install that cannot load its libraries
         warnings.warn(f"OpenVINO cannot be imported ({str(exc).splitlines()[0][:160]}): "
-                      "inference runs in torch, about 3× slower", RuntimeWarning, stacklevel=2)
+                      "inference runs in torch, about 3× slower", FallbackWarning, stacklevel=2)
         return "torch"
     return "openvino"
 
@@ -64,18 +71,23 @@ Stages = list[tuple[torch.nn.Module, str]]
 
 
 class TorchRunner:
-    """Modules run by torch on the device: channels-last, bf16 autocast where a stage asks for
-    it, batches pinned and sent to the GPU without blocking, intermediates left on the device."""
+    """Modules run by torch on the device.
 
-    def __init__(self, stages: Stages, device: torch.device):
-        self.stages = []
+    Channels-last, bf16 autocast where a stage asks for it, batches pinned and sent to the GPU
+    without blocking, intermediates left on the device.
+    """
+
+    def __init__(self, stages: Stages, device: torch.device) -> None:
+        self.stages: Stages = []
         for module, precision in stages:
             module = module.to(device).eval()
-            module.to(memory_format=torch.channels_last)
+            # documented by `Module.to`, but missing from torch's typed overloads
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.stages.append((module, precision))
         self.device = device
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run the chain of stages on a batch; the result comes back as float32 numpy."""
         with torch.inference_mode():
             out = torch.from_numpy(np.ascontiguousarray(x))
             if self.device.type == "cuda":
@@ -88,15 +100,21 @@ class TorchRunner:
 
 
 def cache_dir() -> Path:
+    """Folder for converted networks: `$GEOLULC_CACHE_DIR`, else `$XDG_CACHE_HOME/geolulc`.
+
+    Without `$XDG_CACHE_HOME`, `~/.cache/geolulc`.
+    """
     root = os.environ.get("GEOLULC_CACHE_DIR")
     if root:
         return Path(root)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geolulc"
 
 
-def code_digest(*objects) -> str:
-    """Digest of the source that defines a computation, so a cached conversion never outlives
-    a change of the code it was converted from."""
+def code_digest(*objects: Callable[..., object]) -> str:
+    """Digest of the source that defines a computation.
+
+    A cached conversion never outlives a change of the code it was converted from.
+    """
     sources = []
     for obj in objects:
         try:
@@ -107,11 +125,13 @@ def code_digest(*objects) -> str:
 
 
 class OpenVINORunner:
-    """A module converted to OpenVINO once (or loaded from the disk cache) and compiled for the
-    CPU at the given precision, statically for each of the first input shapes it meets."""
+    """A module converted to OpenVINO once (or loaded from the disk cache) and compiled for the CPU.
+
+    It is compiled at the given precision, statically for each of the first input shapes it meets.
+    """
 
     def __init__(self, program: torch.nn.Module, example: torch.Tensor, precision: str,
-                 key: str | None):
+                 key: str | None) -> None:
         import openvino as ov
 
         self.core = ov.Core()
@@ -120,15 +140,14 @@ class OpenVINORunner:
             "INFERENCE_NUM_THREADS": torch.get_num_threads(),
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self.model = self._cached(key) if key else None
-        if self.model is None:
-            self.model = self._convert(program, example)
-            if key:
-                self._store(key)
+        cached = self._cached(key) if key else None
+        self.model: ov.Model = cached if cached is not None else self._convert(program, example)
+        if cached is None and key:
+            self._store(key)
         self.dynamic = self.core.compile_model(self.model, "CPU", self.config)
-        self.static: dict[tuple[int, ...], object] = {}
+        self.static: dict[tuple[int, ...], ov.CompiledModel] = {}
 
-    def _convert(self, program: torch.nn.Module, example: torch.Tensor):
+    def _convert(self, program: torch.nn.Module, example: torch.Tensor) -> ov.Model:
         import openvino as ov
 
         program = program.cpu().float().eval().requires_grad_(False)
@@ -143,7 +162,7 @@ class OpenVINORunner:
         base = cache_dir() / "openvino" / f"{key}-{ov.__version__.split('-')[0]}"
         return base.with_suffix(".xml"), base.with_suffix(".bin"), base.with_suffix(".sha256")
 
-    def _cached(self, key: str):
+    def _cached(self, key: str) -> ov.Model | None:
         xml, weights, digest = self._paths(key)
         try:
             xml_bytes, bin_bytes = xml.read_bytes(), weights.read_bytes()
@@ -185,7 +204,7 @@ class OpenVINORunner:
                 with contextlib.suppress(OSError):
                     scratch.with_suffix(suffix).unlink()
 
-    def _compiled(self, shape: tuple[int, ...]):
+    def _compiled(self, shape: tuple[int, ...]) -> ov.CompiledModel:
         if shape in self.static:
             return self.static[shape]
         if len(self.static) >= MAX_STATIC_SHAPES:
@@ -200,14 +219,18 @@ class OpenVINORunner:
         return self.static[shape]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run the compiled module on a batch (as float32), static where its shape was compiled."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self._compiled(x.shape)(x)[0]
 
 
 def make_runner(stages: Stages, example: torch.Tensor, engine: str, device: torch.device,
                 key: str | None) -> Callable[[np.ndarray], np.ndarray]:
-    """The runner of a chain of stages on `engine`; an OpenVINO conversion that fails warns
-    once and gives the torch runner, so the map is the same, only slower."""
+    """The runner of a chain of stages on `engine`.
+
+    An OpenVINO conversion that fails warns once and gives the torch runner, so the map is the same,
+    only slower.
+    """
     if engine == "openvino":
         try:
             runners = []
@@ -220,11 +243,11 @@ def make_runner(stages: Stages, example: torch.Tensor, engine: str, device: torc
             return runners[0] if len(runners) == 1 else _chain(runners)
         except Exception as exc:  # noqa: BLE001 - any failure of the optional engine falls back
             warnings.warn(f"OpenVINO could not compile the network ({_summary(exc)}): "
-                          "inference runs in torch", RuntimeWarning, stacklevel=2)
+                          "inference runs in torch", FallbackWarning, stacklevel=2)
     return TorchRunner(stages, device)
 
 
-def _chain(runners: list) -> Callable[[np.ndarray], np.ndarray]:
+def _chain(runners: Sequence[Callable[[np.ndarray], np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         for runner in runners:
             x = runner(x)
@@ -233,8 +256,10 @@ def _chain(runners: list) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _summary(exc: Exception) -> str:
-    """One line of an engine's error: its summary line where it gives one (OpenVINO's
-    converter lists the operations it failed on after 'Summary:'), else its first line."""
+    """One line of an engine's error: its summary line where it gives one, else its first line.
+
+    OpenVINO's converter lists the operations it failed on after 'Summary:'.
+    """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if "Summary:" in lines and lines.index("Summary:") + 1 < len(lines):
         return lines[lines.index("Summary:") + 1].lstrip("- ")[:200]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import DataError, MissingInputError, ModelError, ParameterError
 from geolulc.io.atomic import atomic_path, write_text_atomic
 from geolulc.models.model import Model, band_indices
 from geolulc.models.patchdata import PatchSet, stratified_split
@@ -40,17 +42,19 @@ BAND_GROUPS = {
 
 
 def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
-    """`data` with every band of the model outside `keep` replaced by the mean of the model's
-    input normalisation for that band (zero after normalisation): the network then gets no
-    information from it, which is what "accuracy without these bands" means for a network
-    with fixed inputs."""
+    """`data` with every band of the model outside `keep` replaced by its normalisation mean.
+
+    The mean of the model's input normalisation for that band is zero after normalisation: the
+    network then gets no information from it, which is what "accuracy without these bands" means
+    for a network with fixed inputs.
+    """
     unknown = sorted(set(keep) - set(model.bands))
     if unknown:
-        raise GeolulcError(f"--bands names {', '.join(unknown)}, which {model.name} does not "
+        raise ParameterError(f"`bands` names {', '.join(unknown)}, which {model.name} does not "
                            f"use (it uses {', '.join(model.bands)})")
     spec = model.card["input"]
     if spec.get("kind", "linear") != "linear":
-        raise GeolulcError(f"--bands needs a patch classifier; {model.name} is not one")
+        raise ParameterError(f"`bands` needs a patch classifier; {model.name} is not one")
     x = data.x.astype(np.float32, copy=True)
     for band in model.bands:
         if band in keep or band not in data.bands:
@@ -64,9 +68,11 @@ def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
 
 def predict(model: Model, data: PatchSet, device: torch.device, precision: str = "auto",
             batch_size: int | None = None, engine: str = "auto") -> np.ndarray:
-    """Class probabilities of every patch, computed exactly as `map` computes them (the same
-    `Classifier`: batches, channels-last, bf16 where the hardware has it unless `precision`
-    says fp32), so the accuracy reported is the accuracy of the maps."""
+    """Class probabilities of every patch, computed exactly as `map` computes them.
+
+    The same `Classifier` is used (batches, channels-last, bf16 where the hardware has it unless
+    `precision` says fp32), so the accuracy reported is the accuracy of the maps.
+    """
     from geolulc.models.inference import Classifier
 
     x, scaled = model_inputs(model, data)
@@ -74,15 +80,17 @@ def predict(model: Model, data: PatchSet, device: torch.device, precision: str =
 
 
 def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:
-    """The part of `data` that the model's training run held out, identified from its card
-    (the folder's fingerprint, the names it left out, the split's seed and fraction)."""
+    """The part of `data` that the model's training run held out, identified from its card.
+
+    The card gives the folder's fingerprint, the names it left out, the split's seed and fraction.
+    """
     training = model.card.get("training", {})
     skip = set(training.get("excluded_names", []))
     keep = [i for i, f in enumerate(data.files) if f.stem not in skip]
     data = PatchSet(data.x[keep], data.y[keep], data.classes, data.bands, data.kind,
                     [data.files[i] for i in keep], data.root)
     if training.get("data_fingerprint") != fingerprint(data.files, root):
-        raise GeolulcError(f"--split val needs the folder {model.name} was trained on; "
+        raise ParameterError(f"`split='val'` needs the folder {model.name} was trained on; "
                            f"{root} differs from it")
     _, val = stratified_split(data.y, training["val_fraction"], training["seed"])
     return PatchSet(data.x[val], data.y[val], data.classes, data.bands, data.kind,
@@ -118,6 +126,7 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
 
 
 def confusion_csv(result: dict) -> str:
+    """The confusion matrix as CSV: one row per true class, one column per predicted class."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["true \\ predicted", *result["classes"]])
@@ -154,9 +163,109 @@ def confusion_png(result: dict, path: Path) -> None:
 
 
 def write_reports(result: dict, out_dir: Path, stem: str) -> dict[str, str]:
+    """Write the confusion matrix as CSV and PNG into `out_dir`; returns {kind: path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"{stem}_confusion.csv"
     png_path = out_dir / f"{stem}_confusion.png"
     write_text_atomic(csv_path, confusion_csv(result))
     confusion_png(result, png_path)
     return {"confusion_csv": str(csv_path), "confusion_png": str(png_path)}
+
+
+@dataclass(frozen=True)
+class PatchPrediction:
+    """The class of one patch and the probability of every class."""
+
+    path: str
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `geolulc classify --json` prints it."""
+        return {"path": self.path, "class": self.label, "probability": self.probability,
+                "probabilities": self.probabilities}
+
+
+def classify_patch_files(paths: list[Path], model: str, device: str = "auto",
+                         precision: str = "auto", engine: str = "auto") -> list[PatchPrediction]:
+    """Classify single patch files with one model (auto: the bundled one for their bands)."""
+    from geolulc.core.device import resolve_device
+    from geolulc.defaults import DEFAULT_MODEL
+    from geolulc.models.model import auto_model, load_model
+    from geolulc.models.patchdata import read_patch
+
+    loaded, dev, rows = None, resolve_device(device), []
+    for path in paths:
+        if not path.exists():
+            raise MissingInputError(f"patch {path} does not exist")
+        arr, bands, kind = read_patch(path)
+        if loaded is None:
+            loaded = load_model(auto_model(set(bands), ("classifier",)) if model == DEFAULT_MODEL
+                                else model, dev)
+            if loaded.kind != "classifier":
+                raise ModelError(f"{loaded.name} labels pixels, not patches: map a scene with "
+                                 "it (`make_map(scenes=...)`)")
+        if arr.shape[-2:] != (loaded.patch_size, loaded.patch_size):
+            raise DataError(f"patch {path} is {arr.shape[-1]}×{arr.shape[-2]} pixels; "
+                            f"{loaded.name} classifies {loaded.patch_size}×{loaded.patch_size} "
+                            "patches")
+        single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
+                          [path])
+        probs = predict(loaded, single, dev, precision, engine=engine)[0]
+        best = int(np.argmax(probs))
+        rows.append(PatchPrediction(str(path), loaded.classes[best], round(float(probs[best]), 4),
+                                    {c: round(float(p), 4) for c, p in zip(loaded.classes, probs)}))
+    return rows
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of a model on a labelled patch folder (`geolulc evaluate --json` prints `to_dict()`)."""
+
+    model: str
+    data: str
+    split: str
+    precision: str
+    engine: str
+    bands: list[str]
+    """The bands the model was allowed to use."""
+    accuracy: float
+    kappa: float
+    n: int
+    per_class: dict[str, dict[str, float]]
+    """Precision, recall, F1 and support of each class."""
+    confusion_matrix: list[list[int]]
+    """Rows: true class; columns: predicted class."""
+    classes: list[str]
+    reports: dict[str, str]
+    """{kind: path} of the confusion matrix as CSV and PNG."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scores as JSON-ready data."""
+        return asdict(self)
+
+
+def evaluate_folder(model: str, data_dir: Path, split: str = "all", out_dir: Path = Path("outputs"),
+                    device: str = "auto", precision: str = "auto", engine: str = "auto",
+                    bands: list[str] | None = None) -> Evaluation:
+    """Score `model` on the patches of `data_dir` (all, or its training's validation split)."""
+    from geolulc.core.device import resolve_device
+    from geolulc.io.atomic import safe_name
+    from geolulc.models.model import load_model
+    from geolulc.models.patchdata import load_patch_folder
+
+    if split not in ("all", "val"):
+        raise ParameterError(f"`split` must be all or val, not {split!r}")
+    dev = resolve_device(device)
+    loaded = load_model(model, dev)
+    data = load_patch_folder(data_dir, classes=loaded.classes)
+    if split == "val":
+        data = validation_subset(loaded, data, data_dir)
+    if bands:
+        data = remove_bands(loaded, data, bands)
+    probs = predict(loaded, data, dev, precision, engine=engine)
+    scores = metrics(data.y, probs.argmax(1), loaded.classes)
+    reports = write_reports(scores, out_dir, safe_name(f"{loaded.name}_{data_dir.name}"))
+    return Evaluation(model=loaded.name, data=str(data_dir), split=split, precision=precision,
+                      engine=engine, bands=list(bands or loaded.bands), reports=reports, **scores)

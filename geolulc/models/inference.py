@@ -22,8 +22,10 @@ CPU_TILE_BATCH = 1
 
 
 def auto_batch_size(model: Model, device: torch.device) -> int:
-    """Largest power-of-two batch of patches (or tiles) that fits in half the free GPU memory
-    (on CPU 256 patches or 2 tiles, where larger batches only cost memory)."""
+    """Largest power-of-two batch of patches (or tiles) that fits in half the free GPU memory.
+
+    On CPU 256 patches or 1 tile (which fills the cores), where larger batches only cost memory.
+    """
     if device.type != "cuda":
         return CPU_TILE_BATCH if model.kind == "segmenter" else CPU_BATCH
     from geolulc.models.tiles import HALO, TILE
@@ -54,7 +56,7 @@ class Classifier:
     """
 
     def __init__(self, model: Model, device: torch.device, batch_size: int | None = None,
-                 precision: str = "auto", engine: str = "auto"):
+                 precision: str = "auto", engine: str = "auto") -> None:
         self.model = model
         self.device = device
         self.precision = resolve_precision(precision, device)
@@ -65,13 +67,16 @@ class Classifier:
 
     def runner(self, name: str, program: Callable[[], torch.nn.Module],
                example: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
-        """The runner of a computation of this model, built on first use (`program` makes its
-        torch module, `example` is an input of the right rank and bands for the conversion).
-        A module with `stages()` runs as that chain, its first stage in fp32 (the input stage
-        of Dynamic World), the others in the classifier's precision."""
+        """The runner of a computation of this model, built on first use.
+
+        `program` makes its torch module, `example` is an input of the right rank and bands for the
+        conversion. A module with `stages()` runs as that chain, its first stage in fp32 (the input
+        stage of Dynamic World), the others in the classifier's precision.
+        """
         if name not in self._runners:
             module = program()
-            parts = module.stages() if hasattr(module, "stages") else [module]
+            stages_of = getattr(module, "stages", None)  # see `ProbabilityNet.stages`
+            parts = stages_of() if stages_of is not None else [module]
             stages = [(part, "fp32" if i == 0 and len(parts) > 1 else self.precision)
                       for i, part in enumerate(parts)]
             key = None
@@ -83,9 +88,11 @@ class Classifier:
         return self._runners[name]
 
     def probabilities(self, pixels: np.ndarray, scaled: bool = False) -> np.ndarray:
-        """(N, bands, P, P) DN -> (N, classes) float32 probabilities for a classifier,
-        (N, classes, P, P) for a segmenter. `scaled`: the pixels are already in the model's
-        input units (EuroSAT's RGB JPEGs), so only the normalisation is applied."""
+        """(N, bands, P, P) DN -> (N, classes) float32 probabilities for a classifier.
+
+        (N, classes, P, P) for a segmenter. `scaled`: the pixels are already in the model's input units
+        (EuroSAT's RGB JPEGs), so only the normalisation is applied.
+        """
         per_pixel = pixels.shape[2:] if self.model.kind == "segmenter" else ()
         out = np.empty((len(pixels), len(self.model.classes), *per_pixel), dtype=np.float32)
         example = torch.zeros((1, len(self.model.bands), self.model.patch_size,

@@ -37,9 +37,11 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor,
                       temperature: float = 2.0) -> torch.Tensor:
-    """KL divergence from the teacher's probabilities softened at temperature T (Hinton et al.
-    2015), both given as logits, scaled by T² so that its gradient keeps the size of the
-    hard-label loss's."""
+    """KL divergence from the teacher's probabilities softened at temperature T (Hinton et al. 2015).
+
+    Both are given as logits; the loss is scaled by T² so that its gradient keeps the size of the
+    hard-label loss's.
+    """
     t = temperature
     log_student = nn.functional.log_softmax(student.float() / t, dim=1)
     soft_teacher = nn.functional.softmax(teacher.float() / t, dim=1)

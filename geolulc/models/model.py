@@ -1,5 +1,7 @@
-"""The geolulc model file: safetensors weights plus a JSON model card that says everything needed
-to use them (bands, processing level, input scaling, normalisation, classes, colours).
+"""The geolulc model file: safetensors weights plus a JSON model card.
+
+The card says everything needed to use the weights (bands, processing level, input scaling,
+normalisation, classes, colours).
 
 A model is stored as two files with the same stem, ``NAME.safetensors`` and ``NAME.json``. The
 card is the single source of truth for `map`, `evaluate` and `classify`. Two kinds exist:
@@ -13,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,9 +26,9 @@ from safetensors.torch import load, save_file
 
 from geolulc import __version__
 from geolulc.defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
-from geolulc.errors import GeolulcError
+from geolulc.errors import DataError, ModelError
 from geolulc.io.atomic import atomic_path, make_ordinary, write_text_atomic
-from geolulc.models.network import ARCHITECTURES, build_network
+from geolulc.models.network import ARCHITECTURES, DynamicWorldNet, build_network
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +53,27 @@ class Model:
 
     @property
     def bands(self) -> list[str]:
+        """Input bands, in the order the network takes them."""
         return list(self.card["bands"])
 
     @property
     def classes(self) -> list[str]:
+        """Class names, in the order of the network's outputs (the map's codes)."""
         return list(self.card["classes"])
 
     @property
     def colors(self) -> list[tuple[int, int, int]]:
+        """RGB colour of each class, for the map's colour table and quicklook."""
         return [tuple(c) for c in self.card["colors"]]
 
     @property
     def patch_size(self) -> int:
+        """Side of the patches a classifier labels, in pixels (64 unless the card says otherwise)."""
         return int(self.card.get("patch_size", 64))
 
     @property
     def name(self) -> str:
+        """The model's name from its card ("model" when it has none), recorded with every map."""
         return self.card.get("name", "model")
 
     @property
@@ -87,8 +95,10 @@ def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
 
 def clip_bounds(clip: list, n_bands: int, device: torch.device | str = "cpu",
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A card's input clip ([low, high] for every band, or one [low, high] per band) as float32
-    tensors (1, n_bands, 1, 1) that broadcast over a batch."""
+    """A card's input clip as float32 tensors (1, n_bands, 1, 1) that broadcast over a batch.
+
+    The clip is [low, high] for every band, or one [low, high] per band.
+    """
     pairs = clip if isinstance(clip[0], (list, tuple)) else [clip] * n_bands
     bounds = torch.tensor([[float(lo), float(hi)] for lo, hi in pairs], device=device)
     return bounds[:, 0].view(1, -1, 1, 1), bounds[:, 1].view(1, -1, 1, 1)
@@ -117,7 +127,7 @@ def prepare_input(dn: torch.Tensor, card: dict) -> torch.Tensor:
 def make_card(
     *, name: str, architecture: dict, bands: list[str], level: str, classes: list[str],
     colors: list, dn_scale: float, dn_offset: float, clip: list | None,
-    mean: list[float], std: list[float], patch_size: int = 64, **extra,
+    mean: list[float], std: list[float], patch_size: int = 64, **extra: object,
 ) -> dict:
     """Assemble a model card with every field the readers rely on."""
     return {
@@ -161,12 +171,15 @@ def save_model(network: torch.nn.Module, card: dict, path: str | Path) -> Path:
 
 
 def bundled_models() -> list[str]:
+    """Names of the models shipped in `bundled/`, sorted."""
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
 
 
 def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
-    """The best bundled model of these kinds for inputs with these bands (dynamic-world where
-    its nine bands exist; then 13-band L1C → eurosat-ms; RGB → eurosat-rgb)."""
+    """The best bundled model of these kinds for inputs with these bands.
+
+    dynamic-world where its nine bands exist; then 13-band L1C → eurosat-ms; RGB → eurosat-rgb.
+    """
     for name in AUTO_ORDER:
         path = BUNDLED_DIR / f"{name}.json"
         if not path.exists():
@@ -175,7 +188,7 @@ def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
         if card.get("kind", "classifier") in kinds and set(card["bands"]) <= available:
             log.info("model auto: %s", name)
             return name
-    raise GeolulcError(f"no bundled model fits inputs with bands {', '.join(sorted(available))}")
+    raise ModelError(f"no bundled model fits inputs with bands {', '.join(sorted(available))}")
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -188,22 +201,23 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         cards = sorted(path.glob("*.json"))
         cards = [c for c in cards if c.with_suffix(".safetensors").exists()]
         if len(cards) != 1:
-            raise GeolulcError(f"model folder {path} must hold exactly one NAME.json + "
+            raise ModelError(f"model folder {path} must hold exactly one NAME.json + "
                                f"NAME.safetensors pair (found {len(cards)})")
         return cards[0]
     if path.suffix in (".safetensors", ""):
         path = path.with_suffix(".json")
     if not path.exists():
         known = ", ".join(bundled_models()) or "none"
-        raise GeolulcError(f"model {text!r} not found (bundled models: {known})")
+        raise ModelError(f"model {text!r} not found (bundled models: {known})")
     return path
 
 
 def read_card(path: Path) -> dict:
+    """The card at `path`, validated; an unreadable file is a one-line error."""
     try:
         text = path.read_bytes()
     except OSError as exc:
-        raise GeolulcError(f"model card {path} is corrupt: {exc}") from None
+        raise ModelError(f"model card {path} is corrupt: {exc}") from None
     return parse_card(text, path)
 
 
@@ -212,32 +226,35 @@ def parse_card(text: bytes, path: Path | str) -> dict:
     try:
         card = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GeolulcError(f"model card {path} is corrupt: {exc}") from None
+        raise ModelError(f"model card {path} is corrupt: {exc}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise GeolulcError(f"{path} is not a geolulc model card")
+        raise ModelError(f"{path} is not a geolulc model card")
     if card.get("format_version") != FORMAT_VERSION:
-        raise GeolulcError(
+        raise ModelError(
             f"model {path} has format version {card.get('format_version')}, this geolulc "
             f"({__version__}) reads version {FORMAT_VERSION}: upgrade geolulc or re-export the model"
         )
     missing = [k for k in ("architecture", "bands", "classes", "colors", "input",
                            "weights_sha256") if k not in card]
     if missing:
-        raise GeolulcError(f"model card {path} lacks {', '.join(missing)}")
+        raise ModelError(f"model card {path} lacks {', '.join(missing)}")
     problem = card_problem(card)
     if problem:
-        raise GeolulcError(f"model card {path} is inconsistent: {problem}")
+        raise ModelError(f"model card {path} is inconsistent: {problem}")
     return card
 
 
-def _finite_list(values, length: int) -> bool:
+def _finite_list(values: object, length: int) -> bool:
     return (isinstance(values, list) and len(values) == length
             and all(isinstance(v, (int, float)) and np.isfinite(v) for v in values))
 
 
 def card_problem(card: dict) -> str | None:
-    """What makes a card unusable (None when it is sound): classes, colours, bands and the input
-    normalisation must agree with each other and be finite and non-degenerate."""
+    """What makes a card unusable (None when it is sound).
+
+    Classes, colours, bands and the input normalisation must agree with each other and be finite and
+    non-degenerate.
+    """
     from geolulc.io.bands import BAND_RESOLUTION
 
     classes, colors, bands = card["classes"], card["colors"], card["bands"]
@@ -294,14 +311,17 @@ def card_problem(card: dict) -> str | None:
 DN_SCALE_RANGE = (1e-7, 10.0)
 
 
-def _in_range(value, low: float, high: float) -> bool:
+def _in_range(value: object, low: float, high: float) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and bool(np.isfinite(value)) and low <= value <= high)
 
 
 def _size_problem(card: dict) -> str | None:
-    """Sizes that would build or allocate an absurd network before the weights could be
-    compared with it (a card with widths of 16384 asked for 120 GB)."""
+    """Sizes that would build or allocate an absurd network, caught before any is built.
+
+    The weights cannot be compared with a network until it exists, and a card with widths of 16384
+    asked for 120 GB.
+    """
     arch = card.get("architecture")
     if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
         return "architecture must name a network"
@@ -332,7 +352,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
         blob = weights.read_bytes()
     except OSError as exc:
         read_card(card_path)  # a bad card is the better message
-        raise GeolulcError(f"model weights {weights} are unreadable: {exc.strerror}") from None
+        raise ModelError(f"model weights {weights} are unreadable: {exc.strerror}") from None
     model = model_from_bytes(card_text, blob, device, card_path)
     model.source = card_path.resolve()
     return model
@@ -340,34 +360,38 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 
 def model_from_bytes(card_text: bytes, blob: bytes, device: str | torch.device = "cpu",
                      where: Path | str = "(in memory)") -> Model:
-    """A model from the bytes of its card and weights, with every check of `load_model`; how
-    Dask workers get a model without sharing the client's files."""
+    """A model from the bytes of its card and weights, with every check of `load_model`.
+
+    This is how Dask workers get a model without sharing the client's files.
+    """
     card = parse_card(card_text, where)
     if hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
-        raise GeolulcError(f"model weights of {where} do not match the SHA-256 in their card: "
+        raise ModelError(f"model weights of {where} do not match the SHA-256 in their card: "
                            "corrupt or replaced")
     try:
         state = load(blob)
     except (SafetensorError, ValueError) as exc:
-        raise GeolulcError(f"model weights of {where} are corrupt: {exc}") from None
+        raise ModelError(f"model weights of {where} are corrupt: {exc}") from None
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise GeolulcError(f"model weights of {where} hold non-finite values ({bad[0]})")
+        raise ModelError(f"model weights of {where} hold non-finite values ({bad[0]})")
     try:
         network = build_network(card["architecture"], len(card["bands"]), len(card["classes"]))
         network.load_state_dict(state)
     except (ValueError, RuntimeError, TypeError) as exc:
         first = str(exc).splitlines()[0]
-        raise GeolulcError(f"model {where} does not match its weights: {first}") from None
+        raise ModelError(f"model {where} does not match its weights: {first}") from None
     network.eval().to(device)
     digest = hashlib.sha256(card_text + blob).hexdigest()[:20]
     return Model(network, card, None, digest, (card_text, blob))
 
 
 class ProbabilityNet(torch.nn.Module):
-    """DNs (or, with `scaled`, values already in the model's input units) to class
-    probabilities: the whole computation of a model in one module, which the inference engines
-    run or convert (`geolulc.models.engines`)."""
+    """DNs to class probabilities: the whole computation of a model in one module.
+
+    With `scaled`, the input is values already in the model's input units. The inference engines run
+    or convert this module (`geolulc.models.engines`).
+    """
 
     def __init__(self, model: Model, scaled: bool = False) -> None:
         super().__init__()
@@ -376,19 +400,25 @@ class ProbabilityNet(torch.nn.Module):
         self.scaled = scaled
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a batch: input scaling, the network, then softmax."""
         return self.output(self.network(self.prepared(batch)))
 
     def prepared(self, batch: torch.Tensor) -> torch.Tensor:
+        """The batch as the network takes it: scaled and normalised by the card, channels-last."""
         x = normalise(batch.float(), self.card) if self.scaled else prepare_input(batch, self.card)
         return x.contiguous(memory_format=torch.channels_last)
 
     @staticmethod
     def output(logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis, in float32 whatever precision the network ran in."""
         return torch.softmax(logits.float(), dim=1)
 
     def stages(self) -> list[torch.nn.Module]:
-        """The computation as a chain of modules: for a network with an `input_stage` (kept in
-        fp32 by the engines), that stage with the input scaling, then the rest; else itself."""
+        """The computation as a chain of modules.
+
+        For a network with an `input_stage` (kept in fp32 by the engines), that stage with the input
+        scaling, then the rest; else itself.
+        """
         if not hasattr(self.network, "input_stage"):
             return [self]
         return [_Stage(self, first=True), _Stage(self, first=False)]
@@ -402,17 +432,20 @@ class _Stage(torch.nn.Module):
         self.net, self.first = net, first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        network = cast("DynamicWorldNet", self.net.network)  # `stages()`: it has an input_stage
         if self.first:
-            return self.net.network.input_stage(self.net.prepared(x))
-        return self.net.output(self.net.network.body(x))
+            return network.input_stage(self.net.prepared(x))
+        return self.net.output(network.body(x))
 
 
 def predict_probabilities(
     model: Model, batch: torch.Tensor, already_scaled: bool = False
 ) -> torch.Tensor:
-    """Class probabilities for a batch of DN patches (N, bands, H, W) on the model's device:
-    (N, classes) for a classifier, (N, classes, H, W) for a segmenter. Torch alone, in the
-    caller's arithmetic: the reference that the engines are checked against."""
+    """Class probabilities for a batch of DN patches (N, bands, H, W) on the model's device.
+
+    (N, classes) for a classifier, (N, classes, H, W) for a segmenter. Torch alone, in the caller's
+    arithmetic: the reference that the engines are checked against.
+    """
     return ProbabilityNet(model, already_scaled)(batch)
 
 
@@ -420,5 +453,39 @@ def band_indices(available: list[str], wanted: list[str]) -> np.ndarray:
     """Positions of `wanted` bands within `available`, with a clear error for missing ones."""
     missing = [b for b in wanted if b not in available]
     if missing:
-        raise GeolulcError(f"input lacks band(s) {', '.join(missing)} that the model needs")
+        raise DataError(f"input lacks band(s) {', '.join(missing)} that the model needs")
     return np.array([available.index(b) for b in wanted])
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A bundled model as `geolulc models` lists it, from its card."""
+
+    name: str
+    kind: str
+    bands: list[str]
+    level: str
+    classes: list[str]
+    training_data: str | None
+    metrics: dict[str, Any]
+    """Measured figures of the card (validation accuracy, real-scene checks …)."""
+    patches_per_s_cpu: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `geolulc models --json` prints it."""
+        return asdict(self)
+
+
+def bundled_model_info() -> list[ModelInfo]:
+    """Every bundled model's summary, read from its card."""
+    rows = []
+    for name in bundled_models():
+        card = read_card(BUNDLED_DIR / f"{name}.json")
+        training = card.get("training", {})
+        rows.append(ModelInfo(
+            name=name, kind=card.get("kind", "classifier"), bands=card["bands"],
+            level=card["processing_level"], classes=card["classes"],
+            training_data=training.get("data") or card.get("source", {}).get("project"),
+            metrics=card.get("metrics", {}),
+            patches_per_s_cpu=card.get("throughput", {}).get("cpu_patches_per_s")))
+    return rows

@@ -12,7 +12,7 @@ import rasterio
 from PIL import Image, UnidentifiedImageError
 from rasterio.errors import RasterioError
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import DataError, MissingInputError, ParameterError, ReadError
 from geolulc.io.bands import ALL_BANDS, normalise_band
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def _raster_bands(src: rasterio.DatasetReader) -> list[str]:
         return list(ALL_BANDS)
     if src.count == 3:
         return list(RGB_BANDS)
-    raise GeolulcError(f"{src.name}: cannot tell which Sentinel-2 bands its {src.count} bands are")
+    raise DataError(f"{src.name}: cannot tell which Sentinel-2 bands its {src.count} bands are")
 
 
 def read_patch(path: Path) -> tuple[np.ndarray, list[str], str]:
@@ -64,10 +64,11 @@ def read_patch(path: Path) -> tuple[np.ndarray, list[str], str]:
         with rasterio.open(path) as src:
             return src.read(), _raster_bands(src), "ms"
     except (OSError, UnidentifiedImageError, RasterioError) as exc:
-        raise GeolulcError(f"cannot read patch {path}: {str(exc).splitlines()[0]}") from None
+        raise ReadError(f"cannot read patch {path}: {str(exc).splitlines()[0]}") from None
 
 
 def list_patch_files(folder: Path) -> dict[str, list[Path]]:
+    """Patch files of a folder by class: one subfolder per class, images and rasters only."""
     suffixes = IMAGE_SUFFIXES | RASTER_SUFFIXES
     return {
         d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in suffixes)
@@ -86,11 +87,11 @@ def load_patch_folder(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise GeolulcError(f"data folder {folder} does not exist")
+        raise MissingInputError(f"data folder {folder} does not exist")
     skip: set[str] = set()
     if exclude is not None:
         if not Path(exclude).is_dir():
-            raise GeolulcError(f"--exclude folder {exclude} does not exist")
+            raise MissingInputError(f"`exclude` folder {exclude} does not exist")
         skip = {p.stem for files in list_patch_files(Path(exclude)).values() for p in files}
     listed = list_patch_files(folder)
     found = {k: [p for p in v if p.stem not in skip] for k, v in listed.items()}
@@ -98,12 +99,12 @@ def load_patch_folder(
     found = {k: v for k, v in found.items() if v}
     if classes is None:
         if len(found) < 2:
-            raise GeolulcError(f"{folder} needs at least two class sub-folders with patches "
+            raise DataError(f"{folder} needs at least two class sub-folders with patches "
                                f"(found {len(found)})")
         classes = sorted(found)
     unknown = sorted(set(found) - set(classes))
     if unknown:
-        raise GeolulcError(f"{folder} has classes the model does not know: {', '.join(unknown)}")
+        raise DataError(f"{folder} has classes the model does not know: {', '.join(unknown)}")
     arrays, labels, files = [], [], []
     first: tuple | None = None
     for label, name in enumerate(classes):
@@ -112,22 +113,22 @@ def load_patch_folder(
             if first is None:
                 first = (arr.shape, names, kind)
             elif (arr.shape, names, kind) != first:
-                raise GeolulcError(
+                raise DataError(
                     f"mixed patches: {path} is {kind} {arr.shape}, the first was {first[2]} "
                     f"{first[0]}")
             arrays.append(arr)
             labels.append(label)
             files.append(path)
     if first is None:
-        raise GeolulcError(f"{folder} holds no patches")
+        raise DataError(f"{folder} holds no patches")
     shape, names, kind = first
     x = np.stack(arrays)
     if bands:
         wanted = [normalise_band(b) for b in bands]
         missing = [b for b in wanted if b not in names]
         if missing:
-            raise GeolulcError(
-                f"--bands asks for {', '.join(missing)} but the patches have {len(names)} bands "
+            raise ParameterError(
+                f"`bands` asks for {', '.join(missing)} but the patches have {len(names)} bands "
                 f"({', '.join(names)})")
         x = x[:, [names.index(b) for b in wanted]]
         names = wanted
@@ -138,14 +139,18 @@ def load_patch_folder(
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int,
                      classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a train/validation split with each class in the same proportion. Every class
-    needs a patch on each side: a class with one patch is an error, not an empty training set."""
+    """Indices of a train/validation split with each class in the same proportion.
+
+    Every class needs a patch on each side: a class with one patch is an error, not an empty
+    training set.
+    """
     rng = np.random.default_rng(seed)
-    train, val = [], []
+    train: list[np.integer] = []
+    val: list[np.integer] = []
     labels, counts = np.unique(y, return_counts=True)
     if len(labels) and counts.min() < 2:
         worst = int(labels[counts.argmin()])
-        raise GeolulcError(f"every class needs at least 2 patches (one to train on, one to "
+        raise DataError(f"every class needs at least 2 patches (one to train on, one to "
                            f"validate), but class {classes[worst] if classes else worst} has "
                            f"{int(counts.min())}")
     for label in labels:
@@ -158,8 +163,11 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int,
 
 @dataclass
 class WaterWindows:
-    """Unlabelled windows of real scenes (N, bands, H, W, DN) with the share of their pixels
-    that a per-pixel model calls water (made by pipelines/real-windows.py)."""
+    """Unlabelled windows of real scenes (N, bands, H, W, DN) with their water share.
+
+    The share is of their pixels that a per-pixel model calls water (made by
+    pipelines/real-windows.py).
+    """
 
     x: np.ndarray
     water: np.ndarray
@@ -175,15 +183,15 @@ def load_water_windows(paths: list[Path], bands: list[str], size: int) -> WaterW
                 x, water, names = f["x"], f["water"], [str(b) for b in f["bands"]]
         except (OSError, KeyError, ValueError, TypeError, AttributeError,
                 zipfile.BadZipFile) as exc:
-            raise GeolulcError(f"--windows {path}: not a window file "
+            raise DataError(f"`windows` {path}: not a window file "
                                f"({str(exc).splitlines()[0][:120]})") from None
         missing = [b for b in bands if b not in names]
         if missing:
-            raise GeolulcError(f"--windows {path} lacks band(s) {', '.join(missing)}")
+            raise DataError(f"`windows` {path} lacks band(s) {', '.join(missing)}")
         if x.ndim != 4 or x.shape[1] != len(names) or x.shape[2:] != (size, size) \
                 or water.shape != (len(x),) or not np.isfinite(water).all() \
                 or water.min() < 0 or water.max() > 1:
-            raise GeolulcError(f"--windows {path}: x must be (N, {len(names)} bands, {size}, "
+            raise DataError(f"`windows` {path}: x must be (N, {len(names)} bands, {size}, "
                                f"{size}) and water N shares in [0, 1]")
         xs.append(x[:, [names.index(b) for b in bands]])
         shares.append(water.astype(np.float32))

@@ -25,8 +25,10 @@ HALO = 32
 
 
 def tile_size(extent: int, target: int) -> int:
-    """The even tile length closest above `extent / n` for the fewest tiles n of at most
-    `target` pixels: 10980 pixels take 11 tiles of 1000, not 11 of 1024 (2.6 % padding)."""
+    """The even tile length closest above `extent / n` for the fewest tiles n of at most `target`.
+
+    10980 pixels take 11 tiles of 1000, not 11 of 1024 (2.6 % padding).
+    """
     n = -(-extent // target)
     size = -(-extent // n)
     return size + size % 2
@@ -37,20 +39,20 @@ def tile_origins(height: int, width: int, tile: tuple[int, int]) -> list[tuple[i
     return [(r, c) for r in range(0, height, tile[0]) for c in range(0, width, tile[1])]
 
 
-def tile_probabilities(dn: np.ndarray, probabilities, tile: int | tuple[int, int] | None = None,
-                       halo: int = HALO, batch: int = 1,
+def tile_probabilities(dn: np.ndarray, probabilities: Callable[[np.ndarray], np.ndarray],
+                       tile: int | tuple[int, int] | None = None, halo: int = HALO, batch: int = 1,
                        needed: Callable[[int, int], bool] | None = None,
                        ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Per-pixel class probabilities of the core of `dn` (bands, h + 2 halo, w + 2 halo), tile by
-    tile: (row, col, (K, tile rows, tile cols) float32) of each tile's core, `batch` tiles per
+    """Per-pixel class probabilities of the core of `dn` (bands, h + 2 halo, w + 2 halo), tile by tile.
+
+    Yields (row, col, (K, tile rows, tile cols) float32) of each tile's core, `batch` tiles per
     call of `probabilities` (DN tiles (N, bands, t, t) -> (N, K, t, t)). Only a batch of tiles
     is in memory at a time; tiles for which `needed(row, col)` is false are skipped.
 
     Tiles that run off the bottom/right are padded by repeating the area's last pixels, so every
     tile has the same shape (one compiled network); the padding lies outside the core and is cut
-    away. The
-    default tile covers the height in one row of tiles and splits the width evenly into tiles of
-    at most `TILE[1]` columns.
+    away. The default tile covers the height in one row of tiles and splits the width evenly into
+    tiles of at most `TILE[1]` columns.
     """
     bands, full_h, full_w = dn.shape
     height, width = full_h - 2 * halo, full_w - 2 * halo
@@ -74,10 +76,12 @@ def tile_probabilities(dn: np.ndarray, probabilities, tile: int | tuple[int, int
             yield r, c, core[:, :height - r, :width - c]
 
 
-def segment(dn: np.ndarray, probabilities, n_classes: int,
+def segment(dn: np.ndarray, probabilities: Callable[[np.ndarray], np.ndarray], n_classes: int,
             tile: int | tuple[int, int] | None = None, halo: int = HALO) -> np.ndarray:
-    """Per-pixel class probabilities (h, w, K) float32 of the core of `dn` (bands, h + 2 halo,
-    w + 2 halo), computed tile by tile (`tile_probabilities`)."""
+    """Per-pixel class probabilities (h, w, K) float32 of the core of `dn`, computed tile by tile.
+
+    `dn` is (bands, h + 2 halo, w + 2 halo); the tiles are those of `tile_probabilities`.
+    """
     height, width = dn.shape[1] - 2 * halo, dn.shape[2] - 2 * halo
     out = np.empty((height, width, n_classes), dtype=np.float32)
     for r, c, p in tile_probabilities(dn, probabilities, tile, halo):

@@ -7,14 +7,16 @@ atomically only after the last epoch, and checkpoints go to their own file.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
 import pickle
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,7 +25,8 @@ from tqdm import tqdm
 
 from geolulc.core.classes import WATER_CLASSES, colors_for
 from geolulc.core.device import resolve_device, resolve_precision
-from geolulc.errors import GeolulcError
+from geolulc.defaults import Precision
+from geolulc.errors import DataError, ModelError, ParameterError
 from geolulc.io.atomic import atomic_path
 from geolulc.models.augment import PRESETS, Augmentation, augment
 from geolulc.models.evaluate import fingerprint
@@ -32,12 +35,19 @@ from geolulc.models.model import (
     Model,
     band_indices,
     clip_bounds,
+    load_model,
     make_card,
     normalise,
     save_model,
 )
 from geolulc.models.network import build_network
-from geolulc.models.patchdata import PatchSet, WaterWindows, stratified_split
+from geolulc.models.patchdata import (
+    PatchSet,
+    WaterWindows,
+    load_patch_folder,
+    load_water_windows,
+    stratified_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +55,58 @@ log = logging.getLogger(__name__)
 JPEG_SCALE, JPEG_OFFSET = 0.0917, 1.7
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """Settings of one training run (`geolulc train`'s options); checked when made."""
+
     epochs: int = 20
+    """Passes over the training split; 0 with an `init` model writes it untrained."""
     batch_size: int = 128
+    """Patches per training step."""
     lr: float = 3e-3
+    """Peak learning rate of the one-cycle schedule."""
     weight_decay: float = 0.05
+    """AdamW weight decay."""
     val_fraction: float = 0.2
+    """Share of each class kept out for validation."""
     seed: int = 0
+    """Seed of the split, initialisation and augmentation."""
     widths: tuple[int, ...] = (32, 64, 128, 256)
+    """Channels of each ResNet stage."""
     blocks: tuple[int, ...] = (1, 1, 1, 1)
-    loss: str = "label-smoothing"
+    """Residual blocks in each stage (one number per width)."""
+    loss: Literal["label-smoothing", "ce", "bahri"] = "label-smoothing"
+    """Cross-entropy with label smoothing, plain, or Bahri et al. 2020's improved one."""
     label_smoothing: float = 0.05
+    """Smoothing of the targets with the label-smoothing loss."""
     augmentation: Augmentation = field(default_factory=lambda: PRESETS["raw"])
-    distill_weight: float = 1.0  # weight of the teacher's soft targets, with a teacher
-    window_weight: float = 1.0  # weight of the water share of real windows, with windows
+    """Augmentation preset (`geolulc.models.augment.PRESETS`: raw or basic)."""
+    distill_weight: float = 1.0
+    """Weight of a teacher's soft targets against the labels."""
+    window_weight: float = 1.0
+    """Weight of the real windows' water-share loss against the labels."""
     ema: float = 0.999
-    precision: str = "auto"
+    """Decay of the weight average that is saved and validated (0: the last step's weights)."""
+    precision: Precision = "auto"
+    """bf16 autocast where the hardware has it (auto), or fp32."""
     name: str = "model"
-    level: str = "L1C"
-    extra_card: dict = field(default_factory=dict)
+    """Name of the model (and of its files)."""
+    level: Literal["L1C", "L2A"] = "L1C"
+    """Processing level the training patches come from."""
+    extra_card: dict[str, Any] = field(default_factory=dict)
+    """Entries added to the model card."""
+
+    def __post_init__(self) -> None:
+        """Widths and blocks must describe the same stages; numbers must be finite."""
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise ParameterError(f"`widths` must be positive channel counts, not {self.widths}")
+        if len(self.blocks) != len(self.widths) or any(b < 1 for b in self.blocks):
+            raise ParameterError(f"`blocks` needs one positive number per stage of `widths` "
+                                 f"({len(self.widths)}), not {self.blocks}")
+        for name in ("lr", "weight_decay", "label_smoothing", "ema", "val_fraction"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ParameterError(f"`{name}` must be a finite number, not {value}")
 
 
 #: Upper bound of the input units: 255 where the EuroSAT JPEGs clip (bands a model initialised
@@ -73,6 +115,11 @@ JPEG_MAX, DN_MAX_UNITS = 255.0, 2000.0
 
 
 def input_clip(data: PatchSet, init: Model | None) -> list:
+    """The card's input clip for a new model trained on `data`.
+
+    [0, 255] (where the EuroSAT JPEGs clip) for RGB patches and for the bands a model initialised
+    from `init` inherits; [0, `DN_MAX_UNITS`] for the other bands of multispectral patches.
+    """
     if data.kind == "rgb":
         return [0, JPEG_MAX]
     inherited = set(init.bands) if init is not None else set()
@@ -80,8 +127,10 @@ def input_clip(data: PatchSet, init: Model | None) -> list:
 
 
 def input_units(x: np.ndarray, kind: str, clip: list) -> np.ndarray:
-    """Patches in the model's input units: 8-bit JPEG units for every kind of patch ("rgb"
-    patches are JPEGs already; "ms" patches and scene windows are DN)."""
+    """Patches in the model's input units: 8-bit JPEG units for every kind of patch.
+
+    "rgb" patches are JPEGs already; "ms" patches and scene windows are DN.
+    """
     if kind == "rgb":
         return x.astype(np.float32)
     low, high = (b.numpy() for b in clip_bounds(clip, x.shape[1]))
@@ -101,6 +150,7 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, network: nn.Module) -> None:
+        """Move the average towards `network`'s weights (copying its integer buffers) after a step."""
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for avg, cur in zip(self.network.state_dict().values(), network.state_dict().values()):
@@ -110,12 +160,13 @@ class WeightAverage:
                 avg.copy_(cur)
 
 
-def _autocast(precision: str, device: torch.device):
+def _autocast(precision: str, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def _accuracy_loss(network: nn.Module, card: dict, x: np.ndarray, y: np.ndarray, device,
-                   precision: str, layout: torch.memory_format, batch: int = 512):
+def _accuracy_loss(network: nn.Module, card: dict, x: np.ndarray, y: np.ndarray,
+                   device: torch.device, precision: str, layout: torch.memory_format,
+                   batch: int = 512) -> tuple[float, float]:
     network.eval()
     correct, loss_sum = 0, 0.0
     with torch.inference_mode(), _autocast(precision, device):
@@ -128,17 +179,19 @@ def _accuracy_loss(network: nn.Module, card: dict, x: np.ndarray, y: np.ndarray,
     return correct / max(len(x), 1), loss_sum / max(len(x), 1)
 
 
-def load_checkpoint(path: Path, device) -> dict:
-    """A training checkpoint, unpickled with torch's weights-only loader: tensors and plain
-    types only, so a crafted file cannot run code; anything else is refused."""
+def load_checkpoint(path: Path, device: torch.device | str) -> dict:
+    """A training checkpoint, unpickled with torch's weights-only loader.
+
+    Tensors and plain types only, so a crafted file cannot run code; anything else is refused.
+    """
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise GeolulcError(f"checkpoint {path} refused: not a plain geolulc checkpoint "
+        raise ModelError(f"checkpoint {path} refused: not a plain geolulc checkpoint "
                            f"(truncated, or it holds objects other than tensors: {first})") from None
     if not isinstance(ckpt, dict) or not {"network", "card", "epoch"} <= set(ckpt):
-        raise GeolulcError(f"checkpoint {path} is not a geolulc training checkpoint")
+        raise ModelError(f"checkpoint {path} is not a geolulc training checkpoint")
     return ckpt
 
 
@@ -158,12 +211,8 @@ def train(
     water classes is pulled to it (binary cross-entropy), so the network meets raw scene
     texture, haze and land covers EuroSAT lacks without a label of EuroSAT's legend.
     """
-    for name in ("lr", "weight_decay", "label_smoothing", "ema", "val_fraction"):
-        value = getattr(config, name, 0.0)
-        if value is not None and not math.isfinite(value):
-            raise GeolulcError(f"{name} must be a finite number, not {value}")
     if config.epochs == 0 and init is None:
-        raise GeolulcError("0 epochs only makes sense with --init (transfer without training)")
+        raise ParameterError("0 epochs only makes sense with `init` (transfer without training)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -176,12 +225,12 @@ def train(
     x_val, y_val = x_all[val_idx], data.y[val_idx]
     if extra is not None:
         if extra.classes != data.classes or extra.bands != data.bands or extra.kind != data.kind:
-            raise GeolulcError("--extra-train patches must have the classes, bands and kind of "
-                               "--data")
+            raise DataError("`extra_train` patches must have the classes, bands and kind of "
+                               "`data`")
         held_out = {data.files[i].stem for i in val_idx}
         leaked = sorted(p.stem for p in extra.files if p.stem in held_out)
         if leaked:
-            raise GeolulcError(f"--extra-train holds {len(leaked)} patch(es) of the validation "
+            raise DataError(f"`extra_train` holds {len(leaked)} patch(es) of the validation "
                                f"split (e.g. {leaked[0]}); they would be trained on")
         x_train = np.concatenate([x_train, input_units(extra.x, extra.kind, clip)])
         y_train = np.concatenate([y_train, extra.y])
@@ -189,14 +238,14 @@ def train(
     water_codes = torch.tensor([i for i, c in enumerate(data.classes) if c in WATER_CLASSES])
     if windows is not None:
         if not len(water_codes):
-            raise GeolulcError("--windows needs a model with water classes (River, SeaLake)")
+            raise ParameterError("`windows` needs a model with water classes (River, SeaLake)")
         x_windows = input_units(windows.x, "ms", clip)  # windows are DN
     if teacher is not None:
         spec = teacher.card["input"]
         if teacher.classes != data.classes or teacher.kind != "classifier" \
                 or spec.get("kind", "linear") != "linear" or not spec.get("clip") \
                 or (spec["dn_scale"], spec["dn_offset"]) != (JPEG_SCALE, JPEG_OFFSET):
-            raise GeolulcError(f"teacher {teacher.name} must be a patch classifier of the same "
+            raise ModelError(f"teacher {teacher.name} must be a patch classifier of the same "
                                f"classes with the same input scaling")
         teacher_idx = torch.from_numpy(band_indices(data.bands, teacher.bands))
         teacher.network.to(dev).eval()
@@ -204,7 +253,8 @@ def train(
     mean = x_train.mean(axis=(0, 2, 3)).tolist()
     std = (x_train.std(axis=(0, 2, 3)) + 1e-3).tolist()
     precision = resolve_precision(config.precision, dev)
-    arch = {"name": "patch-resnet", "widths": list(config.widths), "blocks": list(config.blocks)}
+    arch: dict[str, Any] = {"name": "patch-resnet", "widths": list(config.widths),
+                            "blocks": list(config.blocks)}
     if init is not None:  # transfer: keep the teacher's normalisation where bands coincide
         for i, band in enumerate(data.bands):
             if band in init.bands:
@@ -223,7 +273,8 @@ def train(
     # channels-last is 2× faster on CPU, but torch 2.13's oneDNN crashes in its backward pass for
     # layers narrower than 16 channels with odd batch sizes (measured), so tiny nets keep NCHW.
     layout = torch.channels_last if min(arch["widths"]) >= 16 else torch.contiguous_format
-    network = network.to(memory_format=layout)
+    # documented by `Module.to`, but missing from torch's typed overloads
+    network = network.to(memory_format=layout)  # type: ignore[call-overload]
     average = WeightAverage(network, config.ema)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     log.info("training on %d patches (%d of them extra), validating on %d", len(x_train),
@@ -245,14 +296,14 @@ def train(
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, dev)
         if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
-            raise GeolulcError(f"{ckpt_path} was made for other classes or bands; cannot resume")
+            raise ModelError(f"{ckpt_path} was made for other classes or bands; cannot resume")
         if ckpt.get("settings") != settings:
-            raise GeolulcError(f"{ckpt_path} was made with other training data or options "
+            raise ModelError(f"{ckpt_path} was made with other training data or options "
                                f"(extra patches, windows, teacher, loss or augmentation); "
-                               f"resume with the same ones or use a new --out")
+                               f"resume with the same ones or use a new `out`")
         if ckpt.get("total_epochs") != config.epochs:
-            raise GeolulcError(f"{ckpt_path} belongs to a run of {ckpt.get('total_epochs')} "
-                               f"epochs; resume with the same --epochs")
+            raise ModelError(f"{ckpt_path} belongs to a run of {ckpt.get('total_epochs')} "
+                               f"epochs; resume with the same `epochs`")
         network.load_state_dict(ckpt["network"])
         average.network.load_state_dict(ckpt["average"])
         average.updates = ckpt["average_updates"]
@@ -350,13 +401,46 @@ def train(
     val_acc = history[-1]["val_accuracy"] if history else \
         _accuracy_loss(average.network, card, x_val, y_val, dev, precision, layout)[0]
     card["metrics"] = {"val_accuracy": val_acc, "n_val": int(len(val_idx))}
-    final = average.network.to(memory_format=torch.contiguous_format).eval()
+    # documented by `Module.to`, but missing from torch's typed overloads
+    final = average.network.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     return save_model(final, card, out_dir / config.name)
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model a training run wrote: its card (beside its weights) and validation figures."""
+
+    card: Path
+    val_accuracy: float
+    n_val: int
+
+
+def train_folder(data_dir: Path, out_dir: Path, config: TrainConfig, bands: list[str] | None = None,
+                 exclude: Path | None = None, init: str | None = None,
+                 extra_train: Path | None = None, teacher: str | None = None,
+                 windows: list[Path] | None = None, device: str = "auto",
+                 resume: bool = False) -> TrainedModel:
+    """Load the patch folders and models a run names, train, and say what was written."""
+    data = load_patch_folder(data_dir, bands, exclude=exclude)
+    extra = (load_patch_folder(extra_train, data.bands, classes=data.classes)
+             if extra_train else None)
+    config = replace(config, extra_card={**config.extra_card, "training": {
+        "data": str(data_dir), "excluded_names_from": str(exclude) if exclude else None}})
+    found = (load_water_windows(windows, data.bands, int(data.x.shape[-1]))
+             if windows else None)
+    path = train(data, out_dir, config, device=device, resume=resume,
+                 init=load_model(init) if init else None, extra=extra,
+                 teacher=load_model(teacher) if teacher else None, windows=found)
+    metrics = json.loads(path.read_text())["metrics"]
+    return TrainedModel(path, metrics["val_accuracy"], metrics["n_val"])
+
+
 def freeze_batchnorm(network: nn.Module) -> None:
-    """Keep the transferred normalisation statistics: re-estimating them on a few hundred
-    fine-tuning patches would shift every layer away from what the source learnt."""
+    """Keep the transferred normalisation statistics.
+
+    Re-estimating them on a few hundred fine-tuning patches would shift every layer away from what
+    the source learnt.
+    """
     for module in network.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.eval()
