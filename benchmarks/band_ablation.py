@@ -69,7 +69,7 @@ def map_check(model: Model, keep: list[str], data: Path) -> dict:
             state["stem.0.weight"][:, i] = 0
     network = copy.deepcopy(model.network)
     network.load_state_dict(state)
-    card = {k: v for k, v in model.card.items() if k != "weights_sha256"}
+    card = {k: v for k, v in model.card.data.items() if k != "weights_sha256"}
     with tempfile.TemporaryDirectory() as tmp:
         path = save_model(network, card, Path(tmp) / model.name)
         return check_model(str(path), data, CITIES)

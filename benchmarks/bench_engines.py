@@ -110,7 +110,7 @@ def torch_runner(model, precision: str, layout) -> callable:
         with torch.inference_mode(), ctx:
             t = torch.from_numpy(x)
             if layout == torch.contiguous_format:  # plain NCHW, as a first port would run it
-                xin = prepare_input(t, model.card)
+                xin = prepare_input(t, model.card.input)
                 return torch.softmax(model.network(xin).float(), dim=1).numpy()
             return net(t).float().numpy()
     return run
@@ -155,7 +155,7 @@ def engines_table(args) -> dict:
 
             def run_tf(x):
                 with torch.inference_mode():
-                    xin = prepare_input(torch.from_numpy(x), model.card).numpy()
+                    xin = prepare_input(torch.from_numpy(x), model.card.input).numpy()
                 logits = forward(tf.constant(xin.transpose(0, 2, 3, 1))).numpy()
                 return tf.nn.softmax(logits, axis=-1).numpy().transpose(0, 3, 1, 2)
             runs.append(("TensorFlow SavedModel fp32 (the original)", run_tf))

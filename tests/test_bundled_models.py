@@ -14,12 +14,12 @@ def test_bundled_cards_are_complete():
     for name in ("eurosat-ms", "eurosat-rgb"):
         model = load_model(name)
         card = model.card
-        assert model.classes == EUROSAT_CLASSES and len(card["colors"]) == 10
-        assert card["processing_level"] == "L1C" and card["patch_size"] == 64
-        assert card["training"]["seed"] == 0 and card["training"]["wall_time_s"] >= 0
-        assert card["training"]["recipe"].startswith("pipelines/")
-        assert card["metrics"]["val_accuracy"] > 0.9
-        assert card["throughput"]["cpu_patches_per_s"] > 0
+        assert model.classes == EUROSAT_CLASSES and len(card.colors) == 10
+        assert card.processing_level == "L1C" and card.patch_size == 64
+        assert card.training["seed"] == 0 and card.training["wall_time_s"] >= 0
+        assert card.training["recipe"].startswith("pipelines/")
+        assert card.metrics["val_accuracy"] > 0.9
+        assert card.data["throughput"]["cpu_patches_per_s"] > 0
     assert load_model("eurosat-ms").bands[:3] == ["B01", "B02", "B03"]
     assert load_model("eurosat-rgb").bands == ["B04", "B03", "B02"]
 

@@ -61,7 +61,7 @@ def test_matches_tensorflow_on_whole_scene(dw, data_dir):
     model = tf.saved_model.load(str(ROOT.parent / "shared/models/dynamicworld/model/forward"))
     dn = read_bands(data_dir / "oscd" / "nantes" / "imgs_2", dw.bands)
     with torch.inference_mode():
-        x = prepare_input(torch.from_numpy(dn)[None], dw.card)
+        x = prepare_input(torch.from_numpy(dn)[None], dw.card.input)
     logits = model(tf.constant(x.numpy().transpose(0, 2, 3, 1))).numpy()[0]
     p_tf = tf.nn.softmax(logits, axis=-1).numpy().transpose(2, 0, 1)
     p = probs(dw, dn).numpy()

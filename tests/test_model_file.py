@@ -11,13 +11,13 @@ def test_round_trip_keeps_weights_and_card(tiny_model, tmp_path):
     model = load_model(tiny_model)
     assert model.bands[0] == "B01" and len(model.bands) == 13
     assert model.classes == ["Dark", "Medium", "Bright"]
-    assert model.card["processing_level"] == "L1C"
-    assert model.card["training"]["epochs"] == 2
+    assert model.card.processing_level == "L1C"
+    assert model.card.training["epochs"] == 2
     copy_path = save_model(model.network, model.card, tmp_path / "copy")
     copy = load_model(copy_path)
     x = torch.full((2, 13, 64, 64), 1500, dtype=torch.int32)
     torch.testing.assert_close(predict_probabilities(model, x), predict_probabilities(copy, x))
-    assert json.loads(copy_path.read_text()) == model.card
+    assert json.loads(copy_path.read_text()) == model.card.data
 
 
 def test_tiny_model_learned_brightness(tiny_model):

@@ -329,7 +329,7 @@ def test_thirteen_band_training_with_extra_patches_a_teacher_and_band_ablation(d
     assert stem[:, [model.bands.index(b) for b in ("B08", "B11")]].abs().sum() > 0  # learnt
     data = load_patch_folder(ms_data, classes=model.classes)
     kept = remove_bands(model, data, ["B04", "B03", "B02"])
-    x = normalise(scale_dn(torch.from_numpy(kept.x), model.card), model.card)
+    x = normalise(scale_dn(torch.from_numpy(kept.x), model.card.input), model.card.input)
     for i, band in enumerate(model.bands):
         removed = band not in ("B04", "B03", "B02")
         assert bool(x[:, i].abs().max() < 1e-3) == removed, band
@@ -370,7 +370,7 @@ def test_real_windows_teach_their_water_share(data_dir, tmp_path):
                       "--ema", "0", "--batch-size", "16", "--widths", "8,16", "--device", "cpu")
         assert out.returncode == 0, out.stderr
         model = load_model(tmp_path / weight / "m.json")
-        assert model.card["training"]["windows"]["n"] == int(forest.sum())
+        assert model.card.training["windows"]["n"] == int(forest.sum())
         rgb = PatchSet(ms.x[forest][:, [ALL_BANDS.index(b) for b in model.bands]], ms.y[forest],
                        model.classes, model.bands, "ms", [])
         probs = predict(model, rgb, torch.device("cpu"), "fp32")

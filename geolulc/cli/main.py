@@ -24,5 +24,5 @@ def main(verbose: int, strict: bool) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     warnings.showwarning = show_warning
-    if strict:
-        warnings.simplefilter("error", GeolulcWarning)
+    # geolulc's own warnings are part of what a command says (whatever PYTHONWARNINGS hides)
+    warnings.simplefilter("error" if strict else "default", GeolulcWarning)

@@ -32,7 +32,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 #: API parameters whose command-line option has another name.
-_API_TO_OPTION = {"max_area_km2": "max_area"}
+_API_TO_OPTION = {"max_area_km2": "max_area", "data": "data_dir", "init": "init_model",
+                  "teacher": "teacher_model", "windows": "window_files"}
 
 
 def cli_message(message: str) -> str:

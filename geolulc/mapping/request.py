@@ -35,9 +35,6 @@ from geolulc.models.tiles import HALO, TILE, tile_size
 
 log = logging.getLogger(__name__)
 
-#: Pixel size the bundled models were trained at (Sentinel-2's 10 m bands), for cards that do
-#: not state `resolution_m`.
-NATIVE_RESOLUTION_M = 10.0
 #: Largest relative difference between the ground pixel size and the model's own.
 RESOLUTION_TOLERANCE = 0.25
 
@@ -190,7 +187,7 @@ def restores_toa(req: MapRequest, model: Model) -> bool:
     Always with --l2a toa, with auto when the model was trained on L1C (all bundled models).
     """
     return req.l2a == "toa" or (req.l2a == "auto"
-                                and model.card.get("processing_level") == "L1C")
+                                and model.card.processing_level == "L1C")
 
 
 def masking_for(req: MapRequest, model: Model) -> Masking:
@@ -240,7 +237,7 @@ def check_resolution(resolution: float, crs: CRS, region_wgs84: BaseGeometry, mo
     A network trained on 10 m pixels fed 1 m ones (or 10 Web Mercator metres, 6.7 m on the ground
     at 48° N) sees another world and maps it silently wrong.
     """
-    native = float(model.card.get("resolution_m", NATIVE_RESOLUTION_M))
+    native = model.card.resolution_m
     centre = region_wgs84.centroid
     factors = Proj(crs).get_factors(centre.x, centre.y)
     ground = resolution / factors.meridional_scale
@@ -301,7 +298,7 @@ def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
         if toa and scene.level == "L2A":
             log.info("scene %s: L2A, top-of-atmosphere reflectance restored for %s", scene.id,
                      model.name)
-        elif scene.level != model.card.get("processing_level", scene.level):
-            warnings.warn(f"model {model.name} was trained on {model.card['processing_level']} "
+        elif scene.level != model.card.processing_level:
+            warnings.warn(f"model {model.name} was trained on {model.card.processing_level} "
                           f"data, scene {scene.id} is {scene.level}", AssumptionWarning,
                           stacklevel=2)

@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -141,9 +142,12 @@ class OpenVINORunner:
             "PERFORMANCE_HINT": "LATENCY",
         }
         cached = self._cached(key) if key else None
-        self.model: ov.Model = cached if cached is not None else self._convert(program, example)
-        if cached is None and key:
-            self._store(key)
+        if cached is None:
+            # Compiled as read back from its saved form, as every later run reads it from the
+            # cache: the network as converted in memory gives slightly different bf16 results
+            # (0.03 % of a tile's labels), and a map must not depend on whether it came first.
+            cached = self._saved(self._convert(program, example), key)
+        self.model: ov.Model = cached
         self.dynamic = self.core.compile_model(self.model, "CPU", self.config)
         self.static: dict[tuple[int, ...], ov.CompiledModel] = {}
 
@@ -182,27 +186,30 @@ class OpenVINORunner:
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return None
 
-    def _store(self, key: str) -> None:
+    def _saved(self, model: ov.Model, key: str | None) -> ov.Model:
+        """`model` serialised and read back; stored in the disk cache under `key` if it can be."""
         import openvino as ov
 
+        with tempfile.TemporaryDirectory(prefix="geolulc-ov-") as scratch:
+            xml = Path(scratch) / "model.xml"
+            ov.save_model(model, xml, compress_to_fp16=False)
+            xml_bytes, bin_bytes = xml.read_bytes(), xml.with_suffix(".bin").read_bytes()
+        if key:
+            self._store(key, xml_bytes, bin_bytes)
+        return self.core.read_model(xml_bytes.decode(),
+                                    ov.Tensor(np.frombuffer(bin_bytes, dtype=np.uint8)))
+
+    def _store(self, key: str, xml_bytes: bytes, bin_bytes: bytes) -> None:
         xml, weights, digest = self._paths(key)
-        scratch = xml.parent / f".{key}-{os.getpid()}"
         try:
             xml.parent.mkdir(parents=True, exist_ok=True)
-            ov.save_model(self.model, scratch.with_suffix(".xml"), compress_to_fp16=False)
-            xml_bytes = scratch.with_suffix(".xml").read_bytes()
-            bin_bytes = scratch.with_suffix(".bin").read_bytes()
             for path, data in ((weights, bin_bytes), (xml, xml_bytes)):
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(data)
             with atomic_path(digest) as tmp:  # last: the pair is trusted only once it is there
                 tmp.write_text(hashlib.sha256(xml_bytes + bin_bytes).hexdigest() + "\n")
-        except (OSError, RuntimeError) as exc:
+        except OSError as exc:
             log.info("OpenVINO network not cached (%s)", exc)
-        finally:
-            for suffix in (".xml", ".bin"):
-                with contextlib.suppress(OSError):
-                    scratch.with_suffix(suffix).unlink()
 
     def _compiled(self, shape: tuple[int, ...]) -> ov.CompiledModel:
         if shape in self.static:

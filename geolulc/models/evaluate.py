@@ -52,16 +52,16 @@ def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
     if unknown:
         raise ParameterError(f"`bands` names {', '.join(unknown)}, which {model.name} does not "
                            f"use (it uses {', '.join(model.bands)})")
-    spec = model.card["input"]
-    if spec.get("kind", "linear") != "linear":
+    spec = model.card.input
+    if spec.kind != "linear":
         raise ParameterError(f"`bands` needs a patch classifier; {model.name} is not one")
     x = data.x.astype(np.float32, copy=True)
     for band in model.bands:
         if band in keep or band not in data.bands:
             continue
-        mean = spec["mean"][model.bands.index(band)]
+        mean = spec.mean[model.bands.index(band)]
         x[:, data.bands.index(band)] = mean if data.kind == "rgb" else \
-            (mean - spec["dn_offset"]) / spec["dn_scale"]
+            (mean - spec.dn_offset) / spec.dn_scale
     return PatchSet(x, data.y, data.classes, data.bands, data.kind, data.files, data.root,
                     data.excluded)
 
@@ -84,7 +84,7 @@ def validation_subset(model: Model, data: PatchSet, root: Path) -> PatchSet:
 
     The card gives the folder's fingerprint, the names it left out, the split's seed and fraction.
     """
-    training = model.card.get("training", {})
+    training = model.card.training
     skip = set(training.get("excluded_names", []))
     keep = [i for i, f in enumerate(data.files) if f.stem not in skip]
     data = PatchSet(data.x[keep], data.y[keep], data.classes, data.bands, data.kind,

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -41,12 +41,80 @@ KINDS = ("classifier", "segmenter")
 INPUT_KINDS = ("linear", "dynamic-world")
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """How scene DNs become the network's input (the card's ``input``)."""
+
+    kind: Literal["linear", "dynamic-world"]
+    """linear: clip(DN · dn_scale + dn_offset), then (x − mean) / std; dynamic-world: its own."""
+    dn_scale: float
+    dn_offset: float = 0.0
+    clip: list[Any] | None = None
+    """[low, high] for every band, or one [low, high] per band; None: no clip."""
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    p30: tuple[float, ...] = ()
+    """Dynamic World's per-band log-reflectance percentiles."""
+    p70: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> InputSpec:
+        """The spec of a card's ``input`` mapping (checked by `card_problem` first)."""
+        return cls(kind=spec.get("kind", "linear"), dn_scale=float(spec["dn_scale"]),
+                   dn_offset=float(spec.get("dn_offset", 0.0)), clip=spec.get("clip"),
+                   mean=tuple(spec.get("mean", ())), std=tuple(spec.get("std", ())),
+                   p30=tuple(spec.get("p30", ())), p70=tuple(spec.get("p70", ())))
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model card, parsed and checked once where it is read; `data` is the card as written."""
+
+    name: str
+    kind: Literal["classifier", "segmenter"]
+    architecture: dict[str, Any]
+    bands: list[str]
+    """Input bands, in the order the network takes them."""
+    classes: list[str]
+    """Class names, in the order of the network's outputs (the map's codes)."""
+    colors: list[tuple[int, int, int]]
+    processing_level: str
+    """L1C or L2A: the data the model was trained on."""
+    input: InputSpec
+    patch_size: int
+    """Side of the patches a classifier labels, in pixels."""
+    resolution_m: float
+    """Ground pixel size the model was trained at."""
+    weights_sha256: str
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> ModelCard:
+        """The typed card of a mapping that `parse_card` has validated."""
+        return cls(name=data.get("name", "model"), kind=data.get("kind", "classifier"),
+                   architecture=dict(data["architecture"]), bands=list(data["bands"]),
+                   classes=list(data["classes"]),
+                   colors=[(int(c[0]), int(c[1]), int(c[2])) for c in data["colors"]],
+                   processing_level=data.get("processing_level", "L1C"),
+                   input=InputSpec.of(data["input"]), patch_size=int(data.get("patch_size", 64)),
+                   resolution_m=float(data.get("resolution_m", NATIVE_RESOLUTION_M)),
+                   weights_sha256=data["weights_sha256"], training=data.get("training", {}),
+                   metrics=data.get("metrics", {}), data=data)
+
+
+#: Pixel size the bundled models were trained at (Sentinel-2's 10 m bands), for cards that do
+#: not state `resolution_m`.
+NATIVE_RESOLUTION_M = 10.0
+
+
 @dataclass
 class Model:
     """A loaded network with its card."""
 
     network: torch.nn.Module
-    card: dict
+    card: ModelCard
     source: Path | None = None  # the card it was loaded from
     digest: str = ""  # identity of card and weights: results of other models are never mixed
     payload: tuple[bytes, bytes] | None = None  # card and weights bytes, sent to Dask workers
@@ -54,41 +122,40 @@ class Model:
     @property
     def bands(self) -> list[str]:
         """Input bands, in the order the network takes them."""
-        return list(self.card["bands"])
+        return list(self.card.bands)
 
     @property
     def classes(self) -> list[str]:
         """Class names, in the order of the network's outputs (the map's codes)."""
-        return list(self.card["classes"])
+        return list(self.card.classes)
 
     @property
     def colors(self) -> list[tuple[int, int, int]]:
         """RGB colour of each class, for the map's colour table and quicklook."""
-        return [tuple(c) for c in self.card["colors"]]
+        return list(self.card.colors)
 
     @property
     def patch_size(self) -> int:
         """Side of the patches a classifier labels, in pixels (64 unless the card says otherwise)."""
-        return int(self.card.get("patch_size", 64))
+        return self.card.patch_size
 
     @property
     def name(self) -> str:
         """The model's name from its card ("model" when it has none), recorded with every map."""
-        return self.card.get("name", "model")
+        return self.card.name
 
     @property
     def kind(self) -> str:
         """'classifier' (a label per patch) or 'segmenter' (a label per pixel)."""
-        return self.card.get("kind", "classifier")
+        return self.card.kind
 
 
-def scale_dn(dn: torch.Tensor, card: dict) -> torch.Tensor:
+def scale_dn(dn: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """Scene digital numbers (harmonised reflectance × 10000) to the units the model was fed."""
-    spec = card["input"]
     x = dn.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # in-place ops below
-    x.mul_(float(spec["dn_scale"])).add_(float(spec["dn_offset"]))
-    if spec.get("clip"):
-        low, high = clip_bounds(spec["clip"], x.shape[1], x.device)
+    x.mul_(spec.dn_scale).add_(spec.dn_offset)
+    if spec.clip:
+        low, high = clip_bounds(spec.clip, x.shape[1], x.device)
         x = torch.clamp(x, min=low, max=high)
     return x
 
@@ -104,24 +171,23 @@ def clip_bounds(clip: list, n_bands: int, device: torch.device | str = "cpu",
     return bounds[:, 0].view(1, -1, 1, 1), bounds[:, 1].view(1, -1, 1, 1)
 
 
-def normalise(x: torch.Tensor, card: dict) -> torch.Tensor:
+def normalise(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """Per-band standardisation with the statistics of the training split."""
-    mean = torch.tensor(card["input"]["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(card["input"]["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return (x - mean).div_(std)
 
 
-def prepare_input(dn: torch.Tensor, card: dict) -> torch.Tensor:
+def prepare_input(dn: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """Scene DNs (N, bands, H, W) to the network's input, as the card's `input` prescribes."""
-    spec = card["input"]
-    if spec.get("kind", "linear") == "dynamic-world":
+    if spec.kind == "dynamic-world":
         # x = log(DN·s + 1); x = (x − p30) / p70; x = exp(5x − 1) / (exp(5x − 1) + 1)
         x = dn.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-        p30 = torch.tensor(spec["p30"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        p70 = torch.tensor(spec["p70"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        x.mul_(float(spec["dn_scale"])).log1p_().sub_(p30).div_(p70)
+        p30 = torch.tensor(spec.p30, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        p70 = torch.tensor(spec.p70, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        x.mul_(spec.dn_scale).log1p_().sub_(p30).div_(p70)
         return x.mul_(5).sub_(1).sigmoid_()
-    return normalise(scale_dn(dn, card), card)
+    return normalise(scale_dn(dn, spec), spec)
 
 
 def make_card(
@@ -153,8 +219,11 @@ def make_card(
     }
 
 
-def save_model(network: torch.nn.Module, card: dict, path: str | Path) -> Path:
+def save_model(network: torch.nn.Module, card: ModelCard | dict[str, Any], path: str | Path
+               ) -> Path:
     """Write NAME.safetensors and NAME.json atomically; `path` may name either file or the stem."""
+    if isinstance(card, ModelCard):
+        card = card.data
     stem = Path(path)
     if stem.suffix in (".json", ".safetensors"):
         stem = stem.with_suffix("")
@@ -185,7 +254,7 @@ def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
         if not path.exists():
             continue
         card = read_card(path)
-        if card.get("kind", "classifier") in kinds and set(card["bands"]) <= available:
+        if card.kind in kinds and set(card.bands) <= available:
             log.info("model auto: %s", name)
             return name
     raise ModelError(f"no bundled model fits inputs with bands {', '.join(sorted(available))}")
@@ -212,7 +281,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def read_card(path: Path) -> dict:
+def read_card(path: Path) -> ModelCard:
     """The card at `path`, validated; an unreadable file is a one-line error."""
     try:
         text = path.read_bytes()
@@ -221,7 +290,7 @@ def read_card(path: Path) -> dict:
     return parse_card(text, path)
 
 
-def parse_card(text: bytes, path: Path | str) -> dict:
+def parse_card(text: bytes, path: Path | str) -> ModelCard:
     """A card from its bytes, validated; `path` names it in messages."""
     try:
         card = json.loads(text)
@@ -241,7 +310,7 @@ def parse_card(text: bytes, path: Path | str) -> dict:
     problem = card_problem(card)
     if problem:
         raise ModelError(f"model card {path} is inconsistent: {problem}")
-    return card
+    return ModelCard.parse(card)
 
 
 def _finite_list(values: object, length: int) -> bool:
@@ -365,7 +434,7 @@ def model_from_bytes(card_text: bytes, blob: bytes, device: str | torch.device =
     This is how Dask workers get a model without sharing the client's files.
     """
     card = parse_card(card_text, where)
-    if hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
+    if hashlib.sha256(blob).hexdigest() != card.weights_sha256:
         raise ModelError(f"model weights of {where} do not match the SHA-256 in their card: "
                            "corrupt or replaced")
     try:
@@ -376,7 +445,7 @@ def model_from_bytes(card_text: bytes, blob: bytes, device: str | torch.device =
     if bad:
         raise ModelError(f"model weights of {where} hold non-finite values ({bad[0]})")
     try:
-        network = build_network(card["architecture"], len(card["bands"]), len(card["classes"]))
+        network = build_network(card.architecture, len(card.bands), len(card.classes))
         network.load_state_dict(state)
     except (ValueError, RuntimeError, TypeError) as exc:
         first = str(exc).splitlines()[0]
@@ -396,7 +465,7 @@ class ProbabilityNet(torch.nn.Module):
     def __init__(self, model: Model, scaled: bool = False) -> None:
         super().__init__()
         self.network = model.network
-        self.card = model.card
+        self.spec = model.card.input
         self.scaled = scaled
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -405,7 +474,7 @@ class ProbabilityNet(torch.nn.Module):
 
     def prepared(self, batch: torch.Tensor) -> torch.Tensor:
         """The batch as the network takes it: scaled and normalised by the card, channels-last."""
-        x = normalise(batch.float(), self.card) if self.scaled else prepare_input(batch, self.card)
+        x = normalise(batch.float(), self.spec) if self.scaled else prepare_input(batch, self.spec)
         return x.contiguous(memory_format=torch.channels_last)
 
     @staticmethod
@@ -481,11 +550,10 @@ def bundled_model_info() -> list[ModelInfo]:
     rows = []
     for name in bundled_models():
         card = read_card(BUNDLED_DIR / f"{name}.json")
-        training = card.get("training", {})
         rows.append(ModelInfo(
-            name=name, kind=card.get("kind", "classifier"), bands=card["bands"],
-            level=card["processing_level"], classes=card["classes"],
-            training_data=training.get("data") or card.get("source", {}).get("project"),
-            metrics=card.get("metrics", {}),
-            patches_per_s_cpu=card.get("throughput", {}).get("cpu_patches_per_s")))
+            name=name, kind=card.kind, bands=card.bands, level=card.processing_level,
+            classes=card.classes,
+            training_data=card.training.get("data") or card.data.get("source", {}).get("project"),
+            metrics=card.metrics,
+            patches_per_s_cpu=card.data.get("throughput", {}).get("cpu_patches_per_s")))
     return rows

@@ -32,6 +32,7 @@ from geolulc.models.augment import PRESETS, Augmentation, augment
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.losses import classification_loss, distillation_loss
 from geolulc.models.model import (
+    InputSpec,
     Model,
     band_indices,
     clip_bounds,
@@ -101,8 +102,8 @@ class TrainConfig:
         if not self.widths or any(w < 1 for w in self.widths):
             raise ParameterError(f"`widths` must be positive channel counts, not {self.widths}")
         if len(self.blocks) != len(self.widths) or any(b < 1 for b in self.blocks):
-            raise ParameterError(f"`blocks` needs one positive number per stage of `widths` "
-                                 f"({len(self.widths)}), not {self.blocks}")
+            raise ParameterError(f"`blocks` needs one number per stage of `widths` "
+                                 f"({len(self.widths)}), each at least 1, not {self.blocks}")
         for name in ("lr", "weight_decay", "label_smoothing", "ema", "val_fraction"):
             value = getattr(self, name)
             if not math.isfinite(value):
@@ -164,14 +165,14 @@ def _autocast(precision: str, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def _accuracy_loss(network: nn.Module, card: dict, x: np.ndarray, y: np.ndarray,
+def _accuracy_loss(network: nn.Module, spec: InputSpec, x: np.ndarray, y: np.ndarray,
                    device: torch.device, precision: str, layout: torch.memory_format,
                    batch: int = 512) -> tuple[float, float]:
     network.eval()
     correct, loss_sum = 0, 0.0
     with torch.inference_mode(), _autocast(precision, device):
         for i in range(0, len(x), batch):
-            xb = normalise(torch.from_numpy(x[i:i + batch]).to(device), card)
+            xb = normalise(torch.from_numpy(x[i:i + batch]).to(device), spec)
             yb = torch.from_numpy(y[i:i + batch]).to(device)
             logits = network(xb.contiguous(memory_format=layout)).float()
             loss_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
@@ -193,6 +194,183 @@ def load_checkpoint(path: Path, device: torch.device | str) -> dict:
     if not isinstance(ckpt, dict) or not {"network", "card", "epoch"} <= set(ckpt):
         raise ModelError(f"checkpoint {path} is not a geolulc training checkpoint")
     return ckpt
+
+
+@dataclass
+class _Split:
+    """The training and validation arrays of a run, in the model's input units."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    n_data_train: int  # patches of `data` in the training split (the rest are extra)
+
+
+def _split(data: PatchSet, extra: PatchSet | None, config: TrainConfig, clip: list) -> _Split:
+    """The stratified split of `data`, with `extra` patches on the training side only.
+
+    An extra patch that is a validation patch of `data` (the same file name) is refused as a leak.
+    """
+    train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed,
+                                          data.classes)
+    x_all = input_units(data.x, data.kind, clip)
+    x_train, y_train = x_all[train_idx], data.y[train_idx]
+    if extra is not None:
+        if extra.classes != data.classes or extra.bands != data.bands or extra.kind != data.kind:
+            raise DataError("`extra_train` patches must have the classes, bands and kind of "
+                            "`data`")
+        held_out = {data.files[i].stem for i in val_idx}
+        leaked = sorted(p.stem for p in extra.files if p.stem in held_out)
+        if leaked:
+            raise DataError(f"`extra_train` holds {len(leaked)} patch(es) of the validation "
+                            f"split (e.g. {leaked[0]}); they would be trained on")
+        x_train = np.concatenate([x_train, input_units(extra.x, extra.kind, clip)])
+        y_train = np.concatenate([y_train, extra.y])
+    return _Split(x_train, y_train, x_all[val_idx], data.y[val_idx], len(train_idx))
+
+
+@dataclass
+class _TeacherView:
+    """What a distillation teacher sees of a batch: its bands, clipped as its card says."""
+
+    model: Model
+    bands: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+    def soft_targets(self, xb: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits for the same augmented batch."""
+        seen = torch.clamp(xb[:, self.bands], min=self.low, max=self.high)
+        return self.model.network(normalise(seen, self.model.card.input)).float()
+
+
+def _teacher_view(teacher: Model, data: PatchSet, dev: torch.device) -> _TeacherView:
+    """A teacher of the same classes and input scaling, on the device, in eval mode."""
+    spec = teacher.card.input
+    if teacher.classes != data.classes or teacher.kind != "classifier" \
+            or spec.kind != "linear" or not spec.clip \
+            or (spec.dn_scale, spec.dn_offset) != (JPEG_SCALE, JPEG_OFFSET):
+        raise ModelError(f"teacher {teacher.name} must be a patch classifier of the same "
+                         f"classes with the same input scaling")
+    teacher.network.to(dev).eval()
+    low, high = clip_bounds(spec.clip, len(teacher.bands), dev)
+    return _TeacherView(teacher, torch.from_numpy(band_indices(data.bands, teacher.bands)),
+                        low, high)
+
+
+def _new_card(data: PatchSet, config: TrainConfig, init: Model | None, x_train: np.ndarray,
+              clip: list) -> dict[str, Any]:
+    """The card of the model being trained.
+
+    Its normalisation comes from the training split (or, for transfer, from `init` where the
+    bands coincide), its architecture from the config or `init`.
+    """
+    mean = x_train.mean(axis=(0, 2, 3)).tolist()
+    std = (x_train.std(axis=(0, 2, 3)) + 1e-3).tolist()
+    arch: dict[str, Any] = {"name": "patch-resnet", "widths": list(config.widths),
+                            "blocks": list(config.blocks)}
+    if init is not None:  # transfer: keep the teacher's normalisation where bands coincide
+        for i, band in enumerate(data.bands):
+            if band in init.bands:
+                j = init.bands.index(band)
+                mean[i], std[i] = init.card.input.mean[j], init.card.input.std[j]
+        arch = dict(init.card.architecture)
+    return make_card(
+        name=config.name, architecture=arch, bands=data.bands, level=config.level,
+        classes=data.classes, colors=colors_for(data.classes), dn_scale=JPEG_SCALE,
+        dn_offset=JPEG_OFFSET, clip=clip,
+        mean=mean, std=std, patch_size=int(data.x.shape[-1]), **config.extra_card,
+    )
+
+
+def _checkpoint_to_resume(ckpt_path: Path, dev: torch.device, card: dict[str, Any],
+                          settings: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The run's checkpoint, refused unless the same run made it.
+
+    The same run means the same classes, bands, training data and options, and number of epochs.
+    """
+    ckpt = load_checkpoint(ckpt_path, dev)
+    if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
+        raise ModelError(f"{ckpt_path} was made for other classes or bands; cannot resume")
+    if ckpt.get("settings") != settings:
+        raise ModelError(f"{ckpt_path} was made with other training data or options "
+                         f"(extra patches, windows, teacher, loss or augmentation); "
+                         f"resume with the same ones or use a new `out_dir`")
+    if ckpt.get("total_epochs") != epochs:
+        raise ModelError(f"{ckpt_path} belongs to a run of {ckpt.get('total_epochs')} "
+                         f"epochs; resume with the same `epochs`")
+    return ckpt
+
+
+@dataclass
+class _Run:
+    """Everything one training step reads or updates."""
+
+    config: TrainConfig
+    bands: list[str]
+    clip: list
+    split: _Split
+    network: nn.Module
+    average: WeightAverage
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    spec: InputSpec
+    layout: torch.memory_format
+    precision: str
+    dev: torch.device
+    teacher: _TeacherView | None
+    windows: WaterWindows | None
+    x_windows: np.ndarray | None
+    water_codes: torch.Tensor
+
+    def epoch(self, label: str, rng: np.random.Generator, gen: torch.Generator
+              ) -> tuple[float, float]:
+        """One pass over the training split in random order; returns (loss, accuracy)."""
+        config, x_train, y_train = self.config, self.split.x_train, self.split.y_train
+        steps = math.ceil(len(x_train) / config.batch_size)
+        order = rng.permutation(len(x_train))
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(range(steps), desc=label, unit="batch", leave=False, disable=None)
+        for step in bar:
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            batch = torch.from_numpy(x_train[idx])
+            if self.windows is not None and self.x_windows is not None:
+                w_idx = rng.integers(0, len(self.x_windows), max(1, len(idx) // 4))
+                batch = torch.cat([batch, torch.from_numpy(self.x_windows[w_idx])])
+            xb = augment(batch, self.bands, config.augmentation, self.clip, JPEG_SCALE,
+                         JPEG_OFFSET, gen).to(self.dev)
+            yb = torch.from_numpy(y_train[idx]).to(self.dev)
+            with _autocast(self.precision, self.dev):
+                out = self.network(normalise(xb, self.spec).contiguous(memory_format=self.layout))
+            logits = out[:len(idx)]
+            xb = xb[:len(idx)]
+            loss = classification_loss(logits, yb, config.loss, config.label_smoothing)
+            if self.windows is not None:
+                p_water = out[len(idx):].float().softmax(1)[:, self.water_codes].sum(1)
+                target = torch.from_numpy(self.windows.water[w_idx]).to(self.dev)
+                loss = loss + config.window_weight * nn.functional.binary_cross_entropy(
+                    p_water.clamp(1e-6, 1 - 1e-6), target)
+            if self.teacher is not None:
+                with torch.no_grad(), _autocast(self.precision, self.dev):
+                    soft = self.teacher.soft_targets(xb)
+                loss = loss + config.distill_weight * distillation_loss(logits, soft)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            self.average.update(self.network)
+            seen += len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        return loss_sum / seen, correct / seen
+
+    def validate(self) -> tuple[float, float]:
+        """Accuracy and loss of the weight average on the validation split."""
+        return _accuracy_loss(self.average.network, self.spec, self.split.x_val, self.split.y_val,
+                              self.dev, self.precision, self.layout)
 
 
 def train(
@@ -217,73 +395,36 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
-    train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed,
-                                          data.classes)
     clip = input_clip(data, init)
-    x_all = input_units(data.x, data.kind, clip)
-    x_train, y_train = x_all[train_idx], data.y[train_idx]
-    x_val, y_val = x_all[val_idx], data.y[val_idx]
-    if extra is not None:
-        if extra.classes != data.classes or extra.bands != data.bands or extra.kind != data.kind:
-            raise DataError("`extra_train` patches must have the classes, bands and kind of "
-                               "`data`")
-        held_out = {data.files[i].stem for i in val_idx}
-        leaked = sorted(p.stem for p in extra.files if p.stem in held_out)
-        if leaked:
-            raise DataError(f"`extra_train` holds {len(leaked)} patch(es) of the validation "
-                               f"split (e.g. {leaked[0]}); they would be trained on")
-        x_train = np.concatenate([x_train, input_units(extra.x, extra.kind, clip)])
-        y_train = np.concatenate([y_train, extra.y])
-    teacher_idx = None
+    split = _split(data, extra, config, clip)
     water_codes = torch.tensor([i for i, c in enumerate(data.classes) if c in WATER_CLASSES])
+    x_windows = None
     if windows is not None:
         if not len(water_codes):
             raise ParameterError("`windows` needs a model with water classes (River, SeaLake)")
         x_windows = input_units(windows.x, "ms", clip)  # windows are DN
-    if teacher is not None:
-        spec = teacher.card["input"]
-        if teacher.classes != data.classes or teacher.kind != "classifier" \
-                or spec.get("kind", "linear") != "linear" or not spec.get("clip") \
-                or (spec["dn_scale"], spec["dn_offset"]) != (JPEG_SCALE, JPEG_OFFSET):
-            raise ModelError(f"teacher {teacher.name} must be a patch classifier of the same "
-                               f"classes with the same input scaling")
-        teacher_idx = torch.from_numpy(band_indices(data.bands, teacher.bands))
-        teacher.network.to(dev).eval()
-        t_low, t_high = clip_bounds(spec["clip"], len(teacher.bands), dev)
-    mean = x_train.mean(axis=(0, 2, 3)).tolist()
-    std = (x_train.std(axis=(0, 2, 3)) + 1e-3).tolist()
+    view = _teacher_view(teacher, data, dev) if teacher is not None else None
     precision = resolve_precision(config.precision, dev)
-    arch: dict[str, Any] = {"name": "patch-resnet", "widths": list(config.widths),
-                            "blocks": list(config.blocks)}
-    if init is not None:  # transfer: keep the teacher's normalisation where bands coincide
-        for i, band in enumerate(data.bands):
-            if band in init.bands:
-                j = init.bands.index(band)
-                mean[i], std[i] = init.card["input"]["mean"][j], init.card["input"]["std"][j]
-        arch = dict(init.card["architecture"])
-    card = make_card(
-        name=config.name, architecture=arch, bands=data.bands, level=config.level,
-        classes=data.classes, colors=colors_for(data.classes), dn_scale=JPEG_SCALE,
-        dn_offset=JPEG_OFFSET, clip=clip,
-        mean=mean, std=std, patch_size=int(data.x.shape[-1]), **config.extra_card,
-    )
-    network = build_network(arch, len(data.bands), len(data.classes)).to(dev)
+    card = _new_card(data, config, init, split.x_train, clip)
+    network = build_network(card["architecture"], len(data.bands), len(data.classes)).to(dev)
     if init is not None:
         transfer_weights(init, network, data.bands)
     # channels-last is 2× faster on CPU, but torch 2.13's oneDNN crashes in its backward pass for
     # layers narrower than 16 channels with odd batch sizes (measured), so tiny nets keep NCHW.
-    layout = torch.channels_last if min(arch["widths"]) >= 16 else torch.contiguous_format
+    layout = (torch.channels_last if min(card["architecture"]["widths"]) >= 16
+              else torch.contiguous_format)
     # documented by `Module.to`, but missing from torch's typed overloads
     network = network.to(memory_format=layout)  # type: ignore[call-overload]
     average = WeightAverage(network, config.ema)
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    log.info("training on %d patches (%d of them extra), validating on %d", len(x_train),
-             len(x_train) - len(train_idx), len(val_idx))
+    steps_per_epoch = math.ceil(len(split.x_train) / config.batch_size)
+    log.info("training on %d patches (%d of them extra), validating on %d", len(split.x_train),
+             len(split.x_train) - split.n_data_train, len(split.x_val))
     opt = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=max(config.epochs * steps_per_epoch, 1), pct_start=0.15)
     ckpt_path = out_dir / "checkpoint.pt"
-    settings = {"n_train": int(len(x_train)), "augmentation": config.augmentation.as_dict(),
+    settings = {"n_train": int(len(split.x_train)),
+                "augmentation": config.augmentation.as_dict(),
                 "loss": config.loss, "label_smoothing": config.label_smoothing,
                 "teacher": teacher.digest if teacher is not None else None,
                 "distill_weight": config.distill_weight,
@@ -294,16 +435,7 @@ def train(
         log.warning("nothing to resume in %s (no checkpoint.pt): starting at epoch 1",
                     ckpt_path.parent)
     if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, dev)
-        if ckpt["card"]["classes"] != card["classes"] or ckpt["card"]["bands"] != card["bands"]:
-            raise ModelError(f"{ckpt_path} was made for other classes or bands; cannot resume")
-        if ckpt.get("settings") != settings:
-            raise ModelError(f"{ckpt_path} was made with other training data or options "
-                               f"(extra patches, windows, teacher, loss or augmentation); "
-                               f"resume with the same ones or use a new `out`")
-        if ckpt.get("total_epochs") != config.epochs:
-            raise ModelError(f"{ckpt_path} belongs to a run of {ckpt.get('total_epochs')} "
-                               f"epochs; resume with the same `epochs`")
+        ckpt = _checkpoint_to_resume(ckpt_path, dev, card, settings, config.epochs)
         network.load_state_dict(ckpt["network"])
         average.network.load_state_dict(ckpt["average"])
         average.updates = ckpt["average_updates"]
@@ -312,6 +444,9 @@ def train(
         start_epoch, history, elapsed = ckpt["epoch"], ckpt["history"], ckpt["elapsed"]
         card = ckpt["card"]
         log.info("resuming %s at epoch %d", ckpt_path, start_epoch + 1)
+    run = _Run(config, data.bands, clip, split, network, average, opt, sched,
+               InputSpec.of(card["input"]), layout, precision, dev, view, windows, x_windows,
+               water_codes)
     gen = torch.Generator().manual_seed(config.seed + start_epoch)
     rng = np.random.default_rng(config.seed + start_epoch)
     for epoch in range(start_epoch, config.epochs):
@@ -319,63 +454,41 @@ def train(
         network.train()
         if init is not None:
             freeze_batchnorm(network)
-        order = rng.permutation(len(x_train))
-        seen = correct = 0
-        loss_sum = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", leave=False, disable=None)
-        for step in bar:
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            batch = torch.from_numpy(x_train[idx])
-            if windows is not None:
-                w_idx = rng.integers(0, len(x_windows), max(1, len(idx) // 4))
-                batch = torch.cat([batch, torch.from_numpy(x_windows[w_idx])])
-            xb = augment(batch, data.bands, config.augmentation, clip, JPEG_SCALE, JPEG_OFFSET,
-                         gen).to(dev)
-            yb = torch.from_numpy(y_train[idx]).to(dev)
-            with _autocast(precision, dev):
-                out = network(normalise(xb, card).contiguous(memory_format=layout))
-            logits = out[:len(idx)]
-            xb = xb[:len(idx)]
-            loss = classification_loss(logits, yb, config.loss, config.label_smoothing)
-            if windows is not None:
-                p_water = out[len(idx):].float().softmax(1)[:, water_codes].sum(1)
-                target = torch.from_numpy(windows.water[w_idx]).to(dev)
-                loss = loss + config.window_weight * nn.functional.binary_cross_entropy(
-                    p_water.clamp(1e-6, 1 - 1e-6), target)
-            if teacher is not None:
-                with torch.no_grad(), _autocast(precision, dev):
-                    seen_by_teacher = torch.clamp(xb[:, teacher_idx], min=t_low, max=t_high)
-                    soft = teacher.network(normalise(seen_by_teacher, teacher.card)).float()
-                loss = loss + config.distill_weight * distillation_loss(logits, soft)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            average.update(network)
-            seen += len(idx)
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        val_acc, val_loss = _accuracy_loss(average.network, card, x_val, y_val, dev, precision, layout)
+        train_loss, train_acc = run.epoch(f"epoch {epoch + 1}/{config.epochs}", rng, gen)
+        val_acc, val_loss = run.validate()
         elapsed += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen,
-                        "train_accuracy": correct / seen, "val_loss": val_loss,
+        history.append({"epoch": epoch + 1, "train_loss": train_loss,
+                        "train_accuracy": train_acc, "val_loss": val_loss,
                         "val_accuracy": val_acc, "elapsed_s": round(elapsed, 1)})
         log.info("epoch %d: train loss %.3f acc %.4f, val loss %.3f acc %.4f (%.0f s)",
-                 epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc, elapsed)
+                 epoch + 1, train_loss, train_acc, val_loss, val_acc, elapsed)
         with atomic_path(ckpt_path) as tmp:
             torch.save({"network": network.state_dict(), "average": average.network.state_dict(),
                         "average_updates": average.updates, "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "epoch": epoch + 1,
                         "history": history, "elapsed": elapsed, "card": card,
                         "total_epochs": config.epochs, "settings": settings}, tmp)
+    card = _final_card(card, data, extra, config, split, teacher, windows, init, precision,
+                       elapsed, dev, history)
+    card["metrics"] = {"val_accuracy": history[-1]["val_accuracy"] if history
+                       else run.validate()[0], "n_val": int(len(split.x_val))}
+    # documented by `Module.to`, but missing from torch's typed overloads
+    final = average.network.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    return save_model(final, card, out_dir / config.name)
+
+
+def _final_card(card: dict[str, Any], data: PatchSet, extra: PatchSet | None,
+                config: TrainConfig, split: _Split, teacher: Model | None,
+                windows: WaterWindows | None, init: Model | None, precision: str,
+                elapsed: float, dev: torch.device, history: list[dict[str, Any]]
+                ) -> dict[str, Any]:
+    """The card with the record of the run: data, options, hardware and every epoch's figures."""
     card = dict(card)
     card["training"] = {
         **card.get("training", {}),
         "data_fingerprint": fingerprint(data.files, data.root) if data.root else None,
         "excluded_names": data.excluded,
-        "n_train": int(len(x_train)), "n_val": int(len(val_idx)),
+        "n_train": int(len(split.x_train)), "n_val": int(len(split.x_val)),
         "extra_train": (fingerprint(extra.files, extra.root) if extra.root else None)
         if extra is not None else None,
         "domain": {"level": config.level,
@@ -398,12 +511,7 @@ def train(
         + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
         "history": history,
     }
-    val_acc = history[-1]["val_accuracy"] if history else \
-        _accuracy_loss(average.network, card, x_val, y_val, dev, precision, layout)[0]
-    card["metrics"] = {"val_accuracy": val_acc, "n_val": int(len(val_idx))}
-    # documented by `Module.to`, but missing from torch's typed overloads
-    final = average.network.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
-    return save_model(final, card, out_dir / config.name)
+    return card
 
 
 @dataclass(frozen=True)
