@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from geolulc.api import (
         MapOptions,
         Stack,
+        catalog,
         change,
         classify,
         classify_patches,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from geolulc.models.model import load_model
     from geolulc.models.train import TrainConfig
 
-_API = ("search", "download", "classify", "make_map", "write", "read", "change", "write_change",
+_API = ("search", "download", "catalog", "classify", "make_map", "write", "read", "change", "write_change",
         "make_change", "classify_patches", "train", "evaluate", "evaluate_change", "list_models",
         "MapOptions", "Stack")
 _EXPORTS = {
@@ -52,7 +53,7 @@ _EXPORTS = {
     "GeolulcError": "geolulc.errors", "GeolulcWarning": "geolulc.errors",
 }
 __all__ = [  # written out (the names of _EXPORTS) so that linters see the re-exports above
-    "__version__", "search", "download", "classify", "make_map", "write", "read", "change",
+    "__version__", "search", "download", "catalog", "classify", "make_map", "write", "read", "change",
     "write_change", "make_change", "classify_patches", "train", "evaluate", "evaluate_change",
     "list_models", "MapOptions", "Stack", "load_model", "TrainConfig", "LandCover", "MapResult", "Scene",
     "load_scene", "GeolulcError", "GeolulcWarning",

@@ -290,6 +290,17 @@ def evaluate_change(cities: Sequence[str | Path], *, model: str | Path = DEFAULT
                            patch_fraction)
 
 
+def catalog(out_dir: str | Path, *, title: str | None = None) -> Path:
+    """Write a STAC Catalog (``catalog.json``) over the maps and changes written in `out_dir`.
+
+    Each run already writes its own STAC Item; the catalogue links them by relative href, so
+    the folder can be served or browsed (QGIS's STAC browser, stac-browser) as it is.
+    """
+    from geolulc.io.stac_items import write_catalog
+
+    return write_catalog(Path(out_dir), title)[0]
+
+
 def list_models() -> list[ModelInfo]:
     """The bundled models with their bands, classes, training data and measured accuracy."""
     from geolulc.models.model import bundled_model_info
@@ -317,6 +328,6 @@ def _path(value: str | Path | None) -> Path | None:
     return Path(value)
 
 
-__all__ = ["MapOptions", "Stack", "change", "classify", "classify_patches", "download",
+__all__ = ["MapOptions", "Stack", "catalog", "change", "classify", "classify_patches", "download",
            "evaluate", "evaluate_change", "list_models", "make_change", "make_map", "read", "search",
            "train", "write", "write_change"]

@@ -16,8 +16,12 @@ DEFAULT_COLLECTION = "sentinel-2-l2a"
 
 # The choices of the API's string options, as types a checker can verify (`typing.get_args`
 # gives the allowed values).
-#: How several acquisitions make one image: auto is a median over a period of several days.
-Composite = Literal["auto", "median", "best", "none"]
+#: How several acquisitions make one map: median/best composite the reflectance and classify
+#: once; mean-probability/mode classify every acquisition and composite the probabilities
+#: (their mean) or the labels (their mode); auto is a median over a period of several days.
+Composite = Literal["auto", "median", "best", "none", "mean-probability", "mode"]
+#: The composites made from classified acquisitions (`geolulc.mapping.composite`).
+PROBABILITY_COMPOSITES = ("mean-probability", "mode")
 #: What L2A input becomes: auto/toa restore top-of-atmosphere reflectance for L1C models.
 L2AMode = Literal["auto", "toa", "as-is"]
 #: Inference arithmetic: auto is bf16 where the hardware computes it natively.

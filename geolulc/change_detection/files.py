@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,14 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
+from geolulc import __version__
 from geolulc.change_detection.detect import Change, DateMap
-from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
+from geolulc.errors import DataError, FallbackWarning, GeolulcError, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
+from geolulc.io.catalog import parse_date_range
 from geolulc.io.quicklook import render_labels
 from geolulc.io.rasters import LANDCOVER_SUFFIX, NODATA, PROBABILITIES_SUFFIX, write_cog
+from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +168,14 @@ def _side_by_side(path: Path, before: DateMap, after: DateMap, change: Change) -
 
 def write_change(
     out_dir: Path, name: str, before: DateMap, after: DateMap, change: Change,
-    vector: bool = False,
+    vector: bool = False, sources: list[str] | None = None,
+    acquired: list[datetime] | None = None,
 ) -> dict[str, str]:
-    """All change outputs for one pair of dates, staged and moved into `out_dir` together."""
+    """All change outputs for one pair of dates, staged and moved into `out_dir` together.
+
+    `sources` are the hrefs of the dates' maps (their STAC Items) and `acquired` the times of
+    their scenes, for the change's own Item.
+    """
     classes, crs, transform = before.classes, before.crs, before.transform
     cell_area = abs(transform.a * transform.e)
     occurring = transitions(change, classes, cell_area)
@@ -209,6 +218,8 @@ def write_change(
                                                     classes, crs, transform)
         write_text_atomic(stage / f"{name}_change.json", json.dumps(summary, indent=2) + "\n")
         files["summary"] = stage / f"{name}_change.json"
+        files["item"] = _write_change_item(stage, name, files, before, after, change,
+                                           sources or [], acquired or [])
     return {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
 
 
@@ -231,3 +242,39 @@ def write_change_polygons(path: Path, change: Change, classes: list[str], crs: C
     }, geometry=[g for g, _ in records], crs=crs.to_wkt())
     frame.to_file(path, driver="GPKG", layer="changes")  # `path` is inside the staging folder
     return path
+
+
+def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: DateMap,
+                       after: DateMap, change: Change, sources: list[str],
+                       acquired: list[datetime]) -> Path:
+    """The STAC Item of one change's files (`geolulc.io.stac_items`)."""
+    roles = {"fromto": ["data"], "change_mask": ["data"], "change_probability": ["data"],
+             "transitions_csv": ["metadata"], "png": ["overview", "visual"],
+             "summary": ["metadata"], "vector": ["data"]}
+    titles = {"fromto": f"from-to class (before × {len(before.classes)} + after)",
+              "change_mask": "change mask (0 no change, 1 change)",
+              "change_probability": f"change probability (%, {change.method})",
+              "transitions_csv": "transition matrix (km²)", "png": "before, after and change",
+              "summary": "change summary", "vector": "change polygons"}
+    bands = {"fromto": [raster_band("uint8", NODATA)],
+             "change_mask": [raster_band("uint8", NODATA, classes=["no change", "change"],
+                                         colors=[(0, 0, 0), (255, 0, 0)])],
+             "change_probability": [raster_band("uint8", NODATA, unit="percent")]}
+    assets = {key: Asset(path, roles[key], titles[key], bands.get(key))
+              for key, path in files.items()}
+    try:
+        first = parse_date_range(before.name).split("/")[0]
+        last = parse_date_range(after.name).split("/")[1]
+        when: dict[str, str | None] = {"datetime": None, "start_datetime": first,
+                                       "end_datetime": last}
+    except GeolulcError:  # dates named "before" and "after": local scenes or maps
+        when = period_of(acquired)
+    properties = {
+        "title": f"{name}: land-cover change {before.name} → {after.name} ({before.model})",
+        "processing:software": {"geolulc": __version__}, "geolulc:model": before.model,
+        "geolulc:before": before.name, "geolulc:after": after.name,
+        "geolulc:change_method": change.method, "geolulc:threshold": change.threshold,
+    }
+    return write_item(stage, name, crs=before.crs, transform=before.transform,
+                      shape_=change.mask.shape, valid=change.mask != NODATA, when=when,
+                      assets=assets, sources=sources, properties=properties)

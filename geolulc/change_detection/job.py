@@ -212,6 +212,18 @@ def detect_changes(
     return ChangeSet(found, [m.name for m in maps], maps[0].model, name, on_grid)
 
 
+def _map_item(out_dir: Path, name: str, date: DateMap, given: Path | None) -> str | None:
+    """The href of the STAC Item of a date's map, or None when there is none.
+
+    That is the Item this run wrote, or the one beside a map given as input.
+    """
+    written = out_dir / f"{name}_{date.name}.json"
+    if written.is_file():
+        return f"./{written.name}"
+    beside = given.parent / f"{date.name}.json" if given is not None and _is_map(given) else None
+    return beside.resolve().as_uri() if beside is not None and beside.is_file() else None
+
+
 @dataclass(frozen=True)
 class PairResult:
     """One written change between two dates."""
@@ -247,11 +259,16 @@ def run_change(
 ) -> ChangeResult:
     """`geolulc change`: maps of every date, the changes between them, all written."""
     found = detect_changes(req, dates, before, after, threshold, resample, method)
+    inputs = found.on_grid.on_grid.inputs if found.on_grid else []
+    acquired = {d.label: [s.datetime for s in d.scenes if s.datetime] for d in inputs}
     results = []
     for pair in found.pairs:
         a, b, change = pair.before, pair.after, pair.change
+        sources = [_map_item(Path(req.out_dir), found.name, d, given)
+                   for d, given in ((a, before), (b, after))]
         outputs = write_change(req.out_dir, safe_name(f"{found.name}_{a.name}_{b.name}"), a, b,
-                               change, vector)
+                               change, vector, [s for s in sources if s],
+                               acquired.get(a.name, []) + acquired.get(b.name, []))
         results.append(PairResult(a.name, b.name, change.method, change.threshold, outputs,
                                   int((change.mask == 1).sum()), int((change.mask != NODATA).sum())))
     found.clear_caches()

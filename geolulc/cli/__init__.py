@@ -5,6 +5,7 @@ so `geolulc --help` and argument errors answer at once.
 """
 
 # each module registers its command on `main`
+import geolulc.cli.catalog
 import geolulc.cli.change
 import geolulc.cli.classify
 import geolulc.cli.download

@@ -36,6 +36,10 @@ from geolulc.errors import GeolulcError
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Patch classifiers only: pixels between patch centres; the map's cells are "
                    "stride × resolution. A per-pixel model always maps every pixel.")
+@click.option("--series", is_flag=True,
+              help="Also write one map per acquisition of the period (NAME_YYYY-MM-DD_*), on "
+                   "the composite's grid, resumably; with --composite mean-probability or mode "
+                   "the composite is made from them.")
 @click.option("--dense/--patchwise", default=True, show_default=True,
               help="For strides below 64, classify each chunk fully convolutionally (shared "
                    "work, fast) or patch by patch (exactly a lone patch's input, slower).")
@@ -54,7 +58,8 @@ from geolulc.errors import GeolulcError
 def map_command(aoi: Path | None, date: str | None, catalog: str, collection: str,
                 max_cloud: float | None, max_area: float, composite: Composite, mask_dilate: int,
                 l2a: L2AMode, max_acquisitions: int, scenes: tuple[Path, ...], model: str,
-                stride: int, dense: bool, batch_size: int | None, precision: Precision,
+                stride: int, series: bool, dense: bool, batch_size: int | None,
+                precision: Precision,
                 engine: Engine, device: str, crs: str | None, resolution: float,
                 chunk_rows: int | None, workers: int | None, scheduler: str | None,
                 min_clear: float, out_dir: Path, name: str | None, as_json: bool,
@@ -72,7 +77,8 @@ def map_command(aoi: Path | None, date: str | None, catalog: str, collection: st
                          max_area_km2=max_area, stride=stride, resolution=resolution, crs=crs,
                          composite=composite, mask_dilate=mask_dilate,
                          max_acquisitions=max_acquisitions, l2a=l2a, min_clear=min_clear,
-                         dense=dense, batch_size=batch_size, precision=precision, engine=engine,
+                         series=series, dense=dense, batch_size=batch_size, precision=precision,
+                         engine=engine,
                          device=device, chunk_rows=chunk_rows, workers=workers,
                          scheduler=scheduler, progress=not quiet and not as_json)
     summary = make_map(aoi=aoi, date=date, scenes=list(scenes), model=model, options=options,

@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TextIO, TypeVar
+from typing import Any, ParamSpec, TextIO, TypeVar, get_args
 
 import click
 
@@ -20,6 +20,7 @@ from geolulc.defaults import (
     DEFAULT_MAX_AREA_KM2,
     EARTH_SEARCH,
     ENGINES,
+    Composite,
 )
 from geolulc.errors import GeolulcError, GeolulcWarning
 
@@ -183,11 +184,14 @@ def output_options(func: _F) -> _F:
 def masking_options(func: _F) -> _F:
     """Cloud masking and compositing options shared by `map` and `change`."""
     options = [
-        click.option("--composite", type=click.Choice(["auto", "median", "best", "none"]),
+        click.option("--composite", type=click.Choice(get_args(Composite)),
                      default="auto", show_default=True,
-                     help="Combine the acquisitions of the period: median per pixel of the clear "
-                     "observations, best = per cell the clearest acquisition, none = least "
-                     "cloudy scenes only; auto = median for a period of several days."),
+                     help="Combine the acquisitions of the period: median = per pixel the "
+                     "median of the clear reflectance, best = per cell the clearest "
+                     "acquisition (both classified once); mean-probability = classify every "
+                     "acquisition and average each class's probability over the clear ones, "
+                     "mode = their most frequent label; none = least cloudy scenes only; auto "
+                     "= median for a period of several days."),
         click.option("--mask-dilate", type=click.IntRange(0, 100), default=0, show_default=True,
                      help="Grow cloud and shadow masks by this many pixels."),
         click.option("--max-acquisitions", type=click.IntRange(1), default=12,

@@ -12,7 +12,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -46,6 +46,7 @@ class Scene:
     footprint: BaseGeometry | None = None  # EPSG:4326
     harmonised: bool = False  # True when the stored DNs already had the baseline offset removed
     properties: dict = field(default_factory=dict)
+    href: str | None = None  # where the scene was found: its STAC item, or its local path
 
     @property
     def baseline_text(self) -> str | None:
@@ -173,6 +174,7 @@ def _scene_from_item(item: dict, base_href: str | None) -> Scene:
         footprint=shape(item["geometry"]) if item.get("geometry") else None,
         harmonised=bool(props.get("geolulc:harmonised", False)),
         properties=props,
+        href=base_href,
     )
 
 
@@ -326,6 +328,17 @@ def load_scene(scene: SceneLike) -> Scene:
     path = Path(scene)
     if not path.exists():
         raise MissingInputError(f"scene {path} does not exist")
+    found = _scene_at(path)
+    if found is None:
+        raise SceneError(
+            f"cannot read scene {path}: expected a STAC item .json, a SAFE folder or .zip, "
+            "or a folder of per-band rasters"
+        )
+    return found if found.href else replace(found, href=path.resolve().as_uri())
+
+
+def _scene_at(path: Path) -> Scene | None:
+    """The scene a local path holds, or None when it is no kind of scene."""
     if path.suffix.lower() == ".json":
         return _item_from_file(path)
     if path.suffix.lower() == ".zip" or path.name.upper().endswith(".SAFE"):
@@ -336,7 +349,4 @@ def load_scene(scene: SceneLike) -> Scene:
         if any(path.glob("MTD_MSIL*.xml")):
             return _scene_from_safe(path)
         return _scene_from_band_folder(path)
-    raise SceneError(
-        f"cannot read scene {path}: expected a STAC item .json, a SAFE folder or .zip, "
-        "or a folder of per-band rasters"
-    )
+    return None

@@ -10,7 +10,9 @@ import numpy as np
 from affine import Affine
 
 from geolulc import __version__
+from geolulc.errors import GeolulcError
 from geolulc.io.atomic import staged_outputs, write_text_atomic
+from geolulc.io.catalog import parse_date_range
 from geolulc.io.quicklook import write_quicklook
 from geolulc.io.rasters import (
     LANDCOVER_SUFFIX,
@@ -22,6 +24,7 @@ from geolulc.io.rasters import (
     write_qgis_style,
 )
 from geolulc.io.scenes import Scene
+from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
 from geolulc.io.stats import areas_csv, class_areas
 from geolulc.mapping.classification import Classification
 from geolulc.models.model import Model
@@ -86,5 +89,48 @@ def write_map(
         files["landcover"] = write_cog(
             stage / f"{name}{LANDCOVER_SUFFIX}", result.labels, grid.crs, grid.map_transform, NODATA,
             colormap=class_colormap(colors), tags=tags, description="land cover class")
+        files["item"] = write_map_item(stage, name, files, result, model, scenes, date)
     outputs = {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
     return outputs, {**run_info, "stats": stats}
+
+
+def write_map_item(stage: Path, name: str, files: dict[str, Path], result: Classification,
+                   model: Model, scenes: list[Scene], date: str | None) -> Path:
+    """The STAC Item of a map's files (`geolulc.io.stac_items`)."""
+    grid = result.grid
+    classes, colors = model.classes, model.colors
+    label = raster_band("uint8", NODATA, name="land cover", classes=classes, colors=colors)
+    assets = {
+        "landcover": Asset(files["landcover"], ["data"], "land cover class", [label]),
+        "confidence": Asset(files["confidence"], ["data", "quality"],
+                            "probability of the mapped class (%)",
+                            [raster_band("uint8", NODATA, unit="percent")]),
+        "probabilities": Asset(files["probabilities"], ["data"], "probability of each class",
+                               [raster_band("uint8", NODATA, scale=1 / PROB_SCALE, name=c)
+                                for c in classes]),
+        "count": Asset(files["count"], ["data", "quality"], "clear observations per pixel",
+                       [raster_band("uint8", unit="acquisitions")]),
+        "quicklook": Asset(files["quicklook"], ["overview", "visual"], "quicklook with legend"),
+        "stats_json": Asset(files["stats_json"], ["metadata"], "area per class (JSON)"),
+        "stats_csv": Asset(files["stats_csv"], ["metadata"], "area per class (CSV)"),
+        "qgis_style": Asset(files["qgis_style"], ["metadata"], "QGIS style of the land cover"),
+    }
+    when = period_of([s.datetime for s in scenes if s.datetime])
+    try:  # the period asked for, where the map has one ("before" and "after" are no dates)
+        start, end = parse_date_range(date).split("/") if date else ("", "")
+        if start:
+            when = {"datetime": None, "start_datetime": start, "end_datetime": end}
+    except GeolulcError:
+        pass
+    properties = {
+        "title": f"{name}: land cover ({model.name})",
+        "processing:software": {"geolulc": __version__},
+        "geolulc:model": model.name, "geolulc:model_digest": model.digest,
+        "geolulc:model_kind": model.kind, "geolulc:date": date,
+        "geolulc:scenes": [s.id for s in scenes],
+        "gsd": grid.cell_size,
+    }
+    return write_item(stage, name, crs=grid.crs, transform=grid.map_transform,
+                      shape_=(grid.rows, grid.cols), valid=result.labels != NODATA, when=when,
+                      assets=assets, sources=[s.href for s in scenes if s.href],
+                      properties=properties)

@@ -7,7 +7,8 @@ import itertools
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,8 @@ from tqdm import tqdm
 
 from geolulc.core.device import resolve_device
 from geolulc.core.grid import PatchGrid, project_geometry
-from geolulc.errors import AssumptionWarning, ParameterError
+from geolulc.defaults import PROBABILITY_COMPOSITES
+from geolulc.errors import AssumptionWarning, NoDataError, ParameterError
 from geolulc.io.aoi import AOI, load_aoi
 from geolulc.io.atomic import remove_stale_staging, safe_name
 from geolulc.io.catalog import (
@@ -30,17 +32,19 @@ from geolulc.io.rasters import (
     NODATA,
     PROB_SCALE,
 )
-from geolulc.io.read import Masking
+from geolulc.io.read import Masking, acquisitions
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
 from geolulc.mapping.classification import Classification
 from geolulc.mapping.cluster import dask_client
+from geolulc.mapping.composite import ProbabilityComposite
 from geolulc.mapping.dense import supports
 from geolulc.mapping.outputs import write_map
 from geolulc.mapping.request import (
     MapRequest,
     check_scenes,
     chunk_rows_for,
+    composite_mode,
     find_scenes,
     masking_for,
     model_for,
@@ -131,6 +135,7 @@ class LandCover:
     scenes: list[Scene]
     date: str | None
     name: str  # default stem of the output files
+    caches: list[ChunkCache] = field(default_factory=list)  # a composite's acquisitions' caches
 
     @property
     def grid(self) -> PatchGrid:
@@ -197,14 +202,19 @@ class OnGrid:
                 result.cache.clear()
 
 
-def classify_on_grid(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput],
-                     device: torch.device, cache: bool = True) -> OnGrid:
-    """Classify each date's scenes on one grid: the one classification path of `map` and `change`.
+@dataclass
+class _Plan:
+    """The grid of a job and what classifying any date on it needs."""
 
-    The grid is planned from the AOI or the first date's scenes; classification runs chunk by chunk,
-    resumably (`cache`: finished chunks kept in `req.out_dir`) and on Dask where asked, for `map`
-    (one date) and `change` (several).
-    """
+    grid: PatchGrid
+    inside: np.ndarray
+    classifier: Classifier
+    chunk_rows: int
+
+
+def _plan(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput],
+          device: torch.device) -> _Plan:
+    """The grid, planned from the AOI or the first date's scenes, and the classifier."""
     grid = plan_grid(req, aoi.geometry if aoi else None, inputs[0].scenes, model)
     log.info("grid %s: %d×%d cells of %.0f m, %d date(s)", grid.crs.to_string(), grid.rows,
              grid.cols, grid.cell_size, len(inputs))
@@ -213,32 +223,93 @@ def classify_on_grid(req: MapRequest, model: Model, aoi: AOI | None, inputs: lis
         log.warning("no AOI: mapping the whole of %s, %.0f km² (%.0f M pixels); give an AOI to "
                     "map less", inputs[0].scenes[0].id, pixels * grid.resolution ** 2 / 1e6,
                     pixels / 1e6)
-    inside = aoi_cells(grid, aoi.geometry if aoi else None)
-    classifier = Classifier(model, device, req.batch_size, req.precision, req.engine)
-    chunk_rows = chunk_rows_for(req, model, grid)
+    return _Plan(grid, aoi_cells(grid, aoi.geometry if aoi else None),
+                 Classifier(model, device, req.batch_size, req.precision, req.engine),
+                 chunk_rows_for(req, model, grid))
+
+
+def _classify_date(req: MapRequest, model: Model, plan: _Plan, date: DateInput,
+                   client: Client | None, cache: bool) -> tuple[Classification, Masking]:
+    """One date's scenes classified on the plan's grid, chunk by chunk and resumably."""
+    check_scenes(date.scenes, model, restores_toa(req, model))
+    masking = masking_for(dataclasses.replace(
+        req, date=date.label if date.searched else None), model)
+    result = classify_grid(date.scenes, model, plan.grid, plan.inside, plan.classifier,
+                           req.min_clear, plan.chunk_rows, req.progress, req.dense,
+                           cache_root=req.out_dir if cache else None, client=client,
+                           worker_device=req.device, masking=masking,
+                           worker_batch=req.batch_size)
+    result.require_patches(date.label)
+    return result, masking
+
+
+def classify_on_grid(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput],
+                     device: torch.device, cache: bool = True) -> OnGrid:
+    """Classify each date's scenes on one grid: the one classification path of `map` and `change`.
+
+    The grid is planned from the AOI or the first date's scenes; classification runs chunk by chunk,
+    resumably (`cache`: finished chunks kept in `req.out_dir`) and on Dask where asked, for `map`
+    (one date) and `change` (several).
+    """
+    plan = _plan(req, model, aoi, inputs, device)
     results, maskings = [], []
     with dask_client(req) as client:
         for date in inputs:
-            check_scenes(date.scenes, model, restores_toa(req, model))
-            masking = masking_for(dataclasses.replace(
-                req, date=date.label if date.searched else None), model)
-            result = classify_grid(date.scenes, model, grid, inside, classifier, req.min_clear,
-                                   chunk_rows, req.progress, req.dense,
-                                   cache_root=req.out_dir if cache else None, client=client,
-                                   worker_device=req.device, masking=masking,
-                                   worker_batch=req.batch_size)
-            result.require_patches(date.label)
+            result, masking = _classify_date(req, model, plan, date, client, cache)
             results.append(result)
             maskings.append(masking)
-    return OnGrid(results, inputs, grid, inside, maskings, chunk_rows)
+    return OnGrid(results, inputs, plan.grid, plan.inside, maskings, plan.chunk_rows)
 
 
-def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
+#: What a series does with each acquisition's classification as it is made (write its map):
+#: called with the map's name, the model, the acquisition and its classification.
+EachAcquisition = Callable[[str, Model, DateInput, Classification], None]
+
+
+def classify_acquisitions(req: MapRequest, model: Model, aoi: AOI | None,
+                          inputs: list[DateInput], device: torch.device, cache: bool,
+                          method: str | None, each: Callable[[DateInput, Classification], None]
+                          | None = None) -> tuple[Classification | None, list[ChunkCache]]:
+    """Classify every acquisition on one grid, one at a time, and composite their probabilities.
+
+    `method` is mean-probability or mode (None: no composite, for a series of a reflectance
+    composite); `each` sees every acquisition's classification as it is made. Acquisitions with
+    no clear cell are skipped; memory holds one acquisition and the running sums.
+    """
+    plan = _plan(req, model, aoi, inputs, device)
+    composite = (ProbabilityComposite(plan.grid, len(model.classes), method)
+                 if method else None)
+    caches, clear = [], 0
+    with dask_client(req) as client:
+        for date in inputs:
+            try:
+                result, _ = _classify_date(req, model, plan, date, client, cache)
+            except NoDataError:
+                log.info("acquisition %s: no clear cell, skipped", date.label)
+                continue
+            clear += 1
+            if each is not None:
+                each(date, result)
+            if composite is not None:
+                composite.add(result)
+            if result.cache:
+                caches.append(result.cache)
+    if not clear:
+        raise NoDataError(f"none of the {len(inputs)} acquisition(s) of {req.date or 'the scenes'}"
+                          " has a clear view of the area")
+    log.info("%s composite of %d acquisition(s)", method or "series", clear)
+    return (composite.result() if composite else None), caches
+
+
+def classify_request(req: MapRequest, cache: bool = True,
+                     each: EachAcquisition | None = None) -> LandCover:
     """Search (or load) the scenes, read them and classify the area.
 
     Nothing is written but the chunk cache in `req.out_dir` (when `cache`), which lets an
-    interrupted run resume.
+    interrupted run resume. With `req.series`, `each` gets every acquisition's classification.
     """
+    if req.series and each is None:
+        raise ParameterError("`series` writes one map per acquisition: use `make_map`")
     if req.date:
         parse_date_range(req.date)  # the user's input is checked before any work starts
     aoi = load_aoi(req.aoi, req.max_area_km2) if req.aoi is not None else None
@@ -250,11 +321,27 @@ def classify_request(req: MapRequest, cache: bool = True) -> LandCover:
         resolve_model_path(req.model)  # an unknown model is reported before any search
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
     model = load_model(model_for(req.model, scenes), device)
-    date = DateInput(req.date or "the scenes", scenes, searched=not local)
-    result = classify_on_grid(req, model, aoi, [date], device, cache).results[0]
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
-    return LandCover(result, model, scenes, req.date, safe_name(name, "map"))
+    method = composite_mode(req)
+    caches: list[ChunkCache] = []
+    result = None
+    if method in PROBABILITY_COMPOSITES or req.series:
+        inputs = [DateInput(acquisition_label(group), group) for group in acquisitions(scenes)]
+        result, caches = classify_acquisitions(
+            req, model, aoi, inputs, device, cache,
+            method if method in PROBABILITY_COMPOSITES else None,
+            (lambda date, one: each(name, model, date, one)) if each else None)
+    if result is None:  # one date, or the reflectance composite beside a series
+        date = DateInput(req.date or "the scenes", scenes, searched=not local)
+        result = classify_on_grid(req, model, aoi, [date], device, cache).results[0]
+    return LandCover(result, model, scenes, req.date, safe_name(name, "map"), caches)
+
+
+def acquisition_label(scenes: list[Scene]) -> str:
+    """The name of one acquisition in a series: its day, or its first scene's id."""
+    when = scenes[0].datetime
+    return when.date().isoformat() if when else safe_name(scenes[0].id, "scene")
 
 
 def write_landcover(landcover: LandCover, out_dir: Path, name: str | None = None
@@ -266,8 +353,9 @@ def write_landcover(landcover: LandCover, out_dir: Path, name: str | None = None
     outputs, info = write_map(Path(out_dir), safe_name(name or landcover.name, "map"),
                               landcover.result, landcover.model, landcover.scenes,
                               landcover.date)
-    if landcover.result.cache:
-        landcover.result.cache.clear()
+    for cache in [landcover.result.cache, *landcover.caches]:
+        if cache:
+            cache.clear()
     return outputs, info
 
 
@@ -301,10 +389,21 @@ def run_map(req: MapRequest) -> MapResult:
     t_start = time.perf_counter()
     if Path(req.out_dir).is_dir():  # finish the move of a set a killed run was publishing
         remove_stale_staging(Path(req.out_dir))
-    landcover = classify_request(req)
+    series: list[str] = []
+
+    def write_acquisition(name: str, model: Model, date: DateInput,
+                          result: Classification) -> None:
+        outputs, _ = write_map(Path(req.out_dir), safe_name(f"{name}_{date.label}", "map"),
+                               result, model, date.scenes, date.label)
+        series.append(outputs["landcover"])
+
+    landcover = classify_request(req, each=write_acquisition if req.series else None)
     t_write = time.perf_counter()
     outputs, info = write_landcover(landcover, req.out_dir)
     timings = {**landcover.result.timings, "write": time.perf_counter() - t_write}
     run = {k: v for k, v in info.items() if k != "stats"}
+    run["composite"] = composite_mode(req)
+    if req.series:
+        run["series"] = series
     return MapResult(outputs, info["stats"], run, {k: round(v, 3) for k, v in timings.items()},
                      round(time.perf_counter() - t_start, 3))

@@ -18,7 +18,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from geolulc.core.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_bounds, project_geometry
-from geolulc.defaults import Composite, Engine, L2AMode, Precision
+from geolulc.defaults import PROBABILITY_COMPOSITES, Composite, Engine, L2AMode, Precision
 from geolulc.errors import AssumptionWarning, NoDataError, ParameterError, ReadError, ResourceError
 from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, AOILike, split_antimeridian
 from geolulc.io.catalog import (
@@ -65,7 +65,11 @@ class MapOptions:
     crs: str | None = None
     """Output CRS; None: the UTM zone of the area's centre."""
     composite: Composite = "auto"
-    """How several acquisitions make one image; auto: median over a period of several days."""
+    """How several acquisitions make one map: median or best reflectance, then one
+    classification; mean-probability or mode of the classified acquisitions; auto: median over
+    a period of several days, else the single scene."""
+    series: bool = False
+    """Also write one map per acquisition (`make_map` only), on the composite's grid."""
     mask_dilate: int = 0
     """Pixels by which cloud and shadow masks are grown."""
     max_acquisitions: int = 12
@@ -111,6 +115,8 @@ class MapOptions:
         if not 0 <= self.min_clear <= 1:
             raise ParameterError(f"`min_clear` is a share of clear pixels, 0–1, not "
                                  f"{self.min_clear}")
+        if self.composite in PROBABILITY_COMPOSITES and self.max_acquisitions > 255:
+            raise ParameterError("`max_acquisitions` is at most 255 for a probability composite")
         if self.mask_dilate < 0 or self.resolution <= 0 or self.max_area_km2 <= 0:
             raise ParameterError("`mask_dilate` must be ≥ 0, `resolution` and `max_area_km2` > 0")
 
@@ -172,7 +178,7 @@ def find_scenes(req: MapRequest, geometry: BaseGeometry | None) -> list[Scene]:
         raise NoDataError(f"no {req.collection} scene in {req.catalog} covers the AOI in "
                            f"{req.date}" + (f" with cloud cover ≤ {req.max_cloud}%"
                                              if req.max_cloud is not None else ""))
-    if composite_mode(req) == "none":
+    if composite_mode(req) == "none" and not req.series:
         return select_covering(found, geometry)
     plain = split_antimeridian(geometry)
     touching = [s for s in found if s.footprint is None or s.footprint.intersects(plain)]
@@ -191,8 +197,14 @@ def restores_toa(req: MapRequest, model: Model) -> bool:
 
 
 def masking_for(req: MapRequest, model: Model) -> Masking:
-    """How the scenes are read for this request and model: composite, dilation, atmosphere."""
-    return Masking(composite_mode(req), req.mask_dilate, restore_toa=restores_toa(req, model))
+    """How the scenes are read for this request and model: composite, dilation, atmosphere.
+
+    The acquisitions of a probability composite are read one by one, so without a reflectance
+    composite.
+    """
+    mode = composite_mode(req)
+    return Masking("none" if mode in PROBABILITY_COMPOSITES else mode, req.mask_dilate,
+                   restore_toa=restores_toa(req, model))
 
 
 def scene_extent_wgs84(scene: Scene) -> BaseGeometry:

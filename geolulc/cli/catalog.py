@@ -1,0 +1,25 @@
+"""`geolulc catalog`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geolulc.cli.main import main
+from geolulc.cli.options import friendly_errors
+
+
+@main.command("catalog")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--title", default=None, help="Title of the catalogue (default: from the folder).")
+@friendly_errors
+def catalog_command(out_dir: Path, title: str | None) -> None:
+    """Write a STAC Catalog (catalog.json) over the maps and changes in OUT_DIR.
+
+    Every `map` and `change` run writes a STAC Item beside its files; the catalogue links them,
+    so the folder can be served or browsed as a STAC catalogue.
+    """
+    from geolulc.api import catalog
+
+    click.echo(f"Saved {catalog(out_dir, title=title)}")
