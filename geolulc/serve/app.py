@@ -1,0 +1,354 @@
+"""The HTTP API and the map page: an ASGI app (FastAPI) over the Python API.
+
+Routes: ``POST /classify`` (patches → class probabilities), ``POST /maps`` (an AOI and a date →
+a map job), ``GET /maps/{id}`` (state, progress, files, bounds), ``GET /maps/{id}/files/{name}``,
+``DELETE /maps/{id}``, ``GET /maps/{id}/tiles/{layer}/{z}/{x}/{y}.png`` (the land cover with its
+colour table, or the scene's true colour, read from the COGs with rio-tiler), ``GET /models``,
+and ``/`` (the page). Every error is a JSON body ``{"error": "one line"}`` with its status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import ipaddress
+import json
+import logging
+import re
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from geolulc.errors import GeolulcError
+from geolulc.serve.jobs import MAP_NAME, JobRunner, JobSpec, JobStore
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+#: Names of files a job may serve: one path component of ordinary characters.
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+LAYERS = ("landcover", "truecolor")
+#: Reflectance (× 10000) shown as full brightness in the true-colour tiles.
+TRUE_COLOUR_MAX = 3000
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server runs; the defaults are the safe ones."""
+
+    data_dir: Path
+    catalog: str
+    collection: str = "sentinel-2-l2a"
+    host: str = "127.0.0.1"
+    token: str | None = None
+    workers: int = 1
+    max_queue: int = 16
+    max_area_km2: float = 2500.0
+    max_upload_bytes: int = 4 * 2**20
+    max_patches: int = 64
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        """A server reachable from other machines needs a token."""
+        if not is_loopback(self.host) and not self.token:
+            raise GeolulcError(f"serving on {self.host} (not loopback) needs `token`: every "
+                               "request must then carry it")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiError(Exception):
+    """An error the API answers with: a status and one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class PatchModels:
+    """Loaded patch classifiers, one per model name, shared by every /classify request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: dict[str, Any] = {}
+
+    def classify(self, model: str, paths: list[Path]) -> list[dict[str, Any]]:
+        """Class probabilities of patch files with `model` (loaded once, then kept)."""
+        import numpy as np
+
+        from geolulc.core.device import resolve_device
+        from geolulc.models.evaluate import predict
+        from geolulc.models.model import auto_model, load_model
+        from geolulc.models.patchdata import PatchSet, read_patch
+
+        patches = [read_patch(p) for p in paths]
+        with self._lock:
+            name = model if model != "auto" else auto_model(set(patches[0][1]), ("classifier",))
+            if name not in self._loaded:
+                self._loaded[name] = load_model(name, resolve_device("cpu"))
+            loaded = self._loaded[name]
+            if loaded.kind != "classifier":
+                raise ApiError(400, f"{name} labels pixels, not patches: post an area to /maps")
+            rows = []
+            for path, (arr, bands, kind) in zip(paths, patches, strict=True):
+                if arr.shape[-2:] != (loaded.patch_size, loaded.patch_size):
+                    raise ApiError(400, f"{path.name} is {arr.shape[-1]}×{arr.shape[-2]} "
+                                        f"pixels; {name} classifies {loaded.patch_size}² patches")
+                single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands,
+                                  kind, [path])
+                probs = predict(loaded, single, resolve_device("cpu"))[0]
+                best = int(np.argmax(probs))
+                rows.append({"class": loaded.classes[best], "probability": float(probs[best]),
+                             "probabilities": {c: round(float(p), 6)
+                                               for c, p in zip(loaded.classes, probs, strict=True)},
+                             "model": name})
+        return rows
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The app: its routes, the job runner over `config.data_dir`, the page."""
+    from geolulc.models.model import bundled_models
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(config.data_dir / "jobs.sqlite")
+    runner = JobRunner(store, config.data_dir / "jobs", config.catalog, config.collection,
+                       config.max_area_km2, config.workers, config.max_queue)
+    patch_models = PatchModels()
+    app = FastAPI(title="geolulc", summary="Land-cover maps from Sentinel-2 imagery",
+                  version=_version())
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    @app.middleware("http")
+    async def guard(request: Request,
+                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Token (off loopback) and request size, before any route runs."""
+        if config.token:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), config.token.encode()):
+                return _error(401, "a valid token is needed (Authorization: Bearer …)")
+        size = request.headers.get("content-length")
+        limit = config.max_upload_bytes * config.max_patches if request.url.path == "/classify" \
+            else 2**20
+        if size is not None and (not size.isdigit() or int(size) > limit):
+            return _error(413, f"the request is larger than {limit:,} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(GeolulcError)
+    async def geolulc_error(request: Request, exc: GeolulcError) -> JSONResponse:
+        return _error(400, str(exc).replace("`", ""))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(400, f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The map page: draw or upload an area, pick a month, watch it map, look, download."""
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/models")
+    def models() -> list[dict[str, Any]]:
+        """The bundled models: name, kind, bands, classes."""
+        from geolulc.api import list_models
+
+        return [{k: v for k, v in m.to_dict().items() if k != "metrics"} for m in list_models()]
+
+    @app.post("/classify")
+    async def classify(files: list[UploadFile], model: str = "auto") -> list[dict[str, Any]]:
+        """Class probabilities of patches: 13-band GeoTIFFs, or RGB PNG/JPEG for an RGB model."""
+        if model != "auto" and model not in bundled_models():
+            raise ApiError(400, f"unknown model {model!r} (bundled: {', '.join(bundled_models())})")
+        if not files or len(files) > config.max_patches:
+            raise ApiError(400, f"post 1 to {config.max_patches} patches as `files`")
+        with tempfile.TemporaryDirectory(prefix="geolulc-serve-") as scratch:
+            paths = []
+            for i, upload in enumerate(files):
+                data = await upload.read(config.max_upload_bytes + 1)
+                if len(data) > config.max_upload_bytes:
+                    raise ApiError(413, f"patch {i} is larger than {config.max_upload_bytes:,} bytes")
+                suffix = Path(upload.filename or "").suffix.lower()
+                if suffix not in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
+                    raise ApiError(400, f"patch {i}: send a GeoTIFF (.tif) or an RGB PNG/JPEG")
+                path = Path(scratch) / f"patch{i}{suffix}"
+                path.write_bytes(data)
+                paths.append(path)
+            from starlette.concurrency import run_in_threadpool
+
+            rows = await run_in_threadpool(patch_models.classify, model, paths)
+        return [{"patch": f.filename, **row} for f, row in zip(files, rows, strict=True)]
+
+    @app.post("/maps", status_code=202)
+    def submit(body: dict[str, Any]) -> dict[str, Any]:
+        """Start a map job: `aoi` (GeoJSON), `date`, optional `model`, `composite`, `stride`."""
+        spec = _checked_spec(body, config, bundled_models())
+        job_id = runner.submit(spec)
+        if job_id is None:
+            raise ApiError(503, f"{config.max_queue} jobs are waiting already: try again later")
+        return _status(job_id)
+
+    @app.get("/maps/{job_id}")
+    def status(job_id: str) -> dict[str, Any]:
+        """State, progress (cells done/total), error, files and bounds of a job."""
+        return _status(job_id)
+
+    @app.delete("/maps/{job_id}")
+    def cancel(job_id: str) -> dict[str, Any]:
+        """Cancel a job and remove its files."""
+        record = _record(job_id)
+        if record["state"] in ("queued", "running"):
+            runner.cancel(job_id)
+        return _status(job_id)
+
+    @app.get("/maps/{job_id}/files/{name}")
+    def file(job_id: str, name: str) -> FileResponse:
+        """One file of a finished job (COGs, stats, quicklook, STAC Item)."""
+        return FileResponse(_job_file(job_id, name))
+
+    @app.get("/maps/{job_id}/tiles/{layer}/{z}/{x}/{y}.png")
+    def tile(job_id: str, layer: str, z: int, x: int, y: int) -> Response:
+        """A 256-pixel Web Mercator tile of the land cover or of the scene's true colour."""
+        if layer not in LAYERS:
+            raise ApiError(404, f"no layer {layer!r}: {', '.join(LAYERS)}")
+        return Response(_render_tile(job_id, layer, z, x, y), media_type="image/png")
+
+    def _record(job_id: str) -> dict[str, Any]:
+        record = store.get(job_id)
+        if record is None:
+            raise ApiError(404, "no such job")
+        return record
+
+    def _status(job_id: str) -> dict[str, Any]:
+        record = _record(job_id)
+        out = runner.folder(job_id) / "out"
+        files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")
+                       ) if record["state"] == "done" and out.is_dir() else []
+        item_path = out / f"{MAP_NAME}.json"
+        bbox, stats = None, None
+        if record["state"] == "done" and item_path.is_file():
+            bbox = json.loads(item_path.read_text())["bbox"]
+            stats = json.loads((out / f"{MAP_NAME}_stats.json").read_text())["classes"]
+        return {"id": job_id, "state": record["state"], "error": record["error"],
+                "progress": {"done": record["done"], "total": record["total"]},
+                "request": record["spec"] | {"aoi": None}, "files": files, "bbox": bbox,
+                "classes": stats}
+
+    def _job_file(job_id: str, name: str) -> Path:
+        record = _record(job_id)
+        if record["state"] != "done":
+            raise ApiError(409, f"the job is {record['state']}, not done")
+        out = (runner.folder(job_id) / "out").resolve()
+        path = out / name
+        if not _FILE_NAME.match(name) or path.is_symlink() or path.resolve().parent != out \
+                or not path.is_file():
+            raise ApiError(404, "no such file")
+        return path
+
+    def _render_tile(job_id: str, layer: str, z: int, x: int, y: int) -> bytes:
+        from rio_tiler.errors import TileOutsideBounds
+        from rio_tiler.io import Reader, STACReader
+
+        landcover = _job_file(job_id, f"{MAP_NAME}_landcover.tif")
+        try:
+            if layer == "landcover":
+                with Reader(str(landcover)) as src:
+                    image = src.tile(x, y, z, tilesize=256, indexes=1)
+                    colormap = src.dataset.colormap(1)
+                return image.render(img_format="PNG", colormap=colormap)
+            href = _scene_item(landcover.with_name(f"{MAP_NAME}.json"))
+            with STACReader(href) as src:
+                keys = [k for k in (("red", "green", "blue"), ("B04", "B03", "B02"))
+                        if set(k) <= set(src.assets)]
+                if not keys:
+                    raise ApiError(404, "the scene has no red, green and blue assets")
+                image = src.tile(x, y, z, assets=list(keys[0]), tilesize=256)
+            image.rescale(in_range=((0, TRUE_COLOUR_MAX),) * 3)
+            return image.render(img_format="PNG")
+        except TileOutsideBounds:
+            return _empty_tile()
+
+    return app
+
+
+def _scene_item(item_path: Path) -> str:
+    """The STAC item URL of the map's first source scene (from the map's own Item)."""
+    links = json.loads(item_path.read_text()).get("links", [])
+    hrefs = [ln["href"] for ln in links if ln.get("rel") == "derived_from"
+             and str(ln.get("href", "")).startswith(("http://", "https://"))]
+    if not hrefs:
+        raise ApiError(404, "the map has no catalogue scene to show in true colour")
+    return hrefs[0]
+
+
+def _empty_tile() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (256, 256), (0, 0, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _checked_spec(body: dict[str, Any], config: ServeConfig, known: list[str]) -> JobSpec:
+    """The job a request asks for, every field checked before anything is written."""
+    from geolulc.io.aoi import load_aoi
+    from geolulc.io.catalog import parse_date_range
+    from geolulc.mapping.request import MapOptions
+
+    unknown = sorted(set(body) - {"aoi", "date", "model", "composite", "stride", "chunk_rows"})
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(unknown)}")
+    if not isinstance(body.get("aoi"), dict):
+        raise ApiError(400, "aoi must be a GeoJSON geometry, Feature or FeatureCollection")
+    if not isinstance(body.get("date"), str):
+        raise ApiError(400, "date is needed: a day, month, year or range (2023-06)")
+    parse_date_range(body["date"])
+    load_aoi(body["aoi"], config.max_area_km2)  # polygons, valid, on the globe, small enough
+    model = str(body.get("model", "auto"))
+    if model != "auto" and model not in known:
+        raise ApiError(400, f"unknown model {model!r} (bundled: {', '.join(known)})")
+    composite = str(body.get("composite", "auto"))
+    stride, chunk_rows = body.get("stride", 64), body.get("chunk_rows")
+    MapOptions(composite=composite, stride=stride, chunk_rows=chunk_rows)  # type: ignore[arg-type]
+    return JobSpec(body["aoi"], body["date"], model, composite, stride, chunk_rows)
+
+
+def _version() -> str:
+    from geolulc import __version__
+
+    return __version__

@@ -1,0 +1,223 @@
+"""`geolulc serve` started on loopback and used with a real HTTP client: patches classified,
+map jobs over the loopback STAC API and nginx COGs polled to completion and equal to
+`geolulc map`, a server killed mid-job resumes it, bad requests get a 4xx and one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import DESERT_AOI, ROOT, _free_port, run_cli
+
+AOI = DESERT_AOI["features"][0]["geometry"]
+
+
+def start_server(data: Path, catalog: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`python -m geolulc serve` on a free loopback port, once it answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "geolulc", "serve", "--port", str(port),
+                             "--data-dir", str(data), "--catalog", catalog, *extra],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"geolulc serve exited: {proc.stderr.read().decode()[-500:]}")
+        try:
+            httpx.get(f"{url}/models", timeout=2, headers=_auth(extra))
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("geolulc serve did not start within 60 s")
+
+
+def _auth(extra: tuple[str, ...]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {extra[extra.index('--token') + 1]}"} \
+        if "--token" in extra else {}
+
+
+@pytest.fixture(scope="module")
+def server(stac_api, tmp_path_factory):
+    proc, url = start_server(tmp_path_factory.mktemp("serve"), stac_api)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cli_map(stac_api, desert_aoi, tmp_path_factory) -> np.ndarray:
+    """The land cover `geolulc map` makes of the desert AOI on 2020-02-19."""
+    out = tmp_path_factory.mktemp("cli")
+    result = run_cli("map", "--aoi", str(desert_aoi), "--date", "2020-02-19", "--catalog",
+                     stac_api, "--out", str(out), "--name", "m", "--quiet")
+    assert result.returncode == 0, result.stderr
+    with rasterio.open(out / "m_landcover.tif") as src:
+        return src.read(1)
+
+
+def wait_done(url: str, job: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{url}/maps/{job}").json()
+        if status["state"] in ("done", "failed", "cancelled"):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job} not finished in {timeout} s")
+
+
+def test_patches_are_classified_as_the_api_classifies_them(server, data_dir):
+    import geolulc
+
+    tifs = sorted((data_dir / "eurosat" / "ms" / "River").glob("*.tif"))[:2]
+    jpg = sorted((data_dir / "eurosat" / "rgb" / "Forest").glob("*.jpg"))[0]
+    answer = httpx.post(f"{server}/classify", files=[("files", (p.name, p.read_bytes(),
+                                                                 "image/tiff")) for p in tifs])
+    assert answer.status_code == 200, answer.text
+    expected = geolulc.classify_patches(tifs, model="eurosat-ms", precision="auto")
+    for got, want in zip(answer.json(), expected, strict=True):
+        assert got["model"] == "eurosat-ms" and got["class"] == want.label
+        for name, p in want.probabilities.items():
+            assert got["probabilities"][name] == pytest.approx(p, abs=2e-4)
+    rgb = httpx.post(f"{server}/classify", params={"model": "eurosat-rgb"},
+                     files=[("files", (jpg.name, jpg.read_bytes(), "image/jpeg"))])
+    assert rgb.status_code == 200 and rgb.json()[0]["class"] == \
+        geolulc.classify_patches([jpg], model="eurosat-rgb")[0].label
+
+
+def test_fifty_concurrent_requests_are_all_answered(server, data_dir):
+    patches = sorted((data_dir / "eurosat" / "ms").glob("*/*.tif"))[:50]
+    t0 = time.monotonic()
+
+    def ask(path: Path) -> str:
+        answer = httpx.post(f"{server}/classify", timeout=120,
+                            files=[("files", (path.name, path.read_bytes(), "image/tiff"))])
+        assert answer.status_code == 200, answer.text
+        return answer.json()[0]["class"]
+
+    with ThreadPoolExecutor(50) as pool:
+        classes = list(pool.map(ask, patches))
+    import geolulc
+
+    assert classes == [p.label for p in geolulc.classify_patches(patches, model="eurosat-ms")]
+    assert time.monotonic() - t0 < 120
+
+
+def test_a_map_job_makes_the_map_geolulc_map_makes(server, cli_map):
+    answer = httpx.post(f"{server}/maps", json={"aoi": AOI, "date": "2020-02-19"})
+    assert answer.status_code == 202, answer.text
+    job = answer.json()["id"]
+    assert len(job) >= 24  # unguessable
+    status = wait_done(server, job)
+    assert status["state"] == "done", status
+    assert status["progress"]["done"] == status["progress"]["total"] > 0
+    assert {"map_landcover.tif", "map.json", "map_quicklook.png"} <= set(status["files"])
+    cog = httpx.get(f"{server}/maps/{job}/files/map_landcover.tif")
+    with rasterio.MemoryFile(cog.content) as mem, mem.open() as src:
+        np.testing.assert_array_equal(src.read(1), cli_map)
+    west, south, east, north = status["bbox"]
+    from io import BytesIO
+
+    import morecantile
+    from PIL import Image
+
+    x, y, z = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 14)
+
+    for layer in ("landcover", "truecolor"):
+        png = httpx.get(f"{server}/maps/{job}/tiles/{layer}/{z}/{x}/{y}.png")
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png", png.text
+        image = np.asarray(Image.open(BytesIO(png.content)).convert("RGBA"))
+        assert image.shape == (256, 256, 4) and (image[..., 3] > 0).mean() > 0.5, layer
+
+
+def test_a_server_killed_mid_job_resumes_it(stac_api, cli_map, tmp_path):
+    data = tmp_path / "serve"
+    proc, url = start_server(data, stac_api)
+    try:
+        job = httpx.post(f"{url}/maps", json={"aoi": AOI, "date": "2020-02-19",
+                                              "chunk_rows": 8}).json()["id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            progress = httpx.get(f"{url}/maps/{job}").json()["progress"]
+            if 0 < progress["done"] < progress["total"] // 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no progress seen")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    time.sleep(1)  # the map process dies with the server
+    cached = list((data / "jobs" / job / "out").glob(".geolulc-cache/*/chunk-*.npz"))
+    assert cached  # finished chunks kept: the restarted job resumes from them
+    proc, url = start_server(data, stac_api)
+    try:
+        status = wait_done(url, job)
+        assert status["state"] == "done", status
+        cog = httpx.get(f"{url}/maps/{job}/files/map_landcover.tif")
+        with rasterio.MemoryFile(cog.content) as mem, mem.open() as src:
+            np.testing.assert_array_equal(src.read(1), cli_map)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"aoi": {"type": "Polygon", "coordinates": "x"}, "date": "2020-02"}, 400, "GeoJSON"),
+    ({"aoi": {"type": "Polygon", "coordinates": [[[-12, 20], [-2, 20], [-2, 30], [-12, 30],
+                                                  [-12, 20]]]}, "date": "2020-02"}, 400, "km²"),
+    ({"aoi": AOI, "date": "2020-02", "model": "../../etc/passwd"}, 400, "unknown model"),
+    ({"aoi": AOI, "date": "2020-13"}, 400, "cannot read date"),
+    ({"aoi": AOI, "date": "2020-02", "stride": 0}, 400, "stride"),
+    ({"aoi": AOI, "date": "2020-02", "out": "/tmp"}, 400, "unknown field"),
+])
+def test_bad_map_requests_get_one_line_and_write_nothing(server, body, status, message):
+    jobs_before = httpx.get(f"{server}/models")  # the server is up
+    assert jobs_before.status_code == 200
+    answer = httpx.post(f"{server}/maps", json=body)
+    assert answer.status_code == status and message in answer.json()["error"], answer.text
+    assert "\n" not in answer.json()["error"]
+
+
+def test_files_stay_inside_their_job_and_uploads_are_bounded(server, data_dir):
+    job = httpx.post(f"{server}/maps", json={"aoi": AOI, "date": "2020-02-19"}).json()["id"]
+    wait_done(server, job)
+    for name in ("..%2F..%2Fjobs.sqlite", "%2Fetc%2Fpasswd", ".hidden", "map.json%00.tif"):
+        answer = httpx.get(f"{server}/maps/{job}/files/{name}")
+        assert answer.status_code == 404, (name, answer.text)
+    assert httpx.get(f"{server}/maps/{'x' * 24}").status_code == 404
+    big = b"\0" * (5 * 2**20)
+    answer = httpx.post(f"{server}/classify", files=[("files", ("big.tif", big, "image/tiff"))])
+    assert answer.status_code == 413 and "larger than" in answer.json()["error"]
+    answer = httpx.post(f"{server}/classify", params={"model": "nope"},
+                        files=[("files", ("a.tif", b"x", "image/tiff"))])
+    assert answer.status_code == 400 and "unknown model" in answer.json()["error"]
+    answer = httpx.post(f"{server}/classify", files=[("files", ("a.tif", b"not a tiff", "x"))])
+    assert answer.status_code == 400 and "\n" not in answer.json()["error"], answer.text
+
+
+def test_a_token_guards_the_server_and_is_needed_off_loopback(stac_api, tmp_path):
+    refused = subprocess.run([sys.executable, "-m", "geolulc", "serve", "--host", "0.0.0.0",
+                              "--data-dir", str(tmp_path / "x"), "--catalog", stac_api],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60,
+                             env={**os.environ, "GEOLULC_TOKEN": ""})
+    assert refused.returncode == 1 and "needs --token" in refused.stderr
+    proc, url = start_server(tmp_path / "t", stac_api, "--token", "s3cret")
+    try:
+        assert httpx.get(f"{url}/models").status_code == 401
+        ok = httpx.get(f"{url}/models", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and {m["name"] for m in ok.json()} >= {"dynamic-world"}
+        assert "access-control-allow-origin" not in ok.headers  # no CORS unless configured
+    finally:
+        proc.terminate()
+        proc.wait(10)
