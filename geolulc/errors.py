@@ -79,3 +79,7 @@ class FallbackWarning(GeolulcWarning):
 
 class AssumptionWarning(GeolulcWarning):
     """Metadata was missing and a value was assumed (processing level, acquisition date …)."""
+
+
+class TrustWarning(GeolulcWarning):
+    """The model's own measured figures on places it never saw miss what a map needs."""
