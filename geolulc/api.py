@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from geolulc.mapping.pipeline import LandCover, MapResult, classify_request, run
 from geolulc.mapping.request import MapOptions, MapRequest
 
 if TYPE_CHECKING:
+    import xarray
     from affine import Affine
     from pyproj import CRS
 
@@ -86,14 +87,49 @@ def download(*, aoi: AOILike, date: str, out_dir: str | Path, catalog: str = EAR
 
 
 def classify(*, scenes: Scenes | None = None, aoi: AOILike | None = None, date: str | None = None,
-             model: str | Path = DEFAULT_MODEL, options: MapOptions | None = None) -> LandCover:
+             model: str | Path = DEFAULT_MODEL, options: MapOptions | None = None,
+             data: xarray.Dataset | xarray.DataArray | None = None,
+             level: Literal["L1C", "L2A"] | None = None, baseline: str | None = None) -> LandCover:
     """Read and classify an area, in memory: nothing is written.
 
     Give `scenes` (from `search`, or local ones), or `aoi` and `date` to search the catalogue of
     `options`. The area is the AOI, or the first scene's extent.
+
+    Or give `data`: Sentinel-2 bands as odc-stac or stackstac load them (an `xarray.Dataset`
+    with a variable per band, B04 or red …, or a `DataArray` with a `band` dimension), with a
+    CRS; a `time` dimension is one acquisition per step, combined by `options.composite` (auto:
+    a median over several days). Integer values are DN as stored (reflectance × 10000), floats
+    reflectance (0–1.5) or DN as their values (or a `units` attribute) tell. The map is made in
+    the data's CRS, over its extent or the AOI, by the same reading as for scenes (needs the
+    `xarray` extra). `level` (L1C/L2A) and `baseline` (such as "05.09": from 04.00 DN carry a
+    +1000 offset, removed) are read from STAC properties among the data's coordinates or
+    attributes where not given; odc-stac drops them, so give them, or put the item's
+    properties in `data.attrs`. Dask-backed data are written to temporary GeoTIFFs a row of
+    chunks at a time, never loaded whole.
     """
-    return classify_request(MapRequest.of(options, aoi=aoi, date=date, scenes=_scene_list(scenes),
-                                          model=str(model)), cache=False)
+    if data is None:
+        return classify_request(MapRequest.of(options, aoi=aoi, date=date,
+                                              scenes=_scene_list(scenes), model=str(model)),
+                                cache=False)
+    from dataclasses import replace
+
+    from geolulc.io.xarrays import open_data
+    from geolulc.models.model import auto_model, read_card, resolve_model_path
+
+    if scenes is not None:
+        raise ParameterError("give `scenes` or `data`, not both")
+    source = open_data(data, level=level, baseline=baseline)
+    name = auto_model(set(source.bands)) if str(model) == DEFAULT_MODEL else str(model)
+    bands = read_card(resolve_model_path(name)).bands
+    source.require(bands)
+    chosen = options or MapOptions()
+    if chosen.crs is None and source.map_crs:  # the map on the data's own pixels
+        chosen = replace(chosen, crs=source.map_crs)
+    if chosen.composite == "auto" and source.several_days:  # as `map` does over a period
+        chosen = replace(chosen, composite="median")
+    with source.scenes(bands) as local:
+        return classify_request(MapRequest.of(chosen, aoi=aoi, date=date, scenes=list(local),
+                                              model=name), cache=False)
 
 
 def make_map(*, scenes: Scenes | None = None, aoi: AOILike | None = None, date: str | None = None,

@@ -25,6 +25,7 @@ from geolulc.mapping.outputs import write_map
 from geolulc.mapping.pipeline import DateInput, OnGrid, classify_on_grid
 from geolulc.mapping.request import (
     MapRequest,
+    check_trust,
     find_scenes,
     model_for,
 )
@@ -32,6 +33,7 @@ from geolulc.models.model import Model, load_model
 
 if TYPE_CHECKING:
     import torch
+    import xarray
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,23 @@ class DatePair:
     after: DateMap
     change: Change
 
+    def to_xarray(self) -> xarray.Dataset:
+        """The change as an `xarray.Dataset` that rioxarray reads (needs the `xarray` extra).
+
+        Both dates' labels, the from-to classes, the change mask (uint8, 255 = no data) and the
+        change probability (float32, NaN = no data) on the common grid; the classes, their
+        colours, the model, the dates, the method and its threshold as attributes.
+        """
+        from geolulc.io.xarrays import change_dataset
+
+        a, b, change = self.before, self.after, self.change
+        return change_dataset(
+            before=a.labels, after=b.labels, fromto=change.fromto, mask=change.mask,
+            probability=change.probability, classes=a.classes, colors=a.colors, crs=a.crs,
+            transform=a.transform,
+            attrs={"model": a.model, "before": a.name, "after": b.name, "method": change.method,
+                   "threshold": change.threshold})
+
 
 @dataclass
 class ChangeSet:
@@ -198,6 +217,7 @@ def detect_changes(
         scenes = [s for date in inputs for s in date.scenes]
         method = resolve_method(method, scenes)
         model = load_model(model_for(req.model, scenes), device)
+        check_trust(model)
         on_grid = classify_dates(req, model, aoi, inputs, device, write_maps, cache)
         maps = on_grid.maps
     pairs = [(i, i + 1) for i in range(len(maps) - 1)]

@@ -43,6 +43,7 @@ from geolulc.mapping.outputs import write_map
 from geolulc.mapping.request import (
     MapRequest,
     check_scenes,
+    check_trust,
     chunk_rows_for,
     composite_mode,
     find_scenes,
@@ -56,6 +57,7 @@ from geolulc.models.model import DEFAULT_MODEL, Model, load_model, resolve_model
 
 if TYPE_CHECKING:
     import torch
+    import xarray
     from distributed import Client
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,25 @@ class LandCover:
     def classes(self) -> list[str]:
         """Class names, in the order of the codes and of the probabilities' last axis."""
         return self.model.classes
+
+    def to_xarray(self) -> xarray.Dataset:
+        """The map as an `xarray.Dataset` that rioxarray reads (needs the `xarray` extra).
+
+        `labels` and `confidence` (uint8, 255 = no data), `probabilities` (float32, class × y
+        × x, NaN = no data) at the cells' centres, the CRS as a `spatial_ref` coordinate; the
+        classes, their colours, the model and its digest, the date and the scenes as attributes
+        (see `geolulc.io.xarrays`).
+        """
+        from geolulc.io.xarrays import land_cover_dataset
+
+        grid = self.grid
+        return land_cover_dataset(
+            labels=self.labels, confidence=self.result.confidence,
+            probabilities=self.probabilities, classes=self.classes, colors=self.model.colors,
+            crs=grid.crs, transform=grid.map_transform,
+            attrs={"model": self.model.name, "model_digest": self.model.digest, "date": self.date,
+                   "scenes": [s.id for s in self.scenes],
+                   "acquired": [s.datetime.isoformat() for s in self.scenes if s.datetime]})
 
 
 def check_scene_dates(scenes: list[Scene], date: str) -> None:
@@ -321,6 +342,7 @@ def classify_request(req: MapRequest, cache: bool = True,
         resolve_model_path(req.model)  # an unknown model is reported before any search
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
     model = load_model(model_for(req.model, scenes), device)
+    check_trust(model)
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
     method = composite_mode(req)
