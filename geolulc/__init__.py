@@ -32,6 +32,9 @@ if TYPE_CHECKING:
         make_map,
         read,
         search,
+        synth_quality,
+        synth_sample,
+        synth_train,
         train,
         write,
         write_change,
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 _API = ("search", "download", "catalog", "classify", "make_map", "write", "read", "change", "write_change",
         "make_change", "classify_patches", "train", "evaluate", "evaluate_change", "list_models",
+        "synth_train", "synth_sample", "synth_quality",
         "MapOptions", "Stack")
 _EXPORTS = {
     **dict.fromkeys(_API, "geolulc.api"),
@@ -53,9 +57,10 @@ _EXPORTS = {
     "GeolulcError": "geolulc.errors", "GeolulcWarning": "geolulc.errors",
 }
 __all__ = [  # written out (the names of _EXPORTS) so that linters see the re-exports above
-    "__version__", "search", "download", "catalog", "classify", "make_map", "write", "read", "change",
-    "write_change", "make_change", "classify_patches", "train", "evaluate", "evaluate_change",
-    "list_models", "MapOptions", "Stack", "load_model", "TrainConfig", "LandCover", "MapResult", "Scene",
+    "__version__", "search", "download", "catalog", "classify", "make_map", "write", "read",
+    "change", "write_change", "make_change", "classify_patches", "train", "evaluate",
+    "evaluate_change", "list_models", "synth_train", "synth_sample", "synth_quality",
+    "MapOptions", "Stack", "load_model", "TrainConfig", "LandCover", "MapResult", "Scene",
     "load_scene", "GeolulcError", "GeolulcWarning",
 ]
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from geolulc.change_detection.job import ChangeResult, ChangeSet, DatePair
     from geolulc.models.evaluate import Evaluation, PatchPrediction
     from geolulc.models.model import ModelInfo
+    from geolulc.models.synth import SynthConfig, SynthQuality
     from geolulc.models.train import TrainConfig, TrainedModel
 
 Scenes = SceneLike | Sequence[SceneLike]
@@ -272,13 +273,15 @@ def train(*, data: str | Path, out_dir: str | Path, config: TrainConfig | None =
           bands: Sequence[str] | None = None, exclude: str | Path | None = None,
           init: str | Path | None = None, extra_train: str | Path | None = None,
           teacher: str | Path | None = None, windows: Sequence[str | Path] = (),
-          device: str = "auto", resume: bool = False) -> TrainedModel:
+          synthetic: str | Path | None = None, device: str = "auto",
+          resume: bool = False) -> TrainedModel:
     """Train a patch classifier on a EuroSAT-layout folder (one sub-folder per class).
 
     Checkpoints each epoch in `out_dir` (`resume` continues from it) and writes the model card
     and weights there; a failed run never overwrites the last good model. `init` and `teacher`
     are models (bundled names or card paths); `extra_train` patches join the training split
-    only; `windows` are real-scene windows with their water share (.npz).
+    only; `windows` are real-scene windows with their water share (.npz); `synthetic` is a folder
+    of generated patches (`synth_sample`) that joins the training split only, never validation.
     """
     from geolulc.models.train import TrainConfig, train_folder
 
@@ -286,7 +289,8 @@ def train(*, data: str | Path, out_dir: str | Path, config: TrainConfig | None =
                         bands=list(bands) if bands else None, exclude=_path(exclude),
                         init=str(init) if init else None, extra_train=_path(extra_train),
                         teacher=str(teacher) if teacher else None,
-                        windows=[Path(w) for w in windows], device=device, resume=resume)
+                        windows=[Path(w) for w in windows], device=device, resume=resume,
+                        synthetic=_path(synthetic))
 
 
 def evaluate(*, model: str | Path, data: str | Path, split: Split = "all",
@@ -344,6 +348,53 @@ def list_models() -> list[ModelInfo]:
     return bundled_model_info()
 
 
+def synth_train(*, data: str | Path, out_dir: str | Path, config: SynthConfig | None = None,
+                bands: Sequence[str] | None = None, device: str = "auto",
+                resume: bool = False) -> Path:
+    """Train a class-conditional patch generator on a EuroSAT-layout folder.
+
+    Checkpoints and a sample grid PNG every epoch in `out_dir`; `resume` continues (refusing a
+    checkpoint of other patches or settings). Returns the generator's card.
+    """
+    from geolulc.models.patchdata import load_patch_folder
+    from geolulc.models.synth import SynthConfig, train_generator
+
+    patches = load_patch_folder(Path(data), list(bands) if bands else None)
+    return train_generator(patches, Path(out_dir), config or SynthConfig(), device, resume)
+
+
+def synth_sample(*, model: str | Path, per_class: int, out_dir: str | Path,
+                 classes: Sequence[str] | None = None, seed: int = 0) -> list[Path]:
+    """Write `per_class` generated patches of each class (all, or `classes`), marked synthetic.
+
+    They are written in the EuroSAT layout, so `train(synthetic=...)` adds them to a training set.
+    """
+    from geolulc.models.synth import generate, load_generator, write_samples
+
+    if per_class < 1:
+        raise ParameterError(f"`per_class` must be at least 1, not {per_class}")
+    gen, card = load_generator(Path(model))
+    x, y = generate(gen, card, list(classes) if classes else card.classes, per_class, seed)
+    return write_samples(x, y, card, Path(out_dir))
+
+
+def synth_quality(*, model: str | Path, data: str | Path, classifier: str = "auto",
+                  per_class: int = 64) -> SynthQuality:
+    """How good a generator's patches are, judged by a bundled patch classifier.
+
+    Fréchet distance in the classifier's feature space, per-class precision/recall of the
+    generated patches as it judges them, and a nearest-neighbour memorisation check.
+    """
+    from geolulc.models.model import auto_model
+    from geolulc.models.patchdata import load_patch_folder
+    from geolulc.models.synth import judge, load_generator
+
+    gen, card = load_generator(Path(model))
+    real = load_patch_folder(Path(data), card.bands, classes=card.classes)
+    name = auto_model(set(card.bands), ("classifier",)) if classifier == "auto" else classifier
+    return judge(gen, card, real, name, per_class)
+
+
 def _scene_list(scenes: Scenes | None) -> list[SceneLike]:
     """`scenes` as a list: one path or item is one scene, not the characters of its path."""
     if scenes is None:
@@ -366,4 +417,4 @@ def _path(value: str | Path | None) -> Path | None:
 
 __all__ = ["MapOptions", "Stack", "catalog", "change", "classify", "classify_patches", "download",
            "evaluate", "evaluate_change", "list_models", "make_change", "make_map", "read", "search",
-           "train", "write", "write_change"]
+           "synth_quality", "synth_sample", "synth_train", "train", "write", "write_change"]

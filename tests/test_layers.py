@@ -1,4 +1,4 @@
-"""The package's layers import one way: core ← io ← models ← mapping ← change_detection ← api ← cli.
+"""The package's layers import one way: core ← io ← models ← mapping ← change_detection ← api ← serve ← cli.
 
 Every import counts, at module level, inside functions and under TYPE_CHECKING: a lazy import
 that points the wrong way is still a cycle a reader has to untangle.
@@ -11,7 +11,7 @@ import ast
 from conftest import ROOT
 
 #: Lower layers first; a module may import its own layer and the ones before it.
-LAYERS = ["core", "io", "models", "mapping", "change_detection", "api", "cli"]
+LAYERS = ["core", "io", "models", "mapping", "change_detection", "api", "serve", "cli"]
 #: Leaf modules every layer may use (they import nothing of geolulc but each other).
 LEAVES = {"geolulc", "errors", "defaults", "core"}
 

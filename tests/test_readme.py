@@ -104,21 +104,33 @@ def test_the_pages_print_examples():
         assert not {"&&", "|", ";", ">"} & set(shlex.split(command)), command
 
 
-def out_options(command: str) -> set[str]:
-    """The options of a `geolulc` command that name where it writes."""
+def out_options(args: list[str]) -> set[str]:
+    """The options of a `geolulc` command (or group subcommand) that name where it writes."""
+    import click
+
     from geolulc.cli import main
 
-    params = main.commands[command].params
-    return {o for p in params for o in getattr(p, "opts", []) if o == "--out"}
+    command = main.commands[args[0]]
+    if isinstance(command, click.Group) and len(args) > 1:
+        command = command.commands[args[1]]
+    return {o for p in command.params for o in getattr(p, "opts", []) if o == "--out"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Where the pages' `runs/...` folders go: one for every command, so that a command can use
+    what an earlier one of the same page wrote (a generator `synth sample` samples)."""
+    return tmp_path_factory.mktemp("runs")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_command_runs(command, data_dir, stac_api, tmp_path):
+def test_command_runs(command, data_dir, stac_api, runs, tmp_path):
     args = [a.replace("../shared/data", str(data_dir)) for a in shlex.split(command)[1:]]
+    args = [str(runs / a.removeprefix("runs/")) if a.startswith("runs/") else a for a in args]
     if "--aoi" in args:
         args += ["--catalog", stac_api]
-    if out_options(args[0]):
-        if "--out" in args:  # e.g. runs/ms-quick: the same name, in the temporary folder
+    if out_options(args) and not any(a.startswith(str(runs)) for a in args):
+        if "--out" in args:  # e.g. outputs/x: the same name, in the temporary folder
             at = args.index("--out") + 1
             args[at] = str(tmp_path / Path(args[at]).name)
         else:

@@ -15,6 +15,7 @@ import geolulc.cli.map
 import geolulc.cli.models
 import geolulc.cli.search
 import geolulc.cli.serve
+import geolulc.cli.synth
 import geolulc.cli.train  # noqa: F401
 from geolulc.cli.main import main
 

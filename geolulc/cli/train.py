@@ -91,6 +91,9 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Unlabelled real-scene windows with their water share (.npz from "
                    "pipelines/real-windows.py); repeatable. Each step also learns those shares.")
+@click.option("--synthetic", type=click.Path(path_type=Path), default=None,
+              help="Folder of generated patches (`geolulc synth sample`) that join the training "
+                   "split only, never validation.")
 @click.option("--window-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the windows' water-share loss against the labels.")
 @click.option("--level", type=click.Choice(["L1C", "L2A"]), default="L1C", show_default=True,
@@ -104,7 +107,8 @@ def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
                   loss: Literal["label-smoothing", "ce", "bahri"], label_smoothing: float,
                   ema: float, precision: Precision, val_fraction: float, seed: int,
                   init_model: str | None, extra_train: Path | None, teacher_model: str | None,
-                  distill_weight: float, window_files: tuple[Path, ...], window_weight: float,
+                  distill_weight: float, window_files: tuple[Path, ...], synthetic: Path | None,
+                  window_weight: float,
                   level: Literal["L1C", "L2A"], device: str, resume: bool) -> None:
     """Train a patch classifier; a failed run never overwrites the last good model."""
     from dataclasses import replace
@@ -126,6 +130,7 @@ def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
                          name=name, level=level)
     trained = train(data=data_dir, out_dir=out_dir, config=config, bands=parse_bands(bands),
                     exclude=exclude, init=init_model, extra_train=extra_train,
-                    teacher=teacher_model, windows=window_files, device=device, resume=resume)
+                    teacher=teacher_model, windows=window_files, synthetic=synthetic,
+                    device=device, resume=resume)
     click.echo(f"Saved {trained.card} (validation accuracy {trained.val_accuracy:.4f} on "
                f"{trained.n_val} patches)")

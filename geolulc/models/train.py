@@ -207,7 +207,8 @@ class _Split:
     n_data_train: int  # patches of `data` in the training split (the rest are extra)
 
 
-def _split(data: PatchSet, extra: PatchSet | None, config: TrainConfig, clip: list) -> _Split:
+def _split(data: PatchSet, extra: PatchSet | None, config: TrainConfig, clip: list,
+           synthetic: PatchSet | None = None) -> _Split:
     """The stratified split of `data`, with `extra` patches on the training side only.
 
     An extra patch that is a validation patch of `data` (the same file name) is refused as a leak.
@@ -227,6 +228,12 @@ def _split(data: PatchSet, extra: PatchSet | None, config: TrainConfig, clip: li
                             f"split (e.g. {leaked[0]}); they would be trained on")
         x_train = np.concatenate([x_train, input_units(extra.x, extra.kind, clip)])
         y_train = np.concatenate([y_train, extra.y])
+    if synthetic is not None:  # generated patches: training only, never validated on
+        if synthetic.classes != data.classes or synthetic.bands != data.bands \
+                or synthetic.kind != data.kind:
+            raise DataError("`synthetic` patches must have the classes, bands and kind of `data`")
+        x_train = np.concatenate([x_train, input_units(synthetic.x, synthetic.kind, clip)])
+        y_train = np.concatenate([y_train, synthetic.y])
     return _Split(x_train, y_train, x_all[val_idx], data.y[val_idx], len(train_idx))
 
 
@@ -377,6 +384,7 @@ def train(
     data: PatchSet, out_dir: str | Path, config: TrainConfig, device: str = "auto",
     resume: bool = False, init: Model | None = None, extra: PatchSet | None = None,
     teacher: Model | None = None, windows: WaterWindows | None = None,
+    synthetic: PatchSet | None = None,
 ) -> Path:
     """Train on `data`, checkpoint each epoch in `out_dir`, write the final model there.
 
@@ -396,7 +404,7 @@ def train(
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
     clip = input_clip(data, init)
-    split = _split(data, extra, config, clip)
+    split = _split(data, extra, config, clip, synthetic)
     water_codes = torch.tensor([i for i, c in enumerate(data.classes) if c in WATER_CLASSES])
     x_windows = None
     if windows is not None:
@@ -429,7 +437,8 @@ def train(
                 "teacher": teacher.digest if teacher is not None else None,
                 "distill_weight": config.distill_weight,
                 "windows": [str(f) for f in windows.files] if windows is not None else None,
-                "window_weight": config.window_weight}
+                "window_weight": config.window_weight,
+                "synthetic": _fingerprint_of(synthetic)}
     start_epoch, history, elapsed = 0, [], 0.0
     if resume and not ckpt_path.exists():  # the same command starts and resumes a run
         log.warning("nothing to resume in %s (no checkpoint.pt): starting at epoch 1",
@@ -470,11 +479,19 @@ def train(
                         "total_epochs": config.epochs, "settings": settings}, tmp)
     card = _final_card(card, data, extra, config, split, teacher, windows, init, precision,
                        elapsed, dev, history)
+    card["training"]["synthetic"] = ({"fingerprint": _fingerprint_of(synthetic),
+                                      "n": int(len(synthetic.y))} if synthetic is not None
+                                     else None)
     card["metrics"] = {"val_accuracy": history[-1]["val_accuracy"] if history
                        else run.validate()[0], "n_val": int(len(split.x_val))}
     # documented by `Module.to`, but missing from torch's typed overloads
     final = average.network.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     return save_model(final, card, out_dir / config.name)
+
+
+def _fingerprint_of(patches: PatchSet | None) -> str | None:
+    """Identity of a patch folder for the card and the resume check (None without one)."""
+    return fingerprint(patches.files, patches.root) if patches is not None and patches.root else None
 
 
 def _final_card(card: dict[str, Any], data: PatchSet, extra: PatchSet | None,
@@ -527,7 +544,7 @@ def train_folder(data_dir: Path, out_dir: Path, config: TrainConfig, bands: list
                  exclude: Path | None = None, init: str | None = None,
                  extra_train: Path | None = None, teacher: str | None = None,
                  windows: list[Path] | None = None, device: str = "auto",
-                 resume: bool = False) -> TrainedModel:
+                 resume: bool = False, synthetic: Path | None = None) -> TrainedModel:
     """Load the patch folders and models a run names, train, and say what was written."""
     data = load_patch_folder(data_dir, bands, exclude=exclude)
     extra = (load_patch_folder(extra_train, data.bands, classes=data.classes)
@@ -536,9 +553,12 @@ def train_folder(data_dir: Path, out_dir: Path, config: TrainConfig, bands: list
         "data": str(data_dir), "excluded_names_from": str(exclude) if exclude else None}})
     found = (load_water_windows(windows, data.bands, int(data.x.shape[-1]))
              if windows else None)
+    generated = (load_patch_folder(synthetic, data.bands, classes=data.classes)
+                 if synthetic else None)
     path = train(data, out_dir, config, device=device, resume=resume,
                  init=load_model(init) if init else None, extra=extra,
-                 teacher=load_model(teacher) if teacher else None, windows=found)
+                 teacher=load_model(teacher) if teacher else None, windows=found,
+                 synthetic=generated)
     metrics = json.loads(path.read_text())["metrics"]
     return TrainedModel(path, metrics["val_accuracy"], metrics["n_val"])
 

@@ -1,0 +1,424 @@
+"""Synthesised training patches: a class-conditional GAN, judged by what it adds to accuracy.
+
+The generator is a conditional DCGAN (Radford et al. 2016): noise and a learnt class embedding
+become a 4 × 4 map that four transposed convolutions with batch norm and ReLU grow to a 64 × 64
+patch of every band. The discriminator is five strided convolutions with spectral norm
+(Miyato et al. 2018) and leaky ReLU, conditioned by projection (Miyato & Koyama 2018); both are
+trained with the hinge loss. Patches are learnt in the units of the data (DN for 13-band
+GeoTIFFs, 8-bit values for RGB JPEGs), each band standardised with the training set's
+statistics and squashed into tanh's range.
+
+A generator is stored as the project's models are: ``NAME.safetensors`` and a JSON card (classes,
+bands, kind, normalisation, sizes) with the SHA-256 of the weights; checkpoints are read with
+torch's weights-only loader, so nothing in a file is ever executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+from tqdm import tqdm
+
+from geolulc import __version__
+from geolulc.core.device import resolve_device
+from geolulc.errors import DataError, ModelError, ParameterError
+from geolulc.io.atomic import atomic_path, write_text_atomic
+from geolulc.models.patchdata import PatchSet
+
+if TYPE_CHECKING:
+    from geolulc.models.network import PatchResNet
+
+log = logging.getLogger(__name__)
+
+FORMAT = "geolulc-synth"
+#: Standard deviations of a band that map onto tanh's ±1 (values beyond are clipped).
+SPREAD = 3.0
+PATCH = 64
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Settings of one generator training run (`geolulc synth train`)."""
+
+    epochs: int = 30
+    """Passes over the patches."""
+    batch_size: int = 64
+    lr: float = 2e-4
+    """Adam learning rate of both networks (β = 0, 0.9)."""
+    z_dim: int = 128
+    """Length of the noise vector."""
+    width: int = 64
+    """Channels of the generator's last layer (doubling towards its first)."""
+    seed: int = 0
+    name: str = "synth"
+
+    def __post_init__(self) -> None:
+        """Sizes must be positive and the learning rate finite."""
+        if min(self.epochs, self.batch_size, self.z_dim, self.width) < 1:
+            raise ParameterError("`epochs`, `batch_size`, `z_dim` and `width` must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ParameterError(f"`lr` must be a positive number, not {self.lr}")
+
+
+class Generator(nn.Module):
+    """Noise and a class to a 64 × 64 patch in tanh units."""
+
+    def __init__(self, n_classes: int, n_bands: int, z_dim: int, width: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_classes, z_dim)
+        self.project = nn.Linear(2 * z_dim, width * 8 * 4 * 4)
+        self.width = width
+        layers: list[nn.Module] = [nn.BatchNorm2d(width * 8), nn.ReLU(inplace=True)]
+        channels = [width * 8, width * 4, width * 2, width, n_bands]
+        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
+            layers.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=i == 3))
+            if i < 3:
+                layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers, nn.Tanh())
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Patches (N, bands, 64, 64) for noise `z` (N, z_dim) and classes `y` (N,)."""
+        h = self.project(torch.cat([z, self.embed(y)], dim=1))
+        return self.body(h.view(-1, self.width * 8, 4, 4))
+
+
+class Discriminator(nn.Module):
+    """A patch and its class to a realness score (projection discriminator)."""
+
+    def __init__(self, n_classes: int, n_bands: int, width: int) -> None:
+        super().__init__()
+        channels = [n_bands, width, width * 2, width * 4, width * 8, width * 8]
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
+            stride = 2 if i < 4 else 1
+            layers += [spectral_norm(nn.Conv2d(cin, cout, 4 if stride == 2 else 3, stride,
+                                               1)), nn.LeakyReLU(0.2, inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.linear = spectral_norm(nn.Linear(width * 8, 1))
+        self.embed = spectral_norm(nn.Embedding(n_classes, width * 8))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Scores (N,): higher for patches that look real for their class."""
+        h = self.body(x).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class SynthCard:
+    """What a generator makes and how its output maps back to the data's units."""
+
+    name: str
+    classes: list[str]
+    bands: list[str]
+    kind: str  # "ms" (DN) or "rgb" (8-bit)
+    mean: list[float]
+    std: list[float]
+    z_dim: int
+    width: int
+    weights_sha256: str = ""
+    training: dict[str, Any] | None = None
+
+    def to_units(self, g: torch.Tensor) -> np.ndarray:
+        """Generator output (tanh units) back to the data's units, clipped to its range."""
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        x = g.detach().float().cpu() * SPREAD * std + mean
+        high = 255.0 if self.kind == "rgb" else 65535.0
+        return x.clamp(0, high).round().numpy().astype(np.uint8 if self.kind == "rgb" else np.uint16)
+
+
+def to_tanh(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """Patches in the data's units to the generator's (standardised, within ±1)."""
+    t = (torch.from_numpy(x.astype(np.float32)) - torch.from_numpy(mean).view(1, -1, 1, 1)) \
+        / (SPREAD * torch.from_numpy(std).view(1, -1, 1, 1))
+    return t.clamp(-1, 1)
+
+
+def train_generator(data: PatchSet, out_dir: Path, config: SynthConfig, device: str = "auto",
+                    resume: bool = False) -> Path:
+    """Train a conditional generator on `data`; checkpoint and sample grid every epoch.
+
+    Returns the card of the final generator (``out_dir/NAME.json`` beside its weights).
+    """
+    if data.x.shape[-2:] != (PATCH, PATCH):
+        raise DataError(f"the generator makes {PATCH}×{PATCH} patches; these are "
+                        f"{data.x.shape[-1]}×{data.x.shape[-2]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    torch.manual_seed(config.seed)
+    mean = data.x.mean(axis=(0, 2, 3)).astype(np.float32)
+    std = (data.x.std(axis=(0, 2, 3)) + 1.0).astype(np.float32)
+    x_all = to_tanh(data.x, mean, std)
+    y_all = torch.from_numpy(data.y.astype(np.int64))
+    k, n_bands = len(data.classes), len(data.bands)
+    gen = Generator(k, n_bands, config.z_dim, config.width).to(dev)
+    disc = Discriminator(k, n_bands, config.width).to(dev)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.0, 0.9))
+    card = SynthCard(config.name, list(data.classes), list(data.bands), data.kind,
+                     mean.tolist(), std.tolist(), config.z_dim, config.width)
+    identity = {"classes": card.classes, "bands": card.bands, "kind": card.kind,
+                "config": asdict(config), "n": int(len(data.y))}
+    ckpt_path, start, history = out_dir / "checkpoint.pt", 0, []
+    if resume and ckpt_path.exists():
+        ckpt = _load_checkpoint(ckpt_path, dev)
+        if ckpt["identity"] != identity:
+            raise ModelError(f"{ckpt_path} was made from other patches or settings; resume with "
+                             "the same ones or use a new `out_dir`")
+        gen.load_state_dict(ckpt["generator"])
+        disc.load_state_dict(ckpt["discriminator"])
+        opt_g.load_state_dict(ckpt["opt_g"])
+        opt_d.load_state_dict(ckpt["opt_d"])
+        start, history = int(ckpt["epoch"]), list(ckpt["history"])
+        log.info("resuming %s at epoch %d", ckpt_path, start + 1)
+    elif resume:
+        log.warning("nothing to resume in %s (no checkpoint.pt): starting at epoch 1", out_dir)
+    rng = torch.Generator().manual_seed(config.seed + start)
+    fixed = torch.randn(8 * k, config.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    steps = math.ceil(len(y_all) / config.batch_size)
+    for epoch in range(start, config.epochs):
+        t0 = time.perf_counter()
+        gen.train()
+        disc.train()
+        order = torch.randperm(len(y_all), generator=rng)
+        d_sum = g_sum = 0.0
+        for step in tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                         leave=False, disable=None):
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            real, y = x_all[idx].to(dev), y_all[idx].to(dev)
+            z = torch.randn(len(idx), config.z_dim, generator=rng).to(dev)
+            fake = gen(z, y)
+            d_loss = (torch.relu(1 - disc(real, y)).mean()
+                      + torch.relu(1 + disc(fake.detach(), y)).mean())
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            g_loss = -disc(fake, y).mean()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            d_sum, g_sum = d_sum + d_loss.item(), g_sum + g_loss.item()
+        history.append({"epoch": epoch + 1, "d_loss": d_sum / steps, "g_loss": g_sum / steps,
+                        "seconds": round(time.perf_counter() - t0, 1)})
+        log.info("epoch %d: discriminator %.3f, generator %.3f", epoch + 1, d_sum / steps,
+                 g_sum / steps)
+        _sample_grid(gen, card, fixed, out_dir / f"samples_epoch{epoch + 1:03d}.png", dev)
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"generator": gen.state_dict(), "discriminator": disc.state_dict(),
+                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                        "epoch": epoch + 1, "history": history, "identity": identity}, tmp)
+    return save_generator(gen, SynthCard(**{**asdict(card), "training": {
+        **identity, "history": history, "geolulc_version": __version__}}), out_dir)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """A generator checkpoint through torch's weights-only loader: tensors and plain types."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - every unreadable or unsafe file is refused alike
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ModelError(f"checkpoint {path} refused: not a plain geolulc generator checkpoint "
+                         f"({first})") from None
+    if not isinstance(ckpt, dict) or not {"generator", "discriminator", "identity"} <= set(ckpt):
+        raise ModelError(f"checkpoint {path} is not a geolulc generator checkpoint")
+    return ckpt
+
+
+def save_generator(gen: Generator, card: SynthCard, out_dir: Path) -> Path:
+    """Write NAME.safetensors, then NAME.json with the weights' SHA-256 (atomically)."""
+    weights = out_dir / f"{card.name}.safetensors"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    path = out_dir / f"{card.name}.json"
+    data = {"format": FORMAT, **asdict(card), "weights_sha256": digest}
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def load_generator(path: Path, device: str = "cpu") -> tuple[Generator, SynthCard]:
+    """A generator and its card from a folder or a card path, its weights checked."""
+    card_path = path if path.suffix == ".json" else next(iter(sorted(path.glob("*.json"))), path)
+    try:
+        data = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read generator card {card_path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelError(f"{card_path} is not a geolulc generator card")
+    data.pop("format")
+    card = SynthCard(**data)
+    weights = card_path.with_suffix(".safetensors")
+    try:
+        blob = weights.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"generator weights {weights} are unreadable: {exc.strerror}") from None
+    if hashlib.sha256(blob).hexdigest() != card.weights_sha256:
+        raise ModelError(f"generator weights {weights} do not match the SHA-256 in their card")
+    gen = Generator(len(card.classes), len(card.bands), card.z_dim, card.width)
+    gen.load_state_dict(load_file(str(weights)))
+    return gen.to(resolve_device(device)).eval(), card
+
+
+def generate(gen: Generator, card: SynthCard, classes: list[str], per_class: int,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`per_class` patches of each of `classes`, in the data's units, with their labels."""
+    unknown = [c for c in classes if c not in card.classes]
+    if unknown:
+        raise ParameterError(f"the generator knows no class {', '.join(unknown)} (it makes "
+                             f"{', '.join(card.classes)})")
+    y = torch.tensor([card.classes.index(c) for c in classes for _ in range(per_class)])
+    z = torch.randn(len(y), card.z_dim, generator=torch.Generator().manual_seed(seed))
+    device = next(gen.parameters()).device
+    with torch.no_grad():
+        out = [card.to_units(gen(z[i:i + 256].to(device), y[i:i + 256].to(device)))
+               for i in range(0, len(y), 256)]
+    return np.concatenate(out), y.numpy()
+
+
+def _sample_grid(gen: Generator, card: SynthCard, z: torch.Tensor, path: Path,
+                 device: torch.device) -> None:
+    """A PNG of 8 samples per class (rows), in true colour."""
+    from PIL import Image
+
+    k = len(card.classes)
+    gen.eval()
+    with torch.no_grad():
+        y = torch.arange(k).repeat_interleave(8)
+        patches = card.to_units(gen(z.to(device), y.to(device))).astype(np.float32)
+    gen.train()
+    rgb = ([card.bands.index(b) for b in ("B04", "B03", "B02")]
+           if {"B04", "B03", "B02"} <= set(card.bands) else [0, 0, 0])
+    scale = 255.0 if card.kind == "rgb" else 2750.0  # about the EuroSAT JPEGs' white
+    tiles = np.clip(patches[:, rgb] / scale * 255, 0, 255).astype(np.uint8)
+    grid = tiles.reshape(k, 8, 3, PATCH, PATCH).transpose(0, 3, 1, 4, 2)
+    image = Image.fromarray(grid.reshape(k * PATCH, 8 * PATCH, 3))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def write_samples(x: np.ndarray, y: np.ndarray, card: SynthCard, out_dir: Path) -> list[Path]:
+    """Patches in the EuroSAT layout (``out_dir/CLASS/synth_CLASS_N``), each marked synthetic.
+
+    13-band patches are GeoTIFFs (uint16, band names as descriptions, no georeference: they
+    show no place) with a ``synthetic`` tag; RGB patches are PNGs with a ``synthetic`` text chunk.
+    """
+    import rasterio
+    from PIL import Image, PngImagePlugin
+    from rasterio.errors import NotGeoreferencedWarning
+
+    marks = {"synthetic": "true", "generator": card.name,
+             "generator_sha256": card.weights_sha256, "geolulc_version": __version__}
+    written, counts = [], dict.fromkeys(card.classes, 0)
+    for patch, label in zip(x, y, strict=True):
+        name = card.classes[int(label)]
+        folder = out_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"synth_{name}_{counts[name]}"
+        counts[name] += 1
+        if card.kind == "rgb":
+            path = folder / f"{stem}.png"
+            info = PngImagePlugin.PngInfo()
+            for key, value in marks.items():
+                info.add_text(key, value)
+            with atomic_path(path) as tmp:
+                Image.fromarray(patch.transpose(1, 2, 0)).save(tmp, format="PNG", pnginfo=info)
+        else:
+            path = folder / f"{stem}.tif"
+            with atomic_path(path) as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(tmp, "w", driver="GTiff", width=PATCH, height=PATCH,
+                                   count=len(card.bands), dtype="uint16") as dst:
+                    dst.write(patch)
+                    dst.descriptions = tuple(card.bands)
+                    dst.update_tags(**marks)
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class SynthQuality:
+    """How real generated patches look to the bundled classifier, and whether they are copies."""
+
+    frechet_distance: float
+    """Fréchet distance of the classifier's pooled features, real vs generated (not Inception's
+    FID: only comparable between runs judged by the same classifier)."""
+    per_class: dict[str, dict[str, float]]
+    """Precision and recall of the generated patches' classes as the classifier sees them."""
+    nearest_real_ratio: float
+    """Median distance (in the classifier's features) of a generated patch to its nearest
+    training patch, over the median distance of a training patch to its nearest other one."""
+    near_copies: float
+    """Share of generated patches nearer a training patch than 95 % of the training patches are
+    to their nearest other one: about 0.05 or less unless the generator copies."""
+    classifier: str
+    n_generated: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `geolulc synth quality --json` prints it."""
+        return asdict(self)
+
+
+def judge(gen: Generator, card: SynthCard, data: PatchSet, classifier: str,
+          per_class: int = 64, seed: int = 1) -> SynthQuality:
+    """Quality figures of a generator against the real patches it was trained on."""
+    from scipy import linalg
+
+    from geolulc.models.evaluate import metrics, model_inputs, predict
+    from geolulc.models.model import ProbabilityNet, load_model
+
+    model = load_model(classifier)
+    if model.kind != "classifier" or set(model.bands) - set(card.bands):
+        raise ParameterError(f"{classifier} must be a patch classifier of the generator's bands")
+    width = cast("PatchResNet", model.network).head.in_features
+    if per_class * len(card.classes) <= width:
+        raise ParameterError(f"a Fréchet distance in {model.name}'s {width} features needs more "
+                             f"than {width} generated patches: raise `per_class`")
+    x, y = generate(gen, card, card.classes, per_class, seed)
+    fake = PatchSet(x, y, card.classes, card.bands, card.kind, [])
+
+    def features(patches: PatchSet) -> np.ndarray:
+        units, scaled = model_inputs(model, patches)
+        net = ProbabilityNet(model, scaled)
+        network = cast("PatchResNet", model.network)  # a patch classifier, checked above
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(units), 256):
+                h = net.prepared(torch.from_numpy(units[i:i + 256]))
+                out.append(network.pool(network.features(network.stem(h))).flatten(1).numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    real_f, fake_f = features(data), features(fake)
+    mu_r, mu_f = real_f.mean(0), fake_f.mean(0)
+    cov_r, cov_f = np.cov(real_f, rowvar=False), np.cov(fake_f, rowvar=False)
+    with warnings.catch_warnings():  # fewer real patches than features: a singular covariance
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_r @ cov_f)
+    frechet = float(((mu_r - mu_f) ** 2).sum() + np.trace(cov_r + cov_f - 2 * np.real(root)))
+    names = model.classes
+    judged = predict(model, PatchSet(x, np.array([names.index(card.classes[i]) for i in y]),
+                                     names, card.bands, card.kind, []), torch.device("cpu"))
+    scores = metrics(np.array([names.index(card.classes[i]) for i in y]), judged.argmax(1), names)
+    per = {c: {"precision": r["precision"], "recall": r["recall"]}
+           for c, r in scores["per_class"].items() if c in card.classes}
+    to_real = torch.cdist(torch.from_numpy(fake_f), torch.from_numpy(real_f)).min(dim=1).values
+    among = torch.cdist(torch.from_numpy(real_f), torch.from_numpy(real_f))
+    among.fill_diagonal_(float("inf"))
+    real_nn = among.min(dim=1).values
+    ratio = float(to_real.median() / real_nn.median())
+    copies = float((to_real < torch.quantile(real_nn, 0.05)).double().mean())
+    return SynthQuality(round(frechet, 3), per, round(ratio, 3), round(copies, 4), model.name,
+                        int(len(y)))

@@ -1,0 +1,116 @@
+"""Synthesised patches: a short generator training on real EuroSAT patches, its samples (shape,
+range, marks), resuming only its own checkpoint, quality figures, and `train --synthetic`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import run_cli
+
+CLASSES = ("Forest", "River", "SeaLake")
+
+
+@pytest.fixture(scope="module")
+def patches(data_dir, tmp_path_factory) -> Path:
+    """Twelve real 13-band EuroSAT patches of each of three classes."""
+    root = tmp_path_factory.mktemp("ms")
+    for name in CLASSES:
+        (root / name).mkdir()
+        for src in sorted((data_dir / "eurosat" / "ms" / name).glob("*.tif"))[:12]:
+            (root / name / src.name).symlink_to(src)
+    return root
+
+
+@pytest.fixture(scope="module")
+def generator(patches, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gen")
+    result = run_cli("synth", "train", "--data", str(patches), "--out", str(out), "--epochs", "2",
+                     "--width", "8", "--batch-size", "12", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_a_generator_trains_checkpoints_and_draws_its_samples(generator):
+    card = json.loads((generator / "synth.json").read_text())
+    assert card["classes"] == list(CLASSES) and len(card["bands"]) == 13
+    assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
+    assert (generator / "checkpoint.pt").exists()
+    assert sorted(p.name for p in generator.glob("samples_epoch*.png")) == [
+        "samples_epoch001.png", "samples_epoch002.png"]
+
+
+def test_samples_have_the_data_s_shape_range_and_are_marked(generator, patches, tmp_path):
+    result = run_cli("synth", "sample", "--model", str(generator), "--per-class", "4", "--out",
+                     str(tmp_path / "s"), "--classes", "River,SeaLake")
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "s").glob("*/*.tif"))
+    assert [f.parent.name for f in files] == ["River"] * 4 + ["SeaLake"] * 4
+    with rasterio.open(files[0]) as src:
+        assert (src.count, src.height, src.width, src.dtypes[0]) == (13, 64, 64, "uint16")
+        assert src.tags()["synthetic"] == "true" and src.descriptions[1] == "B02"
+        values = src.read()
+    assert 0 < values.mean() < 10000
+    unknown = run_cli("synth", "sample", "--model", str(generator), "--per-class", "1", "--out",
+                      str(tmp_path / "u"), "--classes", "Desert")
+    assert unknown.returncode == 1 and "knows no class Desert" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1 and not (tmp_path / "u").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_other_patches(generator, patches, tmp_path):
+    other = tmp_path / "other"
+    for name in CLASSES[:2]:
+        (other / name).mkdir(parents=True)
+        for src in sorted((patches / name).iterdir())[:6]:
+            (other / name / src.name).symlink_to(src.resolve())
+    result = run_cli("synth", "train", "--data", str(other), "--out", str(generator), "--epochs",
+                     "3", "--width", "8", "--resume", "--device", "cpu")
+    assert result.returncode == 1 and "made from other patches or settings" in result.stderr
+    tampered = tmp_path / "t"
+    tampered.mkdir()
+    (tampered / "checkpoint.pt").write_bytes(b"\x80\x04cos\nsystem\n.")  # a pickle that runs code
+    result = run_cli("synth", "train", "--data", str(patches), "--out", str(tampered), "--epochs",
+                     "2", "--width", "8", "--resume", "--device", "cpu")
+    assert result.returncode == 1 and "refused" in result.stderr
+
+
+def test_bad_folders_are_one_line(patches, tmp_path):
+    single = tmp_path / "single" / "Forest"
+    single.mkdir(parents=True)
+    for src in sorted((patches / "Forest").iterdir())[:3]:
+        (single / src.name).symlink_to(src.resolve())
+    one = run_cli("synth", "train", "--data", str(single.parent), "--out", str(tmp_path / "o"))
+    assert one.returncode == 1 and "at least two class" in one.stderr
+    mixed = tmp_path / "mixed"
+    for name in ("Forest", "River"):
+        (mixed / name).mkdir(parents=True)
+        (mixed / name / "a.tif").symlink_to(sorted((patches / name).iterdir())[0].resolve())
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(mixed / "River" / "b.png")
+    result = run_cli("synth", "train", "--data", str(mixed), "--out", str(tmp_path / "m"))
+    assert result.returncode == 1 and "mixed patches" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_quality_and_synthetic_training_patches(generator, patches, tmp_path):
+    import geolulc
+
+    quality = geolulc.synth_quality(model=generator, data=patches, classifier="eurosat-ms",
+                                    per_class=100)
+    assert quality.n_generated == 300 and np.isfinite(quality.frechet_distance)
+    assert quality.frechet_distance > 0 and quality.nearest_real_ratio > 0
+    assert set(quality.per_class) == set(CLASSES)
+    geolulc.synth_sample(model=generator, per_class=5, out_dir=tmp_path / "s")
+    config = geolulc.TrainConfig(epochs=1, batch_size=8, widths=(8, 16), blocks=(1, 1))
+    plain = geolulc.train(data=patches, out_dir=tmp_path / "plain", config=config, device="cpu")
+    mixed = geolulc.train(data=patches, out_dir=tmp_path / "mixed", config=config, device="cpu",
+                          synthetic=tmp_path / "s")
+    cards = [json.loads(t.card.read_text())["training"] for t in (plain, mixed)]
+    assert cards[1]["n_train"] == cards[0]["n_train"] + 15  # training side only
+    assert cards[1]["n_val"] == cards[0]["n_val"] and plain.n_val == mixed.n_val
+    assert cards[1]["synthetic"]["n"] == 15 and cards[0]["synthetic"] is None
