@@ -26,6 +26,8 @@ from fastapi import FastAPI, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader, STACReader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -281,9 +283,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         return path
 
     def _render_tile(job_id: str, layer: str, z: int, x: int, y: int) -> bytes:
-        from rio_tiler.errors import TileOutsideBounds
-        from rio_tiler.io import Reader, STACReader
-
+        # rio_tiler is imported with the module: its first import by concurrent tile requests
+        # (threads) races ("cannot import name … from partially initialized module").
         landcover = _job_file(job_id, f"{MAP_NAME}_landcover.tif")
         try:
             if layer == "landcover":
