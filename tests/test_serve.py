@@ -26,13 +26,16 @@ def start_server(data: Path, catalog: str, *extra: str) -> tuple[subprocess.Pope
     """`python -m geolulc serve` on a free loopback port, once it answers."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "geolulc", "serve", "--port", str(port),
-                             "--data-dir", str(data), "--catalog", catalog, *extra],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    data.mkdir(parents=True, exist_ok=True)
+    log = data.parent / f"{data.name}-server.log"  # a file: a pipe nobody reads would fill up
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "geolulc", "serve", "--port", str(port),
+                                 "--data-dir", str(data), "--catalog", catalog, *extra],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"geolulc serve exited: {proc.stderr.read().decode()[-500:]}")
+            raise RuntimeError(f"geolulc serve exited: {log.read_text()[-500:]}")
         try:
             httpx.get(f"{url}/models", timeout=2, headers=_auth(extra))
             return proc, url
@@ -215,6 +218,12 @@ def test_a_token_guards_the_server_and_is_needed_off_loopback(stac_api, tmp_path
     proc, url = start_server(tmp_path / "t", stac_api, "--token", "s3cret")
     try:
         assert httpx.get(f"{url}/models").status_code == 401
+        assert httpx.get(f"{url}/maps/{'x' * 24}").status_code == 401
+        page = httpx.get(f"{url}/")  # the page holds no data: a browser opens it without token
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        chunked = httpx.post(f"{url}/maps", content=iter([b"{}"]),
+                             headers={"Authorization": "Bearer s3cret"})
+        assert chunked.status_code == 411
         ok = httpx.get(f"{url}/models", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and {m["name"] for m in ok.json()} >= {"dynamic-world"}
         assert "access-control-allow-origin" not in ok.headers  # no CORS unless configured

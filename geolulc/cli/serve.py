@@ -41,7 +41,7 @@ def serve_command(host: str, port: int, data_dir: Path, catalog: str, collection
     """Serve the classifier and the mapper over HTTP, with a map page at /.
 
     POST /classify (patches), POST /maps (an AOI and a date: a job to poll), GET /maps/ID,
-    its files and map tiles; the OpenAPI description is at /docs.
+    its files and map tiles; the OpenAPI description is at /openapi.json.
     """
     try:
         import uvicorn

@@ -31,7 +31,7 @@ from rio_tiler.io import Reader, STACReader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from geolulc.errors import GeolulcError
+from geolulc.errors import AOIError, GeolulcError
 from geolulc.serve.jobs import MAP_NAME, JobRunner, JobSpec, JobStore
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                        config.max_area_km2, config.workers, config.max_queue)
     patch_models = PatchModels()
     app = FastAPI(title="geolulc", summary="Land-cover maps from Sentinel-2 imagery",
-                  version=_version())
+                  version=_version(), docs_url=None, redoc_url=None)  # their scripts need a CDN
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"],
@@ -149,11 +149,15 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def guard(request: Request,
                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         """Token (off loopback) and request size, before any route runs."""
-        if config.token:
+        public = request.method == "GET" and (request.url.path == "/"
+                                               or request.url.path.startswith("/static/"))
+        if config.token and not public:  # the page and its scripts hold no data
             given = request.headers.get("authorization", "").removeprefix("Bearer ")
             if not hmac.compare_digest(given.encode(), config.token.encode()):
                 return _error(401, "a valid token is needed (Authorization: Bearer …)")
         size = request.headers.get("content-length")
+        if request.method in ("POST", "PUT", "PATCH") and size is None:
+            return _error(411, "send the request with a Content-Length (no chunked bodies)")
         limit = config.max_upload_bytes * config.max_patches if request.url.path == "/classify" \
             else 2**20
         if size is not None and (not size.isdigit() or int(size) > limit):
@@ -232,7 +236,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.delete("/maps/{job_id}")
     def cancel(job_id: str) -> dict[str, Any]:
-        """Cancel a job and remove its files."""
+        """Cancel a queued or running job and remove its files; a finished job stays as it is."""
         record = _record(job_id)
         if record["state"] in ("queued", "running"):
             runner.cancel(job_id)
@@ -264,8 +268,13 @@ def create_app(config: ServeConfig) -> FastAPI:
         item_path = out / f"{MAP_NAME}.json"
         bbox, stats = None, None
         if record["state"] == "done" and item_path.is_file():
-            bbox = json.loads(item_path.read_text())["bbox"]
-            stats = json.loads((out / f"{MAP_NAME}_stats.json").read_text())["classes"]
+            item = json.loads(item_path.read_text())
+            bbox = item["bbox"]
+            band = item["assets"]["landcover"]["raster:bands"][0]
+            colours = {c["title"]: f"#{c['color_hint']}" for c in band["classification:classes"]
+                       if "color_hint" in c}
+            stats = [{**row, "color": colours.get(row["class"])} for row in
+                     json.loads((out / f"{MAP_NAME}_stats.json").read_text())["classes"]]
         return {"id": job_id, "state": record["state"], "error": record["error"],
                 "progress": {"done": record["done"], "total": record["total"]},
                 "request": record["spec"] | {"aoi": None}, "files": files, "bbox": bbox,
@@ -339,7 +348,10 @@ def _checked_spec(body: dict[str, Any], config: ServeConfig, known: list[str]) -
     if not isinstance(body.get("date"), str):
         raise ApiError(400, "date is needed: a day, month, year or range (2023-06)")
     parse_date_range(body["date"])
-    load_aoi(body["aoi"], config.max_area_km2)  # polygons, valid, on the globe, small enough
+    try:
+        load_aoi(body["aoi"], config.max_area_km2)  # polygons, valid, on the globe, small enough
+    except AOIError as exc:  # the limit is this server's, not an argument the client can raise
+        raise ApiError(400, str(exc).split(" (raise it")[0].replace("`", "")) from None
     model = str(body.get("model", "auto"))
     if model != "auto" and model not in known:
         raise ApiError(400, f"unknown model {model!r} (bundled: {', '.join(known)})")
