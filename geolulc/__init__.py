@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from geolulc.io.scenes import Scene, load_scene
     from geolulc.mapping.pipeline import LandCover, MapResult
     from geolulc.models.model import load_model
+    from geolulc.models.synth import SynthConfig
     from geolulc.models.train import TrainConfig
 
 _API = ("search", "download", "catalog", "classify", "make_map", "write", "read", "change", "write_change",
@@ -52,6 +53,7 @@ _API = ("search", "download", "catalog", "classify", "make_map", "write", "read"
 _EXPORTS = {
     **dict.fromkeys(_API, "geolulc.api"),
     "load_model": "geolulc.models.model", "TrainConfig": "geolulc.models.train",
+    "SynthConfig": "geolulc.models.synth",
     "LandCover": "geolulc.mapping.pipeline", "MapResult": "geolulc.mapping.pipeline",
     "Scene": "geolulc.io.scenes", "load_scene": "geolulc.io.scenes",
     "GeolulcError": "geolulc.errors", "GeolulcWarning": "geolulc.errors",
@@ -60,7 +62,7 @@ __all__ = [  # written out (the names of _EXPORTS) so that linters see the re-ex
     "__version__", "search", "download", "catalog", "classify", "make_map", "write", "read",
     "change", "write_change", "make_change", "classify_patches", "train", "evaluate",
     "evaluate_change", "list_models", "synth_train", "synth_sample", "synth_quality",
-    "MapOptions", "Stack", "load_model", "TrainConfig", "LandCover", "MapResult", "Scene",
+    "MapOptions", "Stack", "load_model", "TrainConfig", "SynthConfig", "LandCover", "MapResult", "Scene",
     "load_scene", "GeolulcError", "GeolulcWarning",
 ]
 

@@ -38,7 +38,7 @@ from geolulc.errors import MissingInputError, ParameterError
 from geolulc.io.aoi import AOILike
 from geolulc.io.scenes import Scene, SceneLike, load_scene
 from geolulc.mapping.pipeline import LandCover, MapResult, classify_request, run_map, write_landcover
-from geolulc.mapping.request import MapOptions, MapRequest
+from geolulc.mapping.request import MapOptions, MapRequest, check_trust
 
 if TYPE_CHECKING:
     import xarray
@@ -109,9 +109,13 @@ def classify(*, scenes: Scenes | None = None, aoi: AOILike | None = None, date: 
     chunks at a time, never loaded whole.
     """
     if data is None:
-        return classify_request(MapRequest.of(options, aoi=aoi, date=date,
-                                              scenes=_scene_list(scenes), model=str(model)),
-                                cache=False)
+        if level is not None or baseline is not None:
+            raise ParameterError("`level` and `baseline` describe `data`; scenes carry their own")
+        landcover = classify_request(MapRequest.of(options, aoi=aoi, date=date,
+                                                    scenes=_scene_list(scenes),
+                                                    model=str(model)), cache=False)
+        check_trust(landcover.model)
+        return landcover
     from dataclasses import replace
 
     from geolulc.io.xarrays import open_data
@@ -220,8 +224,11 @@ def change(*, before: str | Path | None = None, after: str | Path | None = None,
     from geolulc.change_detection.job import detect_changes
 
     req = MapRequest.of(options, aoi=aoi, model=str(model))
-    return detect_changes(req, list(dates or []), _path(before), _path(after), threshold,
-                          resample, method, write_maps=False, cache=False)
+    found = detect_changes(req, list(dates or []), _path(before), _path(after), threshold,
+                           resample, method, write_maps=False, cache=False)
+    if found.on_grid:
+        check_trust(found.on_grid.model)
+    return found
 
 
 def write_change(pair: DatePair, out_dir: str | Path = "outputs", *, name: str = "change",

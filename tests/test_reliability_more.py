@@ -77,7 +77,8 @@ def test_a_model_is_not_fed_pixels_far_from_its_own(data_dir, tmp_path, resoluti
 @pytest.mark.parametrize("options, message", [
     ({"stride": 0}, "`stride` must be a whole number of at least 1"),
     ({"batch_size": -1}, "`batch_size` must be"),
-    ({"composite": "bogus"}, "`composite` must be one of auto, median, best, none, not 'bogus'"),
+    ({"composite": "bogus"}, "`composite` must be one of auto, median, best, none, "
+                             "mean-probability, mode, not 'bogus'"),
     ({"min_clear": 5}, "`min_clear` is a share"),
     ({"engine": "tensorrt"}, "`engine` must be one of auto, openvino, torch, not 'tensorrt'"),
 ])

@@ -114,3 +114,12 @@ def test_quality_and_synthetic_training_patches(generator, patches, tmp_path):
     assert cards[1]["n_train"] == cards[0]["n_train"] + 15  # training side only
     assert cards[1]["n_val"] == cards[0]["n_val"] and plain.n_val == mixed.n_val
     assert cards[1]["synthetic"]["n"] == 15 and cards[0]["synthetic"] is None
+    from geolulc.errors import DataError
+
+    other_split = geolulc.TrainConfig(epochs=1, batch_size=8, widths=(8, 16), blocks=(1, 1),
+                                      seed=1)
+    with pytest.raises(DataError, match="may have seen this run's validation patches"):
+        geolulc.train(data=patches, out_dir=tmp_path / "leak", config=other_split,
+                      device="cpu", synthetic=tmp_path / "s")
+    card = json.loads((tmp_path / "s" / "synthetic.json").read_text())
+    assert card["trained_on"]["held_out"] == 6 and card["count"] == 15  # 2 of 12 per class

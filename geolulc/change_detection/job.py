@@ -15,6 +15,7 @@ from geolulc.change_detection.detect import Change, DateMap, compare
 from geolulc.change_detection.files import check_comparable, read_map, write_change
 from geolulc.change_detection.spectral import SPECTRAL_BANDS, check_levels, spectral_change
 from geolulc.core.device import resolve_device
+from geolulc.defaults import PROBABILITY_COMPOSITES
 from geolulc.errors import FallbackWarning, GeolulcError, NoDataError, ParameterError, SceneError
 from geolulc.io.aoi import AOI, load_aoi
 from geolulc.io.atomic import safe_name
@@ -48,6 +49,7 @@ class DatesOnGrid:
 
     maps: list[DateMap]
     on_grid: OnGrid
+    model: Model
 
     def clear_caches(self) -> None:
         """Remove the chunk caches once the change is written (or not wanted)."""
@@ -74,7 +76,7 @@ def classify_dates(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[
                       date.scenes, date.label)
         maps.append(DateMap(date.label, result.labels, result.probabilities, on.grid.crs,
                             on.grid.map_transform, model.name, model.classes, model.colors))
-    return DatesOnGrid(maps, on)
+    return DatesOnGrid(maps, on, model)
 
 
 def compare_dates(dates: DatesOnGrid, i: int, j: int, threshold: float | None,
@@ -186,6 +188,10 @@ def detect_changes(
     """
     if dates and (before or after):
         raise ParameterError("give either `dates` or `before`/`after`, not both")
+    if req.composite in PROBABILITY_COMPOSITES:
+        raise ParameterError(f"`composite` {req.composite} composites one map's acquisitions "
+                             "(`make_map`); the dates of a change are composited by reflectance: "
+                             "median, best or none")
     if dates:
         if len(dates) < 2:
             raise ParameterError("change detection needs at least two dates")
@@ -217,7 +223,6 @@ def detect_changes(
         scenes = [s for date in inputs for s in date.scenes]
         method = resolve_method(method, scenes)
         model = load_model(model_for(req.model, scenes), device)
-        check_trust(model)
         on_grid = classify_dates(req, model, aoi, inputs, device, write_maps, cache)
         maps = on_grid.maps
     pairs = [(i, i + 1) for i in range(len(maps) - 1)]
@@ -237,7 +242,7 @@ def _map_item(out_dir: Path, name: str, date: DateMap, given: Path | None) -> st
 
     That is the Item this run wrote, or the one beside a map given as input.
     """
-    written = out_dir / f"{name}_{date.name}.json"
+    written = out_dir / f"{safe_name(f'{name}_{date.name}')}.json"
     if written.is_file():
         return f"./{written.name}"
     beside = given.parent / f"{date.name}.json" if given is not None and _is_map(given) else None
@@ -292,4 +297,6 @@ def run_change(
         results.append(PairResult(a.name, b.name, change.method, change.threshold, outputs,
                                   int((change.mask == 1).sum()), int((change.mask != NODATA).sum())))
     found.clear_caches()
+    if found.on_grid:  # once everything is written: a failed run shows its error alone
+        check_trust(found.on_grid.model)
     return ChangeResult(found.dates, found.model, results)

@@ -64,6 +64,8 @@ REFLECTANCE_Q99_MAX = 3.0
 DN_MEDIAN_MIN = 10.0
 #: STAC item properties read from the data's coordinates (stackstac keeps them, one value per
 #: time step) or attributes (where a caller puts back what odc-stac drops).
+#: Properties that belong to one acquisition, never to a stack of several.
+SUN_ANGLES = ("view:sun_azimuth", "view:sun_elevation")
 PROPERTIES = ("id", "s2:processing_baseline", "processing:version", "s2:product_uri",
               "s2:product_type", "product:type", "view:sun_azimuth", "view:sun_elevation",
               "eo:cloud_cover")
@@ -482,6 +484,14 @@ def _steps(dataset: xr.Dataset, attrs: dict[Any, Any], level: str | None,
     times = dataset["time"].values.reshape(-1) if known else [None] * count
     steps: list[_Step] = []
     assumed = False
+    shared = [k for k in PROPERTIES if k not in dataset.coords and attrs.get(k) is not None]
+    if count > 1 and shared:  # one set of attributes cannot describe several acquisitions
+        warnings.warn(f"`data` has {count} time steps but its STAC properties "
+                      f"({', '.join(shared[:3])} …) are dataset attributes: each step is taken "
+                      "to have them, and their sun angles are computed from each step's time "
+                      "instead (keep per-step properties as coordinates, as stackstac does)",
+                      AssumptionWarning, stacklevel=4)
+        attrs = {k: v for k, v in attrs.items() if k not in ("id", *SUN_ANGLES)}
     for i, value in enumerate(times):
         props = _properties(dataset, attrs, i)
         when = _datetime(value)

@@ -25,9 +25,7 @@ from geolulc.defaults import PROBABILITY_COMPOSITES
 from geolulc.errors import AssumptionWarning, NoDataError, ParameterError
 from geolulc.io.aoi import AOI, load_aoi
 from geolulc.io.atomic import remove_stale_staging, safe_name
-from geolulc.io.catalog import (
-    parse_date_range,
-)
+from geolulc.io.catalog import parse_date_range, select_covering
 from geolulc.io.rasters import (
     NODATA,
     PROB_SCALE,
@@ -37,7 +35,7 @@ from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
 from geolulc.mapping.classification import Classification
 from geolulc.mapping.cluster import dask_client
-from geolulc.mapping.composite import ProbabilityComposite
+from geolulc.mapping.composite import MAX_COMPOSITE_ACQUISITIONS, ProbabilityComposite
 from geolulc.mapping.dense import supports
 from geolulc.mapping.outputs import write_map
 from geolulc.mapping.request import (
@@ -342,19 +340,24 @@ def classify_request(req: MapRequest, cache: bool = True,
         resolve_model_path(req.model)  # an unknown model is reported before any search
     scenes = local or find_scenes(req, aoi.geometry if aoi else None)
     model = load_model(model_for(req.model, scenes), device)
-    check_trust(model)
     name = req.name or (f"{aoi.name}_{req.date}" if aoi and req.date else
                         (aoi.name if aoi else scenes[0].id))
     method = composite_mode(req)
     caches: list[ChunkCache] = []
     result = None
     if method in PROBABILITY_COMPOSITES or req.series:
-        inputs = [DateInput(acquisition_label(group), group) for group in acquisitions(scenes)]
+        groups = acquisitions(scenes)
+        if method in PROBABILITY_COMPOSITES and len(groups) > MAX_COMPOSITE_ACQUISITIONS:
+            raise ParameterError(f"a {method} composite takes at most "
+                                 f"{MAX_COMPOSITE_ACQUISITIONS} acquisitions, not {len(groups)}")
+        inputs = [DateInput(acquisition_label(group), group) for group in groups]
         result, caches = classify_acquisitions(
             req, model, aoi, inputs, device, cache,
             method if method in PROBABILITY_COMPOSITES else None,
             (lambda date, one: each(name, model, date, one)) if each else None)
     if result is None:  # one date, or the reflectance composite beside a series
+        if req.series and method == "none" and aoi is not None and not local:
+            scenes = select_covering(scenes, aoi.geometry)  # as without a series: least cloudy
         date = DateInput(req.date or "the scenes", scenes, searched=not local)
         result = classify_on_grid(req, model, aoi, [date], device, cache).results[0]
     return LandCover(result, model, scenes, req.date, safe_name(name, "map"), caches)
@@ -422,6 +425,7 @@ def run_map(req: MapRequest) -> MapResult:
     landcover = classify_request(req, each=write_acquisition if req.series else None)
     t_write = time.perf_counter()
     outputs, info = write_landcover(landcover, req.out_dir)
+    check_trust(landcover.model)  # once the map is written: a failed run shows its error alone
     timings = {**landcover.result.timings, "write": time.perf_counter() - t_write}
     run = {k: v for k, v in info.items() if k != "stats"}
     run["composite"] = composite_mode(req)

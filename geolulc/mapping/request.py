@@ -116,9 +116,24 @@ class MapOptions:
                     "chunk_rows": self.chunk_rows, "workers": self.workers,
                     "max_acquisitions": self.max_acquisitions}
         for name, value in positive.items():
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
                 raise ParameterError(f"`{name}` must be a whole number of at least 1, not "
                                      f"{value!r}")
+        numbers: dict[str, object] = {
+            "min_clear": self.min_clear, "resolution": self.resolution,
+            "max_area_km2": self.max_area_km2, "mask_dilate": self.mask_dilate,
+            "max_cloud": self.max_cloud}
+        for name, number in numbers.items():
+            if number is not None and (not isinstance(number, (int, float))
+                                       or isinstance(number, bool)):
+                raise ParameterError(f"`{name}` must be a number, not {number!r}")
+        if self.stride > 64:
+            raise ParameterError(f"`stride` is at most 64 (the patch size), not {self.stride}")
+        if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:
+            raise ParameterError(f"`max_cloud` is a percentage, 0–100, not {self.max_cloud}")
+        if self.mask_dilate > 100:
+            raise ParameterError(f"`mask_dilate` is at most 100 pixels, not {self.mask_dilate}")
         if not 0 <= self.min_clear <= 1:
             raise ParameterError(f"`min_clear` is a share of clear pixels, 0–1, not "
                                  f"{self.min_clear}")

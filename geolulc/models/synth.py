@@ -35,8 +35,9 @@ from tqdm import tqdm
 from geolulc import __version__
 from geolulc.core.device import resolve_device
 from geolulc.errors import DataError, ModelError, ParameterError
-from geolulc.io.atomic import atomic_path, write_text_atomic
-from geolulc.models.patchdata import PatchSet
+from geolulc.io.atomic import atomic_path, safe_name, write_text_atomic
+from geolulc.models.evaluate import fingerprint
+from geolulc.models.patchdata import PatchSet, stratified_split
 
 if TYPE_CHECKING:
     from geolulc.models.network import PatchResNet
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = "geolulc-synth"
+#: What `write_samples` records beside the patches: the generator and what it was trained on.
+MANIFEST = "synthetic.json"
 #: Standard deviations of a band that map onto tanh's ±1 (values beyond are clipped).
 SPREAD = 3.0
 PATCH = 64
@@ -63,6 +66,9 @@ class SynthConfig:
     width: int = 64
     """Channels of the generator's last layer (doubling towards its first)."""
     seed: int = 0
+    val_fraction: float = 0.2
+    """Share of each class held out, as `train` with the same seed holds it out for validation:
+    the generator never sees the patches a classifier trained with its samples is judged on."""
     name: str = "synth"
 
     def __post_init__(self) -> None:
@@ -71,6 +77,8 @@ class SynthConfig:
             raise ParameterError("`epochs`, `batch_size`, `z_dim` and `width` must be at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ParameterError(f"`lr` must be a positive number, not {self.lr}")
+        if not 0 < self.val_fraction < 1:
+            raise ParameterError(f"`val_fraction` is a share, 0–1, not {self.val_fraction}")
 
 
 class Generator(nn.Module):
@@ -159,10 +167,12 @@ def train_generator(data: PatchSet, out_dir: Path, config: SynthConfig, device: 
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
-    mean = data.x.mean(axis=(0, 2, 3)).astype(np.float32)
-    std = (data.x.std(axis=(0, 2, 3)) + 1.0).astype(np.float32)
-    x_all = to_tanh(data.x, mean, std)
-    y_all = torch.from_numpy(data.y.astype(np.int64))
+    train_idx, val_idx = stratified_split(data.y, config.val_fraction, config.seed, data.classes)
+    x_seen = data.x[train_idx]
+    mean = x_seen.mean(axis=(0, 2, 3)).astype(np.float32)
+    std = (x_seen.std(axis=(0, 2, 3)) + 1.0).astype(np.float32)
+    x_all = to_tanh(x_seen, mean, std)
+    y_all = torch.from_numpy(data.y[train_idx].astype(np.int64))
     k, n_bands = len(data.classes), len(data.bands)
     gen = Generator(k, n_bands, config.z_dim, config.width).to(dev)
     disc = Discriminator(k, n_bands, config.width).to(dev)
@@ -171,7 +181,9 @@ def train_generator(data: PatchSet, out_dir: Path, config: SynthConfig, device: 
     card = SynthCard(config.name, list(data.classes), list(data.bands), data.kind,
                      mean.tolist(), std.tolist(), config.z_dim, config.width)
     identity = {"classes": card.classes, "bands": card.bands, "kind": card.kind,
-                "config": asdict(config), "n": int(len(data.y))}
+                "config": asdict(config), "n": int(len(data.y)),
+                "data_fingerprint": fingerprint(data.files, data.root) if data.root else None,
+                "held_out": int(len(val_idx))}
     ckpt_path, start, history = out_dir / "checkpoint.pt", 0, []
     if resume and ckpt_path.exists():
         ckpt = _load_checkpoint(ckpt_path, dev)
@@ -260,7 +272,14 @@ def load_generator(path: Path, device: str = "cpu") -> tuple[Generator, SynthCar
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{card_path} is not a geolulc generator card")
     data.pop("format")
-    card = SynthCard(**data)
+    try:
+        card = SynthCard(**data)
+    except TypeError as exc:
+        raise ModelError(f"generator card {card_path} is malformed: {exc}") from None
+    unsafe = [c for c in card.classes if not isinstance(c, str) or safe_name(c) != c]
+    if unsafe:  # class names become folder names when sampling
+        raise ModelError(f"generator card {card_path} has class names that are no plain folder "
+                         f"names: {unsafe[:3]}")
     weights = card_path.with_suffix(".safetensors")
     try:
         blob = weights.read_bytes()
@@ -322,7 +341,18 @@ def write_samples(x: np.ndarray, y: np.ndarray, card: SynthCard, out_dir: Path) 
 
     marks = {"synthetic": "true", "generator": card.name,
              "generator_sha256": card.weights_sha256, "geolulc_version": __version__}
-    written, counts = [], dict.fromkeys(card.classes, 0)
+    manifest = out_dir / MANIFEST
+    trained_on = {k: (card.training or {}).get(k) for k in ("data_fingerprint", "held_out")}
+    trained_on |= {k: (card.training or {}).get("config", {}).get(k)
+                   for k in ("seed", "val_fraction")}
+    if manifest.exists():
+        earlier = json.loads(manifest.read_text())
+        if earlier.get("generator_sha256") != card.weights_sha256:
+            raise ParameterError(f"{out_dir} holds samples of another generator: sample into a "
+                                 "new folder")
+    written = []
+    counts = {c: len(list((out_dir / c).glob("synth_*"))) if (out_dir / c).is_dir() else 0
+              for c in card.classes}  # numbering goes on: earlier samples are kept
     for patch, label in zip(x, y, strict=True):
         name = card.classes[int(label)]
         folder = out_dir / name
@@ -346,7 +376,28 @@ def write_samples(x: np.ndarray, y: np.ndarray, card: SynthCard, out_dir: Path) 
                     dst.descriptions = tuple(card.bands)
                     dst.update_tags(**marks)
         written.append(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(manifest, json.dumps({
+        "generator": card.name, "generator_sha256": card.weights_sha256,
+        "trained_on": trained_on, "count": sum(counts.values())}, indent=2) + "\n")
     return written
+
+
+def check_no_leak(folder: Path, data: PatchSet, seed: int, val_fraction: float) -> None:
+    """Refuse synthetic patches whose generator saw what this training run validates on."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise DataError(f"{folder} holds no {MANIFEST}: not patches written by synth_sample, "
+                        "so what their generator saw cannot be checked") from None
+    seen = manifest.get("trained_on", {})
+    same = (seen.get("data_fingerprint") == (fingerprint(data.files, data.root) if data.root
+                                              else None)
+            and seen.get("seed") == seed and seen.get("val_fraction") == val_fraction)
+    if not same:
+        raise DataError(f"the generator of {folder} was trained on other patches, or another "
+                        f"split (seed {seen.get('seed')}, val_fraction {seen.get('val_fraction')})"
+                        ": it may have seen this run's validation patches")
 
 
 @dataclass(frozen=True)

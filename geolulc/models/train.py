@@ -553,8 +553,12 @@ def train_folder(data_dir: Path, out_dir: Path, config: TrainConfig, bands: list
         "data": str(data_dir), "excluded_names_from": str(exclude) if exclude else None}})
     found = (load_water_windows(windows, data.bands, int(data.x.shape[-1]))
              if windows else None)
-    generated = (load_patch_folder(synthetic, data.bands, classes=data.classes)
-                 if synthetic else None)
+    generated = None
+    if synthetic:
+        from geolulc.models.synth import check_no_leak
+
+        check_no_leak(synthetic, data, config.seed, config.val_fraction)
+        generated = load_patch_folder(synthetic, data.bands, classes=data.classes)
     path = train(data, out_dir, config, device=device, resume=resume,
                  init=load_model(init) if init else None, extra=extra,
                  teacher=load_model(teacher) if teacher else None, windows=found,

@@ -140,10 +140,6 @@ def create_app(config: ServeConfig) -> FastAPI:
     patch_models = PatchModels()
     app = FastAPI(title="geolulc", summary="Land-cover maps from Sentinel-2 imagery",
                   version=_version(), docs_url=None, redoc_url=None)  # their scripts need a CDN
-    if config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
 
     @app.middleware("http")
     async def guard(request: Request,
@@ -163,6 +159,11 @@ def create_app(config: ServeConfig) -> FastAPI:
         if size is not None and (not size.isdigit() or int(size) > limit):
             return _error(413, f"the request is larger than {limit:,} bytes")
         return await call_next(request)
+
+    if config.cors_origins:  # added last, so it runs first: preflights and 401s get its headers
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -214,6 +215,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                     raise ApiError(400, f"patch {i}: send a GeoTIFF (.tif) or an RGB PNG/JPEG")
                 path = Path(scratch) / f"patch{i}{suffix}"
                 path.write_bytes(data)
+                _check_patch_header(path, i)
                 paths.append(path)
             from starlette.concurrency import run_in_threadpool
 
@@ -358,6 +360,8 @@ def _checked_spec(body: dict[str, Any], config: ServeConfig, known: list[str]) -
     composite = str(body.get("composite", "auto"))
     stride, chunk_rows = body.get("stride", 64), body.get("chunk_rows")
     MapOptions(composite=composite, stride=stride, chunk_rows=chunk_rows)  # type: ignore[arg-type]
+    if chunk_rows is not None and chunk_rows % 2:
+        raise ApiError(400, "chunk_rows must be even (a per-pixel model halves the resolution)")
     return JobSpec(body["aoi"], body["date"], model, composite, stride, chunk_rows)
 
 
@@ -365,3 +369,35 @@ def _version() -> str:
     from geolulc import __version__
 
     return __version__
+
+
+#: Largest patch side and band count /classify decodes (a bundled patch is 64², 13 bands).
+MAX_PATCH_SIDE, MAX_PATCH_BANDS = 1024, 16
+
+
+def _check_patch_header(path: Path, index: int) -> None:
+    """Refuse, from its header alone, a patch whose pixels would not fit in memory.
+
+    A few compressed megabytes can declare gigabytes of pixels.
+    """
+    import warnings
+
+    import rasterio
+    from PIL import Image, UnidentifiedImageError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    try:
+        if path.suffix in (".png", ".jpg", ".jpeg"):
+            with Image.open(path) as img:  # reads the header only
+                (width, height), count = img.size, len(img.getbands())
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    width, height, count = src.width, src.height, src.count
+    except (OSError, UnidentifiedImageError, RasterioError, Image.DecompressionBombError) as exc:
+        raise ApiError(400, f"patch {index} is not a readable image: "
+                            f"{str(exc).splitlines()[0][:160]}") from None
+    if max(width, height) > MAX_PATCH_SIDE or count > MAX_PATCH_BANDS:
+        raise ApiError(413, f"patch {index} is {width}×{height} pixels × {count} bands; at most "
+                            f"{MAX_PATCH_SIDE}² × {MAX_PATCH_BANDS} are decoded")

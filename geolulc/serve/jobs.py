@@ -10,7 +10,6 @@ progress line. Cancelling kills the job's process group and removes its folder.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -99,6 +98,19 @@ class JobStore:
         with self._lock, self._connect() as db:
             db.execute(f"UPDATE jobs SET {names} WHERE id = ?", (*fields.values(), job_id))
 
+    def transition(self, job_id: str, from_states: tuple[str, ...], state: str,
+                   **fields: object) -> bool:
+        """Move a job to `state` only if it is in one of `from_states`; whether it moved.
+
+        Atomic, so a cancel and a worker that starts or finishes the same job cannot both win.
+        """
+        names = ", ".join(f"{k} = ?" for k in ("state", *fields))
+        marks = ", ".join("?" for _ in from_states)
+        with self._lock, self._connect() as db:
+            moved = db.execute(f"UPDATE jobs SET {names} WHERE id = ? AND state IN ({marks})",
+                               (state, *fields.values(), job_id, *from_states)).rowcount
+        return moved == 1
+
     def unfinished(self) -> list[str]:
         """Queued and running jobs, oldest first: what a starting server has to run."""
         with self._lock, self._connect() as db:
@@ -107,20 +119,16 @@ class JobStore:
         return [r[0] for r in rows]
 
 
-def _die_with_parent() -> None:
-    """In the job's process: be killed when the server dies (Linux), then lead a process group."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class JobRunner:
     """Runs queued jobs, `workers` at a time, each as a `geolulc map` process."""
 
     def __init__(self, store: JobStore, root: Path, catalog: str, collection: str,
-                 max_area_km2: float, workers: int, max_queue: int) -> None:
+                 max_area_km2: float, workers: int, max_queue: int,
+                 timeout_s: float = 6 * 3600) -> None:
         self.store, self.root = store, root
         self.catalog, self.collection, self.max_area_km2 = catalog, collection, max_area_km2
-        self.queue: queue.Queue[str] = queue.Queue(maxsize=max_queue)
+        self.max_queue, self.timeout_s = max_queue, timeout_s
+        self.queue: queue.Queue[str] = queue.Queue()  # bounded by `submit`, not by `put`
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         for job_id in store.unfinished():  # a restarted server resumes its jobs
@@ -136,56 +144,62 @@ class JobRunner:
         return self.root / job_id
 
     def submit(self, spec: JobSpec) -> str | None:
-        """Queue a checked job; None when the queue is full."""
-        if self.queue.full():
-            return None
-        job_id = self.store.add(spec)
-        folder = self.folder(job_id)
-        folder.mkdir(parents=True)
-        (folder / "aoi.geojson").write_text(json.dumps(spec.aoi))
-        try:
-            self.queue.put_nowait(job_id)
-        except queue.Full:
-            self.store.update(job_id, state="failed", error="the queue is full")
-            return None
+        """Queue a checked job; None when `max_queue` jobs wait already."""
+        with self._lock:
+            if self.queue.qsize() >= self.max_queue:
+                return None
+            job_id = self.store.add(spec)
+            folder = self.folder(job_id)
+            folder.mkdir(parents=True)
+            (folder / "aoi.geojson").write_text(json.dumps(spec.aoi))
+            self.queue.put(job_id)
         return job_id
 
-    def cancel(self, job_id: str) -> None:
-        """Stop a job (its process group) and remove its files."""
-        self.store.update(job_id, state="cancelled", finished=time.time())
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued or running job (its process group) and remove its files.
+
+        Whether it was cancelled: a job that has just finished is left as it is.
+        """
+        if not self.store.transition(job_id, ("queued", "running"), "cancelled",
+                                     finished=time.time()):
+            return False
         with self._lock:
             proc = self.processes.get(job_id)
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill(proc)
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        return True
 
     def _work(self) -> None:
         while True:
             job_id = self.queue.get()
-            record = self.store.get(job_id)
-            if record is None or record["state"] != "queued":
+            if not self.store.transition(job_id, ("queued",), "running"):
                 continue  # cancelled while it waited
+            record = self.store.get(job_id)
             try:
-                self._run(job_id, JobSpec(**record["spec"]))
+                self._run(job_id, JobSpec(**record["spec"]) if record else None)
             except Exception as exc:  # noqa: BLE001 - a job's failure must not stop the worker
                 log.exception("job %s", job_id)
-                self.store.update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}",
-                                  finished=time.time())
+                self.store.transition(job_id, ("running",), "failed", finished=time.time(),
+                                      error=f"{type(exc).__name__}: {exc}")
 
-    def _run(self, job_id: str, spec: JobSpec) -> None:
+    def _run(self, job_id: str, spec: JobSpec | None) -> None:
+        if spec is None:
+            return
         folder = self.folder(job_id)
-        command = [sys.executable, "-m", "geolulc", "map", "--aoi", str(folder / "aoi.geojson"),
-                   *spec.args(), "--catalog", self.catalog, "--collection", self.collection,
-                   "--max-area", str(self.max_area_km2), "--out", str(folder / "out"),
-                   "--name", MAP_NAME]
-        self.store.update(job_id, state="running")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "geolulc.cli.child", "map",
+                   "--aoi", str(folder / "aoi.geojson"), *spec.args(), "--catalog", self.catalog,
+                   "--collection", self.collection, "--max-area", str(self.max_area_km2),
+                   "--out", str(folder / "out"), "--name", MAP_NAME]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GEOLULC_PARENT_PID": str(os.getpid())}
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=env, start_new_session=True, preexec_fn=_die_with_parent)
+                                env=env, start_new_session=True)
         with self._lock:
             self.processes[job_id] = proc
+        if (self.store.get(job_id) or {}).get("state") != "running":
+            _kill(proc)  # cancelled between its start and its registration
+        timer = threading.Timer(self.timeout_s, _kill, (proc,))
+        timer.start()
         last_error = ""
         assert proc.stderr is not None
         buffer = b""
@@ -199,12 +213,20 @@ class JobRunner:
                 elif line.startswith("Error: "):
                     last_error = line.removeprefix("Error: ")
         code = proc.wait()
+        timer.cancel()
         with self._lock:
             self.processes.pop(job_id, None)
-        if (self.store.get(job_id) or {}).get("state") == "cancelled":
-            return
         if code == 0:
-            self.store.update(job_id, state="done", finished=time.time())
+            self.store.transition(job_id, ("running",), "done", finished=time.time())
         else:
-            self.store.update(job_id, state="failed", finished=time.time(),
-                              error=last_error or f"the map process ended with status {code}")
+            timed_out = code == -signal.SIGKILL and not last_error
+            error = (f"the job took longer than {self.timeout_s:.0f} s" if timed_out
+                     else last_error or f"the map process ended with status {code}")
+            self.store.transition(job_id, ("running",), "failed", finished=time.time(),
+                                  error=error)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a job's process group (the map and any Dask workers it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
