@@ -230,3 +230,48 @@ def test_a_token_guards_the_server_and_is_needed_off_loopback(stac_api, tmp_path
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_review_s_server_fixes_hold(tmp_path, data_dir):
+    """In-process: a restarted server with more unfinished jobs than its queue starts; a CORS
+    preflight passes a token-guarded server with CORS headers; a tiny upload that declares a huge
+    image is refused from its header."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from geolulc.serve.app import ServeConfig, create_app
+    from geolulc.serve.jobs import JobSpec, JobStore
+
+    data = tmp_path / "serve"
+    data.mkdir()
+    store = JobStore(data / "jobs.sqlite")
+    for _ in range(3):
+        store.add(JobSpec(AOI, "2020-02-19", "auto", "auto", 64))
+    config = ServeConfig(data_dir=data, catalog="http://127.0.0.1:9", max_queue=2,
+                         token="s3cret", cors_origins=("http://example.org",))
+    started = threading.Thread(target=create_app, args=(config,), daemon=True)
+    started.start()
+    started.join(30)
+    assert not started.is_alive()  # before: blocked forever re-queueing 3 jobs into 2 places
+    client = TestClient(create_app(ServeConfig(data_dir=tmp_path / "s2", catalog="http://x",
+                                               token="s3cret",
+                                               cors_origins=("http://example.org",))))
+    preflight = client.options("/maps", headers={
+        "Origin": "http://example.org", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://example.org"
+    denied = client.get("/models", headers={"Origin": "http://example.org"})
+    assert denied.status_code == 401 and "access-control-allow-origin" in denied.headers
+    import rasterio
+
+    bomb = tmp_path / "bomb.tif"
+    with rasterio.open(bomb, "w", driver="GTiff", width=20000, height=20000, count=13,
+                       dtype="uint16", compress="deflate", tiled=True, sparse_ok=True) as dst:
+        dst.write(np.zeros((13, 16, 16), dtype=np.uint16),
+                  window=rasterio.windows.Window(0, 0, 16, 16))
+    assert bomb.stat().st_size < 4 * 2**20
+    answer = client.post("/classify", headers={"Authorization": "Bearer s3cret"},
+                         files=[("files", ("bomb.tif", bomb.read_bytes(), "image/tiff"))])
+    assert answer.status_code == 413 and "20000×20000" in answer.json()["error"]
