@@ -22,9 +22,8 @@ from rasterio.warp import reproject
 
 from geolulc import __version__
 from geolulc.change_detection.detect import Change, DateMap
-from geolulc.errors import DataError, FallbackWarning, GeolulcError, NoDataError, ReadError
+from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
-from geolulc.io.catalog import parse_date_range
 from geolulc.io.quicklook import render_labels
 from geolulc.io.rasters import LANDCOVER_SUFFIX, NODATA, PROBABILITIES_SUFFIX, write_cog
 from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
@@ -262,13 +261,7 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
              "change_probability": [raster_band("uint8", NODATA, unit="percent")]}
     assets = {key: Asset(path, roles[key], titles[key], bands.get(key))
               for key, path in files.items()}
-    try:
-        first = parse_date_range(before.name).split("/")[0]
-        last = parse_date_range(after.name).split("/")[1]
-        when: dict[str, str | None] = {"datetime": None, "start_datetime": first,
-                                       "end_datetime": last}
-    except GeolulcError:  # dates named "before" and "after": local scenes or maps
-        when = period_of(acquired)
+    when = period_of(acquired, before.name, after.name)  # the dates asked, or the scenes'
     properties = {
         "title": f"{name}: land-cover change {before.name} → {after.name} ({before.model})",
         "processing:software": {"geolulc": __version__}, "geolulc:model": before.model,

@@ -27,8 +27,9 @@ from rasterio.transform import array_bounds
 from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import box, mapping, shape
 
-from geolulc.errors import MissingInputError, ParameterError
+from geolulc.errors import GeolulcError, MissingInputError, ParameterError
 from geolulc.io.atomic import write_text_atomic
+from geolulc.io.catalog import parse_date_range
 
 STAC_VERSION = "1.1.0"
 EXTENSIONS = {
@@ -110,8 +111,20 @@ def file_checksum(path: Path) -> str:
     return "1220" + digest.hexdigest()
 
 
-def period_of(dates: list[datetime]) -> dict[str, str | None]:
-    """STAC's datetime fields for acquisitions: one instant, or a start and an end."""
+def period_of(dates: list[datetime], first: str | None = None,
+              last: str | None = None) -> dict[str, str | None]:
+    """STAC's datetime fields of a map or a change.
+
+    The period from date `first` to date `last` where both are dates (a day, month, year or
+    range), else that of the acquisitions `dates`: one instant, or a start and an end.
+    """
+    try:  # labels such as "before" and "after" (local scenes, maps) are no dates
+        start = parse_date_range(first).split("/")[0] if first else None
+        end = parse_date_range(last).split("/")[1] if last else None
+    except GeolulcError:
+        start = end = None
+    if start and end:
+        return {"datetime": None, "start_datetime": start, "end_datetime": end}
     stamps = sorted(d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in dates)
     if not stamps:
         return {"datetime": _iso(datetime.now(timezone.utc))}

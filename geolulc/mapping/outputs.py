@@ -10,9 +10,7 @@ import numpy as np
 from affine import Affine
 
 from geolulc import __version__
-from geolulc.errors import GeolulcError
 from geolulc.io.atomic import staged_outputs, write_text_atomic
-from geolulc.io.catalog import parse_date_range
 from geolulc.io.quicklook import write_quicklook
 from geolulc.io.rasters import (
     LANDCOVER_SUFFIX,
@@ -115,13 +113,7 @@ def write_map_item(stage: Path, name: str, files: dict[str, Path], result: Class
         "stats_csv": Asset(files["stats_csv"], ["metadata"], "area per class (CSV)"),
         "qgis_style": Asset(files["qgis_style"], ["metadata"], "QGIS style of the land cover"),
     }
-    when = period_of([s.datetime for s in scenes if s.datetime])
-    try:  # the period asked for, where the map has one ("before" and "after" are no dates)
-        start, end = parse_date_range(date).split("/") if date else ("", "")
-        if start:
-            when = {"datetime": None, "start_datetime": start, "end_datetime": end}
-    except GeolulcError:
-        pass
+    when = period_of([s.datetime for s in scenes if s.datetime], date, date)  # asked, or seen
     properties = {
         "title": f"{name}: land cover ({model.name})",
         "processing:software": {"geolulc": __version__},

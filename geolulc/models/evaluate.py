@@ -199,24 +199,33 @@ def classify_patch_files(paths: list[Path], model: str, device: str = "auto",
     for path in paths:
         if not path.exists():
             raise MissingInputError(f"patch {path} does not exist")
-        arr, bands, kind = read_patch(path)
+        patch = read_patch(path)
         if loaded is None:
-            loaded = load_model(auto_model(set(bands), ("classifier",)) if model == DEFAULT_MODEL
+            loaded = load_model(auto_model(set(patch[1]), ("classifier",)) if model == DEFAULT_MODEL
                                 else model, dev)
-            if loaded.kind != "classifier":
-                raise ModelError(f"{loaded.name} labels pixels, not patches: map a scene with "
-                                 "it (`make_map(scenes=...)`)")
-        if arr.shape[-2:] != (loaded.patch_size, loaded.patch_size):
-            raise DataError(f"patch {path} is {arr.shape[-1]}×{arr.shape[-2]} pixels; "
-                            f"{loaded.name} classifies {loaded.patch_size}×{loaded.patch_size} "
-                            "patches")
-        single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands, kind,
-                          [path])
-        probs = predict(loaded, single, dev, precision, engine=engine)[0]
+        probs = patch_probabilities(loaded, patch, str(path), dev, precision, engine)
         best = int(np.argmax(probs))
         rows.append(PatchPrediction(str(path), loaded.classes[best], round(float(probs[best]), 4),
                                     {c: round(float(p), 4) for c, p in zip(loaded.classes, probs)}))
     return rows
+
+
+def patch_probabilities(model: Model, patch: tuple[np.ndarray, list[str], str], name: str,
+                        device: torch.device, precision: str = "auto",
+                        engine: str = "auto") -> np.ndarray:
+    """Class probabilities of one patch as `read_patch` gives it, computed as `map` does.
+
+    `name` names the patch in messages (a path, or an upload's file name).
+    """
+    arr, bands, kind = patch
+    if model.kind != "classifier":
+        raise ModelError(f"{model.name} labels pixels, not patches: map an area with it")
+    if arr.shape[-2:] != (model.patch_size, model.patch_size):
+        raise DataError(f"patch {name} is {arr.shape[-1]}×{arr.shape[-2]} pixels; "
+                        f"{model.name} classifies {model.patch_size}×{model.patch_size} patches")
+    single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), model.classes, bands, kind,
+                      [Path(name)])
+    return predict(model, single, device, precision, engine=engine)[0]
 
 
 @dataclass(frozen=True)

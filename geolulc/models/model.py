@@ -221,7 +221,10 @@ def make_card(
 
 def save_model(network: torch.nn.Module, card: ModelCard | dict[str, Any], path: str | Path
                ) -> Path:
-    """Write NAME.safetensors and NAME.json atomically; `path` may name either file or the stem."""
+    """Write NAME.safetensors and NAME.json atomically; `path` may name either file or the stem.
+
+    The weights' metadata names the card's `format` (a model's, or a generator's).
+    """
     if isinstance(card, ModelCard):
         card = card.data
     stem = Path(path)
@@ -232,7 +235,7 @@ def save_model(network: torch.nn.Module, card: ModelCard | dict[str, Any], path:
     with atomic_path(weights) as tmp:
         # One metadata key: safetensors writes a map's keys in a random order, and the card's
         # digest must not depend on it (the name is in the card).
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        save_file(tensors, str(tmp), metadata={"format": str(card.get("format", FORMAT))})
         make_ordinary(tmp)  # safetensors replaces the file with a private (0600) one
         card = {**card, "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
     write_text_atomic(stem.with_suffix(".json"), json.dumps(card, indent=2) + "\n")

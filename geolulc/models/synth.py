@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from tqdm import tqdm
@@ -38,6 +38,7 @@ from geolulc.errors import DataError, ModelError, ParameterError
 from geolulc.io.atomic import atomic_path, safe_name, write_text_atomic
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.patchdata import PatchSet, stratified_split
+from geolulc.models.train import load_checkpoint
 
 if TYPE_CHECKING:
     from geolulc.models.network import PatchResNet
@@ -186,7 +187,8 @@ def train_generator(data: PatchSet, out_dir: Path, config: SynthConfig, device: 
                 "held_out": int(len(val_idx))}
     ckpt_path, start, history = out_dir / "checkpoint.pt", 0, []
     if resume and ckpt_path.exists():
-        ckpt = _load_checkpoint(ckpt_path, dev)
+        ckpt = load_checkpoint(ckpt_path, dev, ("generator", "discriminator", "identity"),
+                               "generator")
         if ckpt["identity"] != identity:
             raise ModelError(f"{ckpt_path} was made from other patches or settings; resume with "
                              "the same ones or use a new `out_dir`")
@@ -236,30 +238,11 @@ def train_generator(data: PatchSet, out_dir: Path, config: SynthConfig, device: 
         **identity, "history": history, "geolulc_version": __version__}}), out_dir)
 
 
-def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """A generator checkpoint through torch's weights-only loader: tensors and plain types."""
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every unreadable or unsafe file is refused alike
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelError(f"checkpoint {path} refused: not a plain geolulc generator checkpoint "
-                         f"({first})") from None
-    if not isinstance(ckpt, dict) or not {"generator", "discriminator", "identity"} <= set(ckpt):
-        raise ModelError(f"checkpoint {path} is not a geolulc generator checkpoint")
-    return ckpt
-
-
 def save_generator(gen: Generator, card: SynthCard, out_dir: Path) -> Path:
-    """Write NAME.safetensors, then NAME.json with the weights' SHA-256 (atomically)."""
-    weights = out_dir / f"{card.name}.safetensors"
-    tensors = {k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}
-    with atomic_path(weights) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    path = out_dir / f"{card.name}.json"
-    data = {"format": FORMAT, **asdict(card), "weights_sha256": digest}
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-    return path
+    """Write NAME.safetensors, then NAME.json with the weights' SHA-256, as models are written."""
+    from geolulc.models.model import save_model
+
+    return save_model(gen, {"format": FORMAT, **asdict(card)}, out_dir / card.name)
 
 
 def load_generator(path: Path, device: str = "cpu") -> tuple[Generator, SynthCard]:

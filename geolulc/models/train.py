@@ -180,10 +180,13 @@ def _accuracy_loss(network: nn.Module, spec: InputSpec, x: np.ndarray, y: np.nda
     return correct / max(len(x), 1), loss_sum / max(len(x), 1)
 
 
-def load_checkpoint(path: Path, device: torch.device | str) -> dict:
-    """A training checkpoint, unpickled with torch's weights-only loader.
+def load_checkpoint(path: Path, device: torch.device | str,
+                    keys: tuple[str, ...] = ("network", "card", "epoch"),
+                    kind: str = "training") -> dict:
+    """A checkpoint (a classifier's training, or a generator's), read by a weights-only loader.
 
-    Tensors and plain types only, so a crafted file cannot run code; anything else is refused.
+    Tensors and plain types only, so a crafted file cannot run code; anything else is refused,
+    and so is a checkpoint without the `keys` of its `kind`.
     """
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
@@ -191,8 +194,8 @@ def load_checkpoint(path: Path, device: torch.device | str) -> dict:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ModelError(f"checkpoint {path} refused: not a plain geolulc checkpoint "
                            f"(truncated, or it holds objects other than tensors: {first})") from None
-    if not isinstance(ckpt, dict) or not {"network", "card", "epoch"} <= set(ckpt):
-        raise ModelError(f"checkpoint {path} is not a geolulc training checkpoint")
+    if not isinstance(ckpt, dict) or not set(keys) <= set(ckpt):
+        raise ModelError(f"checkpoint {path} is not a geolulc {kind} checkpoint")
     return ckpt
 
 

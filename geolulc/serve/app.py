@@ -31,6 +31,7 @@ from rio_tiler.io import Reader, STACReader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from geolulc import __version__
 from geolulc.errors import AOIError, GeolulcError
 from geolulc.serve.jobs import MAP_NAME, JobRunner, JobSpec, JobStore
 
@@ -96,32 +97,24 @@ class PatchModels:
         self._lock = threading.Lock()
         self._loaded: dict[str, Any] = {}
 
-    def classify(self, model: str, paths: list[Path]) -> list[dict[str, Any]]:
+    def classify(self, model: str, paths: list[Path], names: list[str]) -> list[dict[str, Any]]:
         """Class probabilities of patch files with `model` (loaded once, then kept)."""
-        import numpy as np
-
         from geolulc.core.device import resolve_device
-        from geolulc.models.evaluate import predict
+        from geolulc.models.evaluate import patch_probabilities
         from geolulc.models.model import auto_model, load_model
-        from geolulc.models.patchdata import PatchSet, read_patch
+        from geolulc.models.patchdata import read_patch
 
         patches = [read_patch(p) for p in paths]
+        cpu = resolve_device("cpu")
         with self._lock:
             name = model if model != "auto" else auto_model(set(patches[0][1]), ("classifier",))
             if name not in self._loaded:
-                self._loaded[name] = load_model(name, resolve_device("cpu"))
+                self._loaded[name] = load_model(name, cpu)
             loaded = self._loaded[name]
-            if loaded.kind != "classifier":
-                raise ApiError(400, f"{name} labels pixels, not patches: post an area to /maps")
             rows = []
-            for path, (arr, bands, kind) in zip(paths, patches, strict=True):
-                if arr.shape[-2:] != (loaded.patch_size, loaded.patch_size):
-                    raise ApiError(400, f"{path.name} is {arr.shape[-1]}×{arr.shape[-2]} "
-                                        f"pixels; {name} classifies {loaded.patch_size}² patches")
-                single = PatchSet(arr[None], np.zeros(1, dtype=np.int64), loaded.classes, bands,
-                                  kind, [path])
-                probs = predict(loaded, single, resolve_device("cpu"))[0]
-                best = int(np.argmax(probs))
+            for patch, upload in zip(patches, names, strict=True):
+                probs = patch_probabilities(loaded, patch, upload, cpu)
+                best = int(probs.argmax())
                 rows.append({"class": loaded.classes[best], "probability": float(probs[best]),
                              "probabilities": {c: round(float(p), 6)
                                                for c, p in zip(loaded.classes, probs, strict=True)},
@@ -139,7 +132,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                        config.max_area_km2, config.workers, config.max_queue)
     patch_models = PatchModels()
     app = FastAPI(title="geolulc", summary="Land-cover maps from Sentinel-2 imagery",
-                  version=_version(), docs_url=None, redoc_url=None)  # their scripts need a CDN
+                  version=__version__, docs_url=None, redoc_url=None)  # their scripts need a CDN
 
     @app.middleware("http")
     async def guard(request: Request,
@@ -219,7 +212,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                 paths.append(path)
             from starlette.concurrency import run_in_threadpool
 
-            rows = await run_in_threadpool(patch_models.classify, model, paths)
+            rows = await run_in_threadpool(patch_models.classify, model, paths,
+                                           [f.filename or f"patch {i}" for i, f in enumerate(files)])
         return [{"patch": f.filename, **row} for f, row in zip(files, rows, strict=True)]
 
     @app.post("/maps", status_code=202)
@@ -363,12 +357,6 @@ def _checked_spec(body: dict[str, Any], config: ServeConfig, known: list[str]) -
     if chunk_rows is not None and chunk_rows % 2:
         raise ApiError(400, "chunk_rows must be even (a per-pixel model halves the resolution)")
     return JobSpec(body["aoi"], body["date"], model, composite, stride, chunk_rows)
-
-
-def _version() -> str:
-    from geolulc import __version__
-
-    return __version__
 
 
 #: Largest patch side and band count /classify decodes (a bundled patch is 64², 13 bands).
