@@ -19,11 +19,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import torch
 from evaluate_maps import CITIES, check_model
 
 from geolulc.core.device import resolve_device
 from geolulc.models.evaluate import BAND_GROUPS, predict, remove_bands, validation_subset
 from geolulc.models.model import Model, load_model, save_model
+from geolulc.models.network import DynamicWorldFusion
 from geolulc.models.patchdata import load_patch_folder
 
 
@@ -48,7 +50,10 @@ def main() -> None:
           + (" false water (OSCD) | open-water recall |" if args.maps else "") + "\n"
           "| --- | --- | --- |" + (" --- | --- |" if args.maps else ""))
     for name, keep in rows.items():
-        probs = predict(model, remove_bands(model, data, keep), device)
+        if isinstance(model.network, DynamicWorldFusion):  # the same copy as the maps use
+            probs = predict(Model(without_bands(model, keep), model.card), data, device)
+        else:
+            probs = predict(model, remove_bands(model, data, keep), device)
         correct = int((probs.argmax(1) == data.y).sum())
         result[name] = round(correct / len(data.y), 4)
         line = f"| {name} | {result[name]:.4f} | {correct}/{len(data.y)} |"
@@ -60,15 +65,41 @@ def main() -> None:
                       "real_scene": maps or None}))
 
 
-def map_check(model: Model, keep: list[str], data: Path) -> dict:
-    """Real-scene figures of a copy of `model` whose stem filters of the bands outside `keep`
-    are zero."""
-    state = {k: v.clone() for k, v in model.network.state_dict().items()}
-    for i, band in enumerate(model.bands):
-        if band not in keep:
-            state["stem.0.weight"][:, i] = 0
+def without_bands(model: Model, keep: list[str]) -> torch.nn.Module:
+    """A copy of `model`'s network that reads every band outside `keep` as constant at its mean.
+
+    A patch ResNet's stem filters of those bands are zeroed (the band at its normalisation mean
+    is zero). In a `DynamicWorldFusion` the band's contribution at its training mean DN moves
+    into the first layer's bias (Dynamic World) or batch-norm mean (the RGB branch).
+    """
     network = copy.deepcopy(model.network)
-    network.load_state_dict(state)
+    removed = [i for i, band in enumerate(model.bands) if band not in keep]
+    if not isinstance(network, DynamicWorldFusion):
+        with torch.no_grad():
+            for i in removed:
+                network.stem[0].weight[:, i] = 0
+        return network
+    mean_dn = torch.tensor(model.card.training["band_mean_dn"])
+    with torch.no_grad():
+        prepared = torch.sigmoid(5 * (torch.log1p(mean_dn * network.dw_scale)
+                                      - network.dw_p30.flatten()) / network.dw_p70.flatten() - 1)
+        conv = network.trunk.stem.conv
+        for i in removed:
+            conv.bias += conv.weight[:, i].sum(dim=(1, 2)) * prepared[i]
+            conv.weight[:, i] = 0
+            if i in network.RGB:
+                j, s = network.RGB.index(i), network.rgb_scale
+                value = (torch.clamp(mean_dn[i] * s[0] + s[1], s[2], s[3])
+                         - network.rgb_mean.flatten()[j]) / network.rgb_std.flatten()[j]
+                stem, bn = network.texture.stem[0], network.texture.stem[1]
+                bn.running_mean -= stem.weight[:, j].sum(dim=(1, 2)) * value
+                stem.weight[:, j] = 0
+    return network
+
+
+def map_check(model: Model, keep: list[str], data: Path) -> dict:
+    """Real-scene figures of a copy of `model` that reads the bands outside `keep` at their mean."""
+    network = without_bands(model, keep)
     card = {k: v for k, v in model.card.data.items() if k != "weights_sha256"}
     with tempfile.TemporaryDirectory() as tmp:
         path = save_model(network, card, Path(tmp) / model.name)

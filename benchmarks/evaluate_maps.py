@@ -5,6 +5,10 @@ Maps each OSCD city scene in ../shared/data with each bundled model (patch class
 `geolulc.mapping.mapcheck` pooled over the scenes (blocks summed), as JSON lines and a Markdown table.
 
     python benchmarks/evaluate_maps.py [--data ../shared/data] [--models dynamic-world ...]
+    python benchmarks/evaluate_maps.py --held-out runs/eurosat-dw/folds
+
+With `--held-out DIR`, each city is mapped by the model in DIR/CITY/, one trained without any
+window of that city (`pipelines/train-eurosat-dw.py --folds`): the figures of places never seen.
 """
 
 from __future__ import annotations
@@ -46,12 +50,16 @@ def pooled(checks: list) -> dict:
             "max_edge_class_excess": max(worst.items(), key=lambda kv: kv[1]) if worst else None}
 
 
-def scene_checks(model: str, data: Path, cities: list[str], out_dir: Path):
-    """(scene, MapCheck) of every date of every city, mapped by `model` at stride 16."""
+def scene_checks(model: str, data: Path, cities: list[str], out_dir: Path, held_out: bool = False):
+    """(scene, MapCheck) of every date of every city, mapped by `model` at stride 16.
+
+    With `held_out`, `model` is a folder and each city is mapped by the model in its sub-folder.
+    """
     for city in cities:
         for date in ("imgs_1", "imgs_2"):
             folder = data / "oscd" / city / date
-            summary = run_map(MapRequest(scenes=[folder], model=model, stride=16,
+            used = str(Path(model) / city) if held_out else model
+            summary = run_map(MapRequest(scenes=[folder], model=used, stride=16,
                                          out_dir=out_dir, name=f"{city}{date}", progress=False)).to_dict()
             yield f"{city}/{date}", evaluate_map(summary["outputs"]["landcover"],
                                                  [load_scene(folder)])
@@ -68,12 +76,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data")
     ap.add_argument("--models", nargs="+", default=bundled_models())
     ap.add_argument("--cities", nargs="+", default=CITIES)
+    ap.add_argument("--held-out", help="folder of per-city models, each trained without its city")
     args = ap.parse_args()
     rows = []
+    runs = [(args.held_out, True)] if args.held_out else [(m, False) for m in args.models]
     with tempfile.TemporaryDirectory() as tmp:
-        for model in args.models:
+        for model, held_out in runs:
             checks = []
-            for scene, check in scene_checks(model, args.data, args.cities, Path(tmp)):
+            for scene, check in scene_checks(model, args.data, args.cities, Path(tmp), held_out):
                 checks.append(check)
                 print(json.dumps({"model": model, "scene": scene, **check.as_dict()}),
                       flush=True)

@@ -4,7 +4,11 @@ Halves the file (2.8 M parameters: 11 MB → 5.6 MB); loading casts them back to
 card beside the weights gets their new SHA-256. Check the
 packed model with `geolulc evaluate --split val` before shipping it. Usage:
 
-    python pipelines/pack-model.py MODEL.safetensors [OUT.safetensors]
+    python pipelines/pack-model.py MODEL.safetensors [OUT.safetensors] [--exact]
+
+With `--exact`, only the tensors that float16 holds exactly are stored as float16 (weights that
+came from a packed model), and the rest stay float32: the packed model computes exactly what
+the unpacked one does.
 """
 
 from __future__ import annotations
@@ -20,15 +24,20 @@ from safetensors.torch import load_file, save_file
 
 
 def main() -> None:
-    src = sys.argv[1]
-    out = sys.argv[2] if len(sys.argv) > 2 else src
+    args = [a for a in sys.argv[1:] if a != "--exact"]
+    exact = "--exact" in sys.argv[1:]
+    src = args[0]
+    out = args[1] if len(args) > 1 else src
     with safe_open(src, "pt") as f:
         metadata = f.metadata()
-    tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(src).items()}
+    tensors = {k: v.half() if v.is_floating_point() and (
+        not exact or torch.equal(v.half().float(), v.float())) else v
+        for k, v in load_file(src).items()}
     for name, value in tensors.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise SystemExit(f"{name} does not fit in float16")
     save_file(tensors, out, metadata=metadata)
+    Path(out).chmod(0o644)  # safetensors writes a private (0600) file
     card = Path(out).with_suffix(".json")
     if card.exists():  # the card carries the digest of its weights, checked at every load
         data = json.loads(card.read_text())

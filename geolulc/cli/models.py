@@ -28,5 +28,8 @@ def models_command(as_json: bool) -> None:
         published = row["metrics"].get("published_overall_accuracy")
         score = (f"validation accuracy {acc:.4f}" if acc is not None else
                  f"published accuracy {published:.2f}" if published is not None else "no accuracy")
-        click.echo(f"{row['name']} ({row['kind']}): {row['level']} {','.join(row['bands'])}; "
-                   f"{len(row['classes'])} classes; {score}; from {row['training_data']}")
+        use = ("for maps" if row["use"] == "maps" else
+               f"benchmark only, not for maps ({'; '.join(row['misses'])} on unseen cities)")
+        click.echo(f"{row['name']} ({row['kind']}, {use}): {row['level']} "
+                   f"{','.join(row['bands'])}; {len(row['classes'])} classes; {score}; "
+                   f"from {row['training_data']}")

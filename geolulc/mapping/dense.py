@@ -45,10 +45,12 @@ def supports(model: Model, stride: int) -> bool:
     """Whether the dense run can replace patch-by-patch inference at this `stride`.
 
     It can when the stride is smaller than the patch and a multiple or a divisor of the network's
-    output stride.
+    output stride, and keeps the chunk's sides a multiple of what the network needs.
     """
     os_ = output_stride(model)
-    return stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)
+    multiple = getattr(model.network, "size_multiple", 1)
+    return (stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)
+            and stride % multiple == 0)
 
 
 class DenseCells(torch.nn.Module):

@@ -37,7 +37,7 @@ from geolulc.io.catalog import (
 )
 from geolulc.io.read import Masking, acquisitions
 from geolulc.io.scenes import Scene, SceneLike
-from geolulc.models.model import AUTO_ORDER, DEFAULT_MODEL, Model, auto_model
+from geolulc.models.model import AUTO_ORDER, DEFAULT_MODEL, Model, auto_model, trust_misses
 from geolulc.models.tiles import HALO, TILE, tile_size
 
 log = logging.getLogger(__name__)
@@ -338,28 +338,13 @@ def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
                           stacklevel=2)
 
 
-#: What a map model must reach on real scenes of places it never saw (issue 22): open water
-#: found, and dry land not called water, in 160 m blocks checked against the scenes' own NDWI.
-OPEN_WATER_RECALL_TARGET = 0.95
-FALSE_WATER_TARGET = 0.02
-
-
 def check_trust(model: Model) -> None:
     """Warn, once per map, when a patch classifier's held-out real-scene figures miss the targets.
 
     The figures are the card's ``metrics.real_scene_held_out_cities`` (places the model never
     trained on); a model without them is not judged here.
     """
-    held_out = model.card.metrics.get("real_scene_held_out_cities")
-    if model.kind != "classifier" or not isinstance(held_out, dict):
-        return
-    recall, false_water = held_out.get("open_water_recall"), held_out.get("false_water")
-    if recall is None or false_water is None:
-        return
-    misses = ([f"open-water recall {recall:.3f} < {OPEN_WATER_RECALL_TARGET}"]
-              if recall < OPEN_WATER_RECALL_TARGET else []) + \
-        ([f"false water {false_water:.3f} > {FALSE_WATER_TARGET}"]
-         if false_water > FALSE_WATER_TARGET else [])
+    misses = trust_misses(model.card)
     if misses:
         warnings.warn(f"model {model.name} misses the real-scene targets on places it never "
                       f"saw ({', '.join(misses)}, its card's held-out cities): its map may call "

@@ -42,11 +42,12 @@ BAND_GROUPS = {
 
 
 def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
-    """`data` with every band of the model outside `keep` replaced by its normalisation mean.
+    """`data` with every band of the model outside `keep` replaced by its mean.
 
-    The mean of the model's input normalisation for that band is zero after normalisation: the
-    network then gets no information from it, which is what "accuracy without these bands" means
-    for a network with fixed inputs.
+    The mean is the training patches' mean DN where the card records it (``training.band_mean_dn``),
+    else the mean of the model's input normalisation, which is zero after normalisation: either way
+    the network gets no information from the band, which is what "accuracy without these bands"
+    means for a network with fixed inputs.
     """
     unknown = sorted(set(keep) - set(model.bands))
     if unknown:
@@ -55,11 +56,16 @@ def remove_bands(model: Model, data: PatchSet, keep: list[str]) -> PatchSet:
     spec = model.card.input
     if spec.kind != "linear":
         raise ParameterError(f"`bands` needs a patch classifier; {model.name} is not one")
+    recorded = model.card.training.get("band_mean_dn")
     x = data.x.astype(np.float32, copy=True)
     for band in model.bands:
         if band in keep or band not in data.bands:
             continue
-        mean = spec.mean[model.bands.index(band)]
+        i = model.bands.index(band)
+        if recorded and data.kind != "rgb":
+            x[:, data.bands.index(band)] = float(recorded[i])
+            continue
+        mean = spec.mean[i]
         x[:, data.bands.index(band)] = mean if data.kind == "rgb" else \
             (mean - spec.dn_offset) / spec.dn_scale
     return PatchSet(x, data.y, data.classes, data.bands, data.kind, data.files, data.root,

@@ -529,6 +529,30 @@ def band_indices(available: list[str], wanted: list[str]) -> np.ndarray:
     return np.array([available.index(b) for b in wanted])
 
 
+#: What a map model must reach on real scenes of places it never saw (issue 22): open water
+#: found, and dry land not called water, in 160 m blocks checked against the scenes' own NDWI.
+OPEN_WATER_RECALL_TARGET = 0.95
+FALSE_WATER_TARGET = 0.02
+
+
+def trust_misses(card: ModelCard) -> list[str]:
+    """The held-out real-scene targets a patch classifier's card misses (empty: none missed).
+
+    The figures are the card's ``metrics.real_scene_held_out_cities`` (places the model never
+    trained on); a model without them is not judged.
+    """
+    held_out = card.metrics.get("real_scene_held_out_cities")
+    if card.kind != "classifier" or not isinstance(held_out, dict):
+        return []
+    recall, false_water = held_out.get("open_water_recall"), held_out.get("false_water")
+    if recall is None or false_water is None:
+        return []
+    return ([f"open-water recall {recall:.3f} < {OPEN_WATER_RECALL_TARGET}"]
+            if recall < OPEN_WATER_RECALL_TARGET else []) + \
+        ([f"false water {false_water:.3f} > {FALSE_WATER_TARGET}"]
+         if false_water > FALSE_WATER_TARGET else [])
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """A bundled model as `geolulc models` lists it, from its card."""
@@ -542,6 +566,10 @@ class ModelInfo:
     metrics: dict[str, Any]
     """Measured figures of the card (validation accuracy, real-scene checks …)."""
     patches_per_s_cpu: float | None
+    use: str
+    """"maps", or "benchmark" for a patch classifier whose maps of unseen places miss the targets."""
+    misses: list[str]
+    """The held-out real-scene targets it misses."""
 
     def to_dict(self) -> dict[str, Any]:
         """As `geolulc models --json` prints it."""
@@ -558,5 +586,6 @@ def bundled_model_info() -> list[ModelInfo]:
             classes=card.classes,
             training_data=card.training.get("data") or card.data.get("source", {}).get("project"),
             metrics=card.metrics,
-            patches_per_s_cpu=card.data.get("throughput", {}).get("cpu_patches_per_s")))
+            patches_per_s_cpu=card.data.get("throughput", {}).get("cpu_patches_per_s"),
+            use="benchmark" if trust_misses(card) else "maps", misses=trust_misses(card)))
     return rows
