@@ -19,9 +19,14 @@ head on their window means is trained here, from
 
 With `--folds`, one model per OSCD city is also trained on the windows of the other cities only
 (OUT/folds/CITY/), for `benchmarks/evaluate_maps.py --held-out OUT/folds`: every city is then
-checked by a model that never saw it. Features are cached in OUT/features.npz. Usage:
+checked by a model that never saw it. Features are cached in OUT/*-features.npz. The bundled
+model is the one of window weight 10 (the candidates' held-out figures are in docs/models.md),
+its weights packed losslessly by `python pipelines/pack-model.py … --exact`. Usage:
 
-    python pipelines/train-eurosat-dw.py [--data ../shared/data] [--out runs/eurosat-dw] [--folds]
+    mkdir -p runs/rgb100 && for x in json safetensors; do git show \
+      2d95a55:geolulc/models/bundled/eurosat-rgb.$x > runs/rgb100/eurosat-rgb-100.$x; done
+    python pipelines/train-eurosat-dw.py [--data ../shared/data] [--out runs/eurosat-dw] \
+      [--window-weight 10] [--folds]
 """
 
 from __future__ import annotations
@@ -252,9 +257,11 @@ def main() -> None:
                 "n_train": int(len(y_train)), "n_val": int(len(val)),
                 "window_weight": args.window_weight, "window_cities": used,
                 "counterparts": {k: list(v) for k, v in COUNTERPARTS.items()},
-                "frozen": ["dynamic-world", str(args.texture)],
+                "frozen": ["dynamic-world", "eurosat-rgb of git 2d95a55 (100 epochs, 97.94 %)"],
                 "band_mean_dn": [round(float(v), 1) for v in band_mean],
             },
+            "license": "Apache-2.0 (the Dynamic World weights it contains; eurosat-dw.LICENSE)",
+            "notice": dw.card.data["notice"],
             "metrics": {"val_accuracy": val_acc, "n_val": int(len(val))},
             "weights_sha256": "",
         }

@@ -46,8 +46,10 @@ def test_models_command():
     assert len(rows["eurosat-ms"]["bands"]) == 13
     assert rows["eurosat-rgb"]["metrics"]["n_val"] > 4000
     text = run_cli("models").stdout
-    assert "eurosat-rgb (classifier): L1C B04,B03,B02" in text
-    assert "dynamic-world (segmenter): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
+    assert "eurosat-rgb (classifier, benchmark only, not for maps (false water 0.093 > 0.02 on " \
+        "unseen cities)): L1C B04,B03,B02" in text
+    assert "eurosat-dw (classifier, for maps): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
+    assert "dynamic-world (segmenter, for maps): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
     assert rows["dynamic-world"]["kind"] == "segmenter" and len(rows["dynamic-world"]["classes"]) == 9
 
 

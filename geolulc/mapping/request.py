@@ -37,7 +37,14 @@ from geolulc.io.catalog import (
 )
 from geolulc.io.read import Masking, acquisitions
 from geolulc.io.scenes import Scene, SceneLike
-from geolulc.models.model import AUTO_ORDER, DEFAULT_MODEL, Model, auto_model, trust_misses
+from geolulc.models.model import (
+    AUTO_ORDER,
+    DEFAULT_MODEL,
+    MAP_CLASSIFIER,
+    Model,
+    auto_model,
+    trust_misses,
+)
 from geolulc.models.tiles import HALO, TILE, tile_size
 
 log = logging.getLogger(__name__)
@@ -348,5 +355,6 @@ def check_trust(model: Model) -> None:
     if misses:
         warnings.warn(f"model {model.name} misses the real-scene targets on places it never "
                       f"saw ({', '.join(misses)}, its card's held-out cities): its map may call "
-                      f"land water or water land; the default model ({AUTO_ORDER[0]}) is the "
-                      "one to trust for maps", TrustWarning, stacklevel=2)
+                      f"land water or water land; for maps use the default model "
+                      f"({AUTO_ORDER[0]}) or, for the EuroSAT legend, {MAP_CLASSIFIER}",
+                      TrustWarning, stacklevel=2)

@@ -180,19 +180,30 @@ class DynamicWorldFusion(nn.Module):
     The network takes scene DNs of Dynamic World's nine bands (the card's input is the identity)
     and prepares each branch's input itself, with the constants of the two source models. Both
     branches end in 16-pixel cells, so a dense map averages them over a window like any patch
-    classifier. The Dynamic World branch sees `CONTEXT` pixels around its input, mirrored
-    when a patch comes alone, so the features of a lone patch and of a map window agree closely.
+    classifier. Both branches see context around their input (`CONTEXT`, `TEXTURE_CONTEXT`),
+    mirrored when a patch comes alone, so a lone patch and the same window of a map agree.
     """
 
     kind = "classifier"
     #: Pixels of context the Dynamic World branch sees on each side (its receptive field).
     CONTEXT = 24
+    #: Pixels of context the RGB branch sees on each side, two of its cells (without it a lone
+    #: patch's zero border moved its features by half their norm from those of the same window
+    #: in a scene, and dense and patch-by-patch maps of Hong Kong agreed on 57 % of the cells).
+    TEXTURE_CONTEXT = 32
     #: Side of the cells both branches end in.
     CELL = 16
     #: Inputs must have an even height and width (Dynamic World halves them).
     size_multiple = 2
     #: Positions of B04, B03, B02 among Dynamic World's bands (B02 B03 B04 B05 B06 B07 B08 B11 B12).
     RGB = (2, 1, 0)
+    # each branch's input preparation, from its source model's card (buffers, loaded with the weights)
+    rgb_scale: torch.Tensor  # dn_scale, dn_offset, clip low, clip high
+    rgb_mean: torch.Tensor
+    rgb_std: torch.Tensor
+    dw_scale: torch.Tensor
+    dw_p30: torch.Tensor
+    dw_p70: torch.Tensor
 
     def __init__(self, in_channels: int = 9, num_classes: int = 10,
                  widths: tuple[int, ...] = (32, 64, 128, 256),
@@ -204,8 +215,7 @@ class DynamicWorldFusion(nn.Module):
         self.trunk.head = nn.Identity()  # type: ignore[assignment]
         self.stem = nn.Identity()  # the layout `geolulc.mapping.dense` runs: stem, features, head
         self.head = nn.Linear(widths[-1] + 144, num_classes)
-        # each branch's input preparation, from its source model's card (loaded with the weights)
-        self.register_buffer("rgb_scale", torch.ones(4))  # dn_scale, dn_offset, clip low, high
+        self.register_buffer("rgb_scale", torch.ones(4))
         self.register_buffer("rgb_mean", torch.zeros(1, 3, 1, 1))
         self.register_buffer("rgb_std", torch.ones(1, 3, 1, 1))
         self.register_buffer("dw_scale", torch.ones(1))
@@ -218,17 +228,19 @@ class DynamicWorldFusion(nn.Module):
         x = torch.sigmoid(5 * (x - self.dw_p30) / self.dw_p70 - 1)
         c = self.CONTEXT
         f = self.trunk.features(self.trunk.input_stage(F.pad(x, (c, c, c, c), mode="reflect")))
-        return f[:, :, c:f.shape[2] - c, c:f.shape[3] - c]
+        # constant bounds only: a converted network must not keep the shape it was traced with
+        return f[:, :, c:-c, c:-c]
 
     def features(self, dn: torch.Tensor) -> torch.Tensor:
-        """Both branches' features per 16-pixel cell (N, 256 + 144, H/16, W/16)."""
-        s = self.rgb_scale
+        """Both branches' features per 16-pixel cell (N, 256 + 144, ⌈H/16⌉, ⌈W/16⌉)."""
+        s, t = self.rgb_scale, self.TEXTURE_CONTEXT
         rgb = torch.clamp(dn[:, list(self.RGB)] * s[0] + s[1], min=s[2], max=s[3])
-        texture = self.texture.features(self.texture.stem((rgb - self.rgb_mean) / self.rgb_std))
-        spectra = F.avg_pool2d(self.trunk_features(dn), self.CELL)
-        h = min(texture.shape[2], spectra.shape[2])
-        w = min(texture.shape[3], spectra.shape[3])
-        return torch.cat([texture[:, :, :h, :w], spectra[:, :, :h, :w]], dim=1)
+        rgb = F.pad((rgb - self.rgb_mean) / self.rgb_std, (t, t, t, t), mode="reflect")
+        cells = t // self.CELL
+        texture = self.texture.features(self.texture.stem(rgb))[:, :, cells:-cells, cells:-cells]
+        # the ResNet's strided convolutions give ⌈H/16⌉ cells; so does a ceil-mode pooling
+        spectra = F.avg_pool2d(self.trunk_features(dn), self.CELL, ceil_mode=True)
+        return torch.cat([texture, spectra], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) of a batch of DN patches: mean features over the patch, then the head."""

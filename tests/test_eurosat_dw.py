@@ -1,0 +1,80 @@
+"""The EuroSAT-legend map model (issue 22): Dynamic World's spectra beside RGB texture."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import geolulc
+from geolulc.errors import TrustWarning
+from geolulc.io.rasters import NODATA
+from geolulc.io.scenes import load_scene
+from geolulc.mapping.mapcheck import evaluate_map
+from geolulc.mapping.request import check_trust
+from geolulc.models.model import MAP_CLASSIFIER, load_model, trust_misses
+from geolulc.models.network import DynamicWorldFusion
+
+
+def test_it_is_dynamic_world_frozen_with_a_head_and_passes_the_held_out_targets():
+    model = load_model("eurosat-dw")
+    dw = load_model("dynamic-world")
+    assert MAP_CLASSIFIER == "eurosat-dw" and isinstance(model.network, DynamicWorldFusion)
+    assert model.bands == dw.bands and model.patch_size == 64
+    trunk = model.network.trunk.state_dict()
+    for key, value in dw.network.state_dict().items():  # the trunk is Dynamic World, unchanged
+        if not key.startswith("head."):
+            assert torch.equal(trunk[key], value), key
+    held_out = model.card.metrics["real_scene_held_out_cities"]
+    assert held_out["open_water_recall"] >= 0.95 and held_out["false_water"] <= 0.02
+    assert "leave-one-city-out" in held_out["how"] and trust_misses(model.card) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrustWarning)
+        check_trust(model)
+    uses = {info.name: info.use for info in geolulc.list_models()}
+    assert uses["eurosat-dw"] == "maps" and uses["dynamic-world"] == "maps"
+    assert uses["eurosat-rgb"] == "benchmark" and uses["eurosat-ms"] == "benchmark"
+
+
+def test_a_lone_patch_sees_its_mirror_image_as_context():
+    """A lone patch is padded by reflection before the trunk, so its features equal those of
+    the same patch inside its mirrored surroundings, never of a zero border."""
+    net = load_model("eurosat-dw").network
+    rng = np.random.default_rng(0)
+    patch = torch.from_numpy(rng.integers(200, 3000, (1, 9, 64, 64)).astype(np.float32))
+    c = net.CONTEXT
+    mirrored = torch.nn.functional.pad(patch, (c, c, c, c), mode="reflect")
+    with torch.inference_mode():
+        lone = net.trunk_features(patch)
+        inside = net.trunk_features(mirrored)[:, :, c:c + 64, c:c + 64]
+        zero_border = net.trunk.features(net.trunk.input_stage(
+            torch.sigmoid(5 * (torch.log1p(patch * net.dw_scale) - net.dw_p30) / net.dw_p70 - 1)))
+    assert lone.shape == (1, 144, 64, 64)
+    edge = (slice(None), slice(None), slice(0, 8))
+    assert (lone[edge] - inside[edge]).abs().max() < 0.05  # the mirror's own edge is farther out
+    assert (lone[edge] - zero_border[edge]).abs().max() > 0.05
+
+
+def test_held_out_patches_reach_the_target(data_dir, tmp_path):
+    """`evaluate --split val`: the 54 real 13-band patches its training held out, ≥ 98 %."""
+    result = geolulc.evaluate(model="eurosat-dw", data=data_dir / "eurosat" / "ms", split="val",
+                              out_dir=tmp_path)
+    assert result.n == 54 and result.accuracy >= 0.98
+    assert result.accuracy == pytest.approx(load_model("eurosat-dw").card.metrics["val_accuracy"])
+
+
+def test_a_coastal_map_finds_the_sea_and_the_dense_run_agrees_with_patches(data_dir, tmp_path):
+    """Hong Kong at stride 16: the sea (NDWI) is River/SeaLake, and the dense run, which computes
+    the features once over the chunk, labels the cells as classifying each window alone does."""
+    scene = data_dir / "oscd" / "hongkong" / "imgs_1"
+    dense = geolulc.classify(scenes=[scene], model="eurosat-dw",
+                             options=geolulc.MapOptions(stride=16, progress=False))
+    alone = geolulc.classify(scenes=[scene], model="eurosat-dw",
+                             options=geolulc.MapOptions(stride=16, progress=False, dense=False))
+    valid = (dense.labels != NODATA) & (alone.labels != NODATA)
+    assert valid.sum() > 500
+    agreement = float((dense.labels[valid] == alone.labels[valid]).mean())
+    assert agreement >= 0.9, agreement
+    written = geolulc.write(dense, out_dir=tmp_path)
+    check = evaluate_map(written["landcover"], [load_scene(scene)])
+    assert check.open_water_blocks > 100 and check.open_water_recall >= 0.95
