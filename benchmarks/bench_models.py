@@ -1,6 +1,6 @@
 """Inference throughput of the bundled models (patches/s), on this machine.
 
-    python benchmarks/bench_models.py [--device cpu] [--batch 256] [--update-cards]
+    python benchmarks/bench_models.py [--device cpu] [--batch 256] [--update-cards] [--models …]
 
 With --update-cards the measured CPU throughput is written into each bundled model card
 (`throughput.cpu_patches_per_s`), where `geolulc models` shows it.
@@ -38,10 +38,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--patches", type=int, default=4096)
     parser.add_argument("--update-cards", action="store_true")
+    parser.add_argument("--models", nargs="+", default=None, help="bundled models (default: all)")
     args = parser.parse_args()
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     rows = {}
-    for name in bundled_models():
+    for name in args.models or bundled_models():
         rate = throughput(name, args.device, args.batch, args.patches)
         rows[name] = round(rate, 1)
         if args.update_cards and args.device == "cpu":

@@ -26,7 +26,7 @@ its weights packed losslessly by `python pipelines/pack-model.py … --exact`. U
     mkdir -p runs/rgb100 && for x in json safetensors; do git show \
       2d95a55:geolulc/models/bundled/eurosat-rgb.$x > runs/rgb100/eurosat-rgb-100.$x; done
     python pipelines/train-eurosat-dw.py [--data ../shared/data] [--out runs/eurosat-dw] \
-      [--window-weight 10] [--folds]
+      [--window-weight 10] [--folds]     (10 is the default and the bundled model's)
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data")
     ap.add_argument("--out", type=Path, default=Path("runs/eurosat-dw"))
-    ap.add_argument("--window-weight", type=float, default=1.0)
+    ap.add_argument("--window-weight", type=float, default=10.0)
     ap.add_argument("--folds", action="store_true", help="also one model per held-out city")
     ap.add_argument("--texture", default="runs/rgb100/eurosat-rgb-100.json",
                     help="the RGB model whose features are the texture branch")
@@ -251,7 +251,8 @@ def main() -> None:
                          "out; all 77 of ms-extra) in 8 flips and rotations"
                          + (f", and Dynamic World's class shares of {int(windows.sum())} real "
                             f"OSCD L1C windows of {len(used)} cities" if used else "")),
-                "recipe": "python pipelines/train-eurosat-dw.py", "note": note,
+                "recipe": f"python pipelines/train-eurosat-dw.py --window-weight "
+                          f"{args.window_weight:g}", "note": note,
                 "data_fingerprint": fingerprint(ms.files, args.data / "eurosat/ms"),
                 "excluded_names": [], "val_fraction": VAL_FRACTION, "seed": SEED,
                 "n_train": int(len(y_train)), "n_val": int(len(val)),

@@ -11,6 +11,7 @@ import torch
 from geolulc.core.device import resolve_precision
 from geolulc.models.engines import code_digest, make_runner, resolve_engine
 from geolulc.models.model import Model, ProbabilityNet, predict_probabilities, prepare_input
+from geolulc.models.network import halve_antialiased
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class Classifier:
                       for i, part in enumerate(parts)]
             key = None
             if self.model.digest:  # models built in memory (training) are never cached
-                code = code_digest(prepare_input, type(self.model.network), type(module),
+                kinds = {type(m) for m in self.model.network.modules()}
+                code = code_digest(prepare_input, halve_antialiased, type(module),
+                                   *sorted(kinds, key=lambda k: k.__qualname__),
                                    *(type(part) for part in parts))
                 key = f"{self.model.digest}-{name}-{code}"
             self._runners[name] = make_runner(stages, example, self.engine, self.device, key)

@@ -252,8 +252,8 @@ def bundled_models() -> list[str]:
 def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
     """The best bundled model of these kinds for inputs with these bands.
 
-    dynamic-world where its nine bands exist (for patches: eurosat-dw, on the same bands); then
-    13-band L1C → eurosat-ms; RGB → eurosat-rgb.
+    dynamic-world where its nine bands exist (for patches: eurosat-dw, on the same bands); for
+    RGB alone eurosat-rgb (eurosat-ms only where a card of eurosat-dw is missing).
     """
     for name in AUTO_ORDER:
         path = BUNDLED_DIR / f"{name}.json"

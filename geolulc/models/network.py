@@ -65,10 +65,13 @@ class PatchResNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(cin, num_classes)
 
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features (N, width) of a batch of patches: what the head reads."""
+        return self.pool(self.features(self.stem(x))).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) of a batch of patches: features, global average pooling, head."""
-        x = self.pool(self.features(self.stem(x))).flatten(1)
-        return self.head(self.dropout(x))
+        return self.head(self.dropout(self.embedding(x)))
 
 
 class ConvMish(nn.Module):
@@ -242,9 +245,13 @@ class DynamicWorldFusion(nn.Module):
         spectra = F.avg_pool2d(self.trunk_features(dn), self.CELL, ceil_mode=True)
         return torch.cat([texture, spectra], dim=1)
 
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean features (N, 400) of a batch of DN patches: what the head reads."""
+        return self.features(x).mean(dim=(2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) of a batch of DN patches: mean features over the patch, then the head."""
-        return self.head(self.features(x).mean(dim=(2, 3)))
+        return self.head(self.embedding(x))
 
 
 ARCHITECTURES: dict[str, type[PatchResNet] | type[DynamicWorldNet] | type[DynamicWorldFusion]] = {

@@ -41,7 +41,7 @@ from geolulc.models.patchdata import PatchSet, stratified_split
 from geolulc.models.train import load_checkpoint
 
 if TYPE_CHECKING:
-    from geolulc.models.network import PatchResNet
+    from geolulc.models.network import DynamicWorldFusion, PatchResNet
 
 log = logging.getLogger(__name__)
 
@@ -427,12 +427,12 @@ def judge(gen: Generator, card: SynthCard, data: PatchSet, classifier: str,
     def features(patches: PatchSet) -> np.ndarray:
         units, scaled = model_inputs(model, patches)
         net = ProbabilityNet(model, scaled)
-        network = cast("PatchResNet", model.network)  # a patch classifier, checked above
+        network = cast("PatchResNet | DynamicWorldFusion", model.network)  # checked above
         out = []
         with torch.no_grad():
             for i in range(0, len(units), 256):
                 h = net.prepared(torch.from_numpy(units[i:i + 256]))
-                out.append(network.pool(network.features(network.stem(h))).flatten(1).numpy())
+                out.append(network.embedding(h).numpy())
         return np.concatenate(out).astype(np.float64)
 
     real_f, fake_f = features(data), features(fake)
