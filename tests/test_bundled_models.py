@@ -32,11 +32,19 @@ def test_real_patches_of_every_class(data_dir, name, folder, suffix, tmp_path):
     paths = []
     for cls in EUROSAT_CLASSES:
         paths += sorted((data_dir / "eurosat" / folder / cls).glob(f"*.{suffix}"))[-3:]
-    result = run_cli("classify", *map(str, paths), "--json")  # --model auto picks by bands
+    result = run_cli("classify", *map(str, paths), "--model", name, "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     correct = sum(r["class"] == r["path"].split("/")[-2] for r in rows)
     assert correct / len(rows) >= 0.8, (name, correct)
+
+
+def test_auto_classifies_patches_with_the_fast_classifier_of_their_bands():
+    """`auto` for patches: eurosat-ms for 13 bands, eurosat-rgb for RGB (eurosat-dw by name)."""
+    from geolulc.models.model import auto_model
+
+    assert auto_model(set(load_model("eurosat-ms").bands), ("classifier",)) == "eurosat-ms"
+    assert auto_model({"B04", "B03", "B02"}, ("classifier",)) == "eurosat-rgb"
 
 
 def test_models_command():

@@ -87,9 +87,9 @@ def test_patches_are_classified_as_the_api_classifies_them(server, data_dir):
     answer = httpx.post(f"{server}/classify", files=[("files", (p.name, p.read_bytes(),
                                                                  "image/tiff")) for p in tifs])
     assert answer.status_code == 200, answer.text
-    expected = geolulc.classify_patches(tifs, model="eurosat-dw", precision="auto")
+    expected = geolulc.classify_patches(tifs, model="eurosat-ms", precision="auto")
     for got, want in zip(answer.json(), expected, strict=True):
-        assert got["model"] == "eurosat-dw" and got["class"] == want.label
+        assert got["model"] == "eurosat-ms" and got["class"] == want.label
         for name, p in want.probabilities.items():
             assert got["probabilities"][name] == pytest.approx(p, abs=2e-4)
     rgb = httpx.post(f"{server}/classify", params={"model": "eurosat-rgb"},
@@ -112,7 +112,7 @@ def test_fifty_concurrent_requests_are_all_answered(server, data_dir):
         classes = list(pool.map(ask, patches))
     import geolulc
 
-    assert classes == [p.label for p in geolulc.classify_patches(patches, model="eurosat-dw")]
+    assert classes == [p.label for p in geolulc.classify_patches(patches, model="eurosat-ms")]
     assert time.monotonic() - t0 < 120
 
 

@@ -36,7 +36,7 @@ FORMAT = "geolulc-model"
 FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 #: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
-AUTO_ORDER = ("dynamic-world", "eurosat-dw", "eurosat-ms", "eurosat-rgb")
+AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
 #: The bundled EuroSAT-legend classifier whose maps hold on places it never saw.
 MAP_CLASSIFIER = "eurosat-dw"
 KINDS = ("classifier", "segmenter")
@@ -252,8 +252,9 @@ def bundled_models() -> list[str]:
 def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
     """The best bundled model of these kinds for inputs with these bands.
 
-    dynamic-world where its nine bands exist (for patches: eurosat-dw, on the same bands); for
-    RGB alone eurosat-rgb (eurosat-ms only where a card of eurosat-dw is missing).
+    dynamic-world where its nine bands exist; for patches 13-band L1C → eurosat-ms (1,030 patches/s
+    on two cores; eurosat-dw, by name, is 1.9 points more accurate at 94 patches/s); RGB →
+    eurosat-rgb.
     """
     for name in AUTO_ORDER:
         path = BUNDLED_DIR / f"{name}.json"
