@@ -47,7 +47,7 @@ def split_folder(rgb: Path, out: Path, fraction: float, seed: int) -> tuple[Path
             for f in group:
                 link = folder / cls.name / f.name
                 if not link.exists():
-                    link.symlink_to(f)
+                    link.symlink_to(f.resolve())  # a relative --data would dangle
     return held, subset
 
 
