@@ -79,20 +79,18 @@ def without_bands(model: Model, keep: list[str]) -> torch.nn.Module:
             for i in removed:
                 network.stem[0].weight[:, i] = 0
         return network
-    mean_dn = torch.tensor(model.card.training["band_mean_dn"])
+    mean_dn = torch.tensor(model.card.training["band_mean_dn"]).view(1, -1, 1, 1)
     with torch.no_grad():
-        prepared = torch.sigmoid(5 * (torch.log1p(mean_dn * network.dw_scale)
-                                      - network.dw_p30.flatten()) / network.dw_p70.flatten() - 1)
+        prepared = network.trunk_input(mean_dn).flatten()
+        rgb = network.texture_input(mean_dn).flatten()
         conv = network.trunk.stem.conv
         for i in removed:
             conv.bias += conv.weight[:, i].sum(dim=(1, 2)) * prepared[i]
             conv.weight[:, i] = 0
             if i in network.RGB:
-                j, s = network.RGB.index(i), network.rgb_scale
-                value = (torch.clamp(mean_dn[i] * s[0] + s[1], s[2], s[3])
-                         - network.rgb_mean.flatten()[j]) / network.rgb_std.flatten()[j]
+                j = network.RGB.index(i)
                 stem, bn = network.texture.stem[0], network.texture.stem[1]
-                bn.running_mean -= stem.weight[:, j].sum(dim=(1, 2)) * value
+                bn.running_mean -= stem.weight[:, j].sum(dim=(1, 2)) * rgb[j]
                 stem.weight[:, j] = 0
     return network
 

@@ -45,6 +45,7 @@ from shapely.geometry import Point, shape
 
 import geolulc
 from geolulc.api import read
+from geolulc.core.classes import EUROSAT_COLORS
 from geolulc.core.windows import fill_unclear
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.model import load_model, save_model
@@ -240,9 +241,7 @@ def main() -> None:
             "format": "geolulc-model", "format_version": 1, "name": name, "kind": "classifier",
             "architecture": {"name": "dynamic-world-fusion"}, "bands": dw.bands,
             "processing_level": "L1C", "input": IDENTITY_INPUT, "classes": ms.classes,
-            "colors": [list(c) for c in json.loads(
-                (Path(geolulc.__file__).parent / "models/bundled/eurosat-ms.json").read_text()
-            )["colors"]],
+            "colors": [list(EUROSAT_COLORS[c]) for c in ms.classes],
             "patch_size": SIZE, "geolulc_version": geolulc.__version__,
             "training": {
                 "data": ("a linear head on the frozen features of dynamic-world and of the "

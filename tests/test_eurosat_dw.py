@@ -48,8 +48,7 @@ def test_a_lone_patch_sees_its_mirror_image_as_context():
     with torch.inference_mode():
         lone = net.trunk_features(patch)
         inside = net.trunk_features(mirrored)[:, :, c:c + 64, c:c + 64]
-        zero_border = net.trunk.features(net.trunk.input_stage(
-            torch.sigmoid(5 * (torch.log1p(patch * net.dw_scale) - net.dw_p30) / net.dw_p70 - 1)))
+        zero_border = net.trunk.features(net.trunk.input_stage(net.trunk_input(patch)))
     assert lone.shape == (1, 144, 64, 64)
     edge = (slice(None), slice(None), slice(0, 8))
     assert (lone[edge] - inside[edge]).abs().max() < 0.05  # the mirror's own edge is farther out
@@ -68,9 +67,7 @@ def test_the_rgb_branch_sees_mirrored_context_and_any_size_gives_whole_cells():
         lone = net.features(patch)
         inside = net.features(torch.nn.functional.pad(patch, (t, t, t, t), mode="reflect"))
         odd = net.features(torch.rand(1, 9, 66, 98) * 3000)
-        s = net.rgb_scale
-        rgb = torch.clamp(patch[:, list(net.RGB)] * s[0] + s[1], min=s[2], max=s[3])
-        zero_border = net.texture.features(net.texture.stem((rgb - net.rgb_mean) / net.rgb_std))
+        zero_border = net.texture.features(net.texture.stem(net.texture_input(patch)))
     assert lone.shape == (1, 400, 4, 4) and odd.shape == (1, 400, 5, 7)
     target = inside[:, :256, cells:-cells, cells:-cells].mean(dim=(2, 3))
     with_context = (lone[:, :256].mean(dim=(2, 3)) - target).norm()

@@ -585,11 +585,12 @@ def bundled_model_info() -> list[ModelInfo]:
     rows = []
     for name in bundled_models():
         card = read_card(BUNDLED_DIR / f"{name}.json")
+        misses = trust_misses(card)
         rows.append(ModelInfo(
             name=name, kind=card.kind, bands=card.bands, level=card.processing_level,
             classes=card.classes,
             training_data=card.training.get("data") or card.data.get("source", {}).get("project"),
             metrics=card.metrics,
             patches_per_s_cpu=card.data.get("throughput", {}).get("cpu_patches_per_s"),
-            use="benchmark" if trust_misses(card) else "maps", misses=trust_misses(card)))
+            use="benchmark" if misses else "maps", misses=misses))
     return rows

@@ -225,20 +225,28 @@ class DynamicWorldFusion(nn.Module):
         self.register_buffer("dw_p30", torch.zeros(1, in_channels, 1, 1))
         self.register_buffer("dw_p70", torch.ones(1, in_channels, 1, 1))
 
+    def trunk_input(self, dn: torch.Tensor) -> torch.Tensor:
+        """DNs (N, 9, H, W) as Dynamic World takes them (its card's log-sigmoid scaling)."""
+        return torch.sigmoid(5 * (torch.log1p(dn * self.dw_scale) - self.dw_p30) / self.dw_p70 - 1)
+
+    def texture_input(self, dn: torch.Tensor) -> torch.Tensor:
+        """B04/B03/B02 of DNs (N, 9, H, W) as the RGB ResNet takes them (JPEG scaling, standardised)."""
+        s = self.rgb_scale
+        rgb = torch.clamp(dn[:, list(self.RGB)] * s[0] + s[1], min=s[2], max=s[3])
+        return (rgb - self.rgb_mean) / self.rgb_std
+
     def trunk_features(self, dn: torch.Tensor) -> torch.Tensor:
         """Dynamic World's features per pixel (N, 144, H, W), with `CONTEXT` mirrored around."""
-        x = torch.log1p(dn * self.dw_scale)
-        x = torch.sigmoid(5 * (x - self.dw_p30) / self.dw_p70 - 1)
         c = self.CONTEXT
-        f = self.trunk.features(self.trunk.input_stage(F.pad(x, (c, c, c, c), mode="reflect")))
+        x = F.pad(self.trunk_input(dn), (c, c, c, c), mode="reflect")
+        f = self.trunk.features(self.trunk.input_stage(x))
         # constant bounds only: a converted network must not keep the shape it was traced with
         return f[:, :, c:-c, c:-c]
 
     def features(self, dn: torch.Tensor) -> torch.Tensor:
         """Both branches' features per 16-pixel cell (N, 256 + 144, ⌈H/16⌉, ⌈W/16⌉)."""
-        s, t = self.rgb_scale, self.TEXTURE_CONTEXT
-        rgb = torch.clamp(dn[:, list(self.RGB)] * s[0] + s[1], min=s[2], max=s[3])
-        rgb = F.pad((rgb - self.rgb_mean) / self.rgb_std, (t, t, t, t), mode="reflect")
+        t = self.TEXTURE_CONTEXT
+        rgb = F.pad(self.texture_input(dn), (t, t, t, t), mode="reflect")
         cells = t // self.CELL
         texture = self.texture.features(self.texture.stem(rgb))[:, :, cells:-cells, cells:-cells]
         # the ResNet's strided convolutions give ⌈H/16⌉ cells; so does a ceil-mode pooling
