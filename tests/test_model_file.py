@@ -20,6 +20,16 @@ def test_round_trip_keeps_weights_and_card(tiny_model, tmp_path):
     assert json.loads(copy_path.read_text()) == model.card.data
 
 
+def test_a_run_name_with_dots_keeps_them(tiny_model, tmp_path):
+    """`--name eurosat-rgb-1.5` writes eurosat-rgb-1.5.json, not eurosat-rgb-1.json."""
+    model = load_model(tiny_model)
+    card = save_model(model.network, model.card, tmp_path / "eurosat-rgb-1.5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eurosat-rgb-1.5.json",
+                                                          "eurosat-rgb-1.5.safetensors"]
+    assert card.name == "eurosat-rgb-1.5.json"
+    assert load_model(tmp_path / "eurosat-rgb-1.5").card.data == model.card.data
+
+
 def test_tiny_model_learned_brightness(tiny_model):
     """A real (small) training run: the three brightness levels are told apart."""
     model = load_model(tiny_model)

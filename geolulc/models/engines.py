@@ -164,7 +164,8 @@ class OpenVINORunner:
         import openvino as ov
 
         base = cache_dir() / "openvino" / f"{key}-{ov.__version__.split('-')[0]}"
-        return base.with_suffix(".xml"), base.with_suffix(".bin"), base.with_suffix(".sha256")
+        xml, weights, digest = (base.with_name(base.name + ext) for ext in (".xml", ".bin", ".sha256"))
+        return xml, weights, digest
 
     def _cached(self, key: str) -> ov.Model | None:
         xml, weights, digest = self._paths(key)

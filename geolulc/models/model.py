@@ -232,7 +232,7 @@ def save_model(network: torch.nn.Module, card: ModelCard | dict[str, Any], path:
     stem = Path(path)
     if stem.suffix in (".json", ".safetensors"):
         stem = stem.with_suffix("")
-    weights = stem.with_suffix(".safetensors")
+    weights, card_path = (stem.with_name(stem.name + ext) for ext in (".safetensors", ".json"))
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     with atomic_path(weights) as tmp:
         # One metadata key: safetensors writes a map's keys in a random order, and the card's
@@ -240,8 +240,8 @@ def save_model(network: torch.nn.Module, card: ModelCard | dict[str, Any], path:
         save_file(tensors, str(tmp), metadata={"format": str(card.get("format", FORMAT))})
         make_ordinary(tmp)  # safetensors replaces the file with a private (0600) one
         card = {**card, "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
-    write_text_atomic(stem.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
-    return stem.with_suffix(".json")
+    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
+    return card_path
 
 
 def bundled_models() -> list[str]:
@@ -280,8 +280,10 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
             raise ModelError(f"model folder {path} must hold exactly one NAME.json + "
                                f"NAME.safetensors pair (found {len(cards)})")
         return cards[0]
-    if path.suffix in (".safetensors", ""):
+    if path.suffix == ".safetensors":
         path = path.with_suffix(".json")
+    elif path.suffix != ".json":  # a stem, whose name may hold dots ("run-1.5")
+        path = path.with_name(path.name + ".json")
     if not path.exists():
         known = ", ".join(bundled_models()) or "none"
         raise ModelError(f"model {text!r} not found (bundled models: {known})")
