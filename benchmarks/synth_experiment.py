@@ -7,8 +7,10 @@ classifier trained on the subset with and without them (same seed, same validati
 scored on the same 1,000 held-out RGB patches (100 per class) that no subset contains.
 
 This is not the bundled recipe (hundreds of epochs, transfer, real-scene windows): it answers
-whether the generator adds anything in the low-data regime at a budget this machine can run,
-and prints a Markdown table (mean ± standard deviation over seeds). Run:
+whether the generator adds anything in the low-data regime at a budget this machine can run.
+Each classifier is also checked on the real scenes (`evaluate_maps.check_model`: the 20 OSCD
+scenes at stride 16, open water by the scene's own NDWI). Prints a Markdown table (mean ±
+standard deviation over seeds); runs already finished in --out are reused, not retrained. Run:
 
     python benchmarks/synth_experiment.py [--data ../shared/data] [--seeds 3] [--out runs/synth-exp]
 """
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from evaluate_maps import CITIES, check_model  # benchmarks/evaluate_maps.py, beside this script
 
 import geolulc
 from geolulc.models.synth import SynthConfig
@@ -57,48 +60,70 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/synth-exp"))
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument("--gan-steps", type=int, default=GAN_STEPS,
+                        help="generator training steps (batches of 64) per run")
     args = parser.parse_args()
     rows: dict[float, dict[str, list[float]]] = {}
     for fraction in args.fractions:
-        rows[fraction] = {"plain": [], "synthetic": [], "fid": [], "copies": [], "n": []}
+        rows[fraction] = {"plain": [], "synthetic": [], "fid": [], "copies": [], "n": [],
+                          "plain_recall": [], "synthetic_recall": [], "plain_false": [],
+                          "synthetic_false": []}
         for seed in range(args.seeds):
             t0 = time.perf_counter()
             held, subset = split_folder(args.data / "eurosat" / "rgb", args.out, fraction, seed)
             n = sum(1 for _ in subset.glob("*/*.jpg"))
             run = args.out / f"f{fraction:g}-s{seed}"
-            epochs = max(1, GAN_STEPS // math.ceil(0.8 * n / GAN_BATCH))
-            gen = geolulc.synth_train(data=subset, out_dir=run / "gen", config=SynthConfig(
-                epochs=epochs, batch_size=GAN_BATCH, width=32, seed=seed), device="cpu")
+            epochs = max(1, args.gan_steps // math.ceil(0.8 * n / GAN_BATCH))
+            gen = run / "gen" / "synth.json"
+            if not gen.exists():
+                gen = geolulc.synth_train(data=subset, out_dir=run / "gen", config=SynthConfig(
+                    epochs=epochs, batch_size=GAN_BATCH, width=32, seed=seed), device="cpu")
             quality = geolulc.synth_quality(model=gen, data=subset, per_class=40)
-            geolulc.synth_sample(model=gen, per_class=max(1, round(0.8 * n / 10)),
-                                 out_dir=run / "synthetic", seed=seed)
+            if not (run / "synthetic").exists():
+                geolulc.synth_sample(model=gen, per_class=max(1, round(0.8 * n / 10)),
+                                     out_dir=run / "synthetic", seed=seed)
             config = geolulc.TrainConfig(epochs=15, batch_size=64, widths=(16, 32, 64, 128),
                                          blocks=(1, 1, 1, 1), seed=seed)
             for variant, synthetic in (("plain", None), ("synthetic", run / "synthetic")):
-                trained = geolulc.train(data=subset, out_dir=run / variant, config=config,
-                                        synthetic=synthetic, device="cpu")
-                score = geolulc.evaluate(model=trained.card, data=held, out_dir=run / "eval",
+                card = run / variant / "model.json"
+                if not card.exists():
+                    card = geolulc.train(data=subset, out_dir=run / variant, config=config,
+                                         synthetic=synthetic, device="cpu").card
+                score = geolulc.evaluate(model=card, data=held, out_dir=run / "eval",
                                          device="cpu")
                 rows[fraction][variant].append(score.accuracy)
+                scenes = check_model(str(card), args.data, CITIES)
+                rows[fraction][f"{variant}_recall"].append(scenes["open_water_recall"])
+                rows[fraction][f"{variant}_false"].append(scenes["false_water"])
             rows[fraction]["fid"].append(quality.frechet_distance)
             rows[fraction]["copies"].append(quality.near_copies)
             rows[fraction]["n"].append(n)
             print(f"fraction {fraction:g} seed {seed}: n={n}, plain "
                   f"{rows[fraction]['plain'][-1]:.4f}, synthetic "
                   f"{rows[fraction]['synthetic'][-1]:.4f}, FD {quality.frechet_distance:.1f}, "
+                  f"open-water recall {rows[fraction]['plain_recall'][-1]} / "
+                  f"{rows[fraction]['synthetic_recall'][-1]}, false water "
+                  f"{rows[fraction]['plain_false'][-1]} / {rows[fraction]['synthetic_false'][-1]}, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
     print()
     print("| labelled patches | real only | real + synthetic (as many) | gain | Fréchet distance "
-          "(eurosat-rgb features) | near copies |")
-    print("| --- | --- | --- | --- | --- | --- |")
+          "(eurosat-rgb features) | near copies | open-water recall (real only / + synthetic) "
+          "| false water (real only / + synthetic) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def spread(values: list[float], digits: int = 4) -> str:
+        return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
     for fraction, r in rows.items():
-        plain, synth = np.array(r["plain"]), np.array(r["synthetic"])
-        gain = synth - plain
-        print(f"| {fraction:.0%} ({int(np.mean(r['n']))}) | {plain.mean():.4f} ± {plain.std():.4f} "
-              f"| {synth.mean():.4f} ± {synth.std():.4f} | {gain.mean():+.4f} ± {gain.std():.4f} "
-              f"| {np.mean(r['fid']):.1f} | {np.mean(r['copies']):.3f} |")
+        gain = list(np.array(r["synthetic"]) - np.array(r["plain"]))
+        print(f"| {fraction:.0%} ({int(np.mean(r['n']))}) | {spread(r['plain'])} "
+              f"| {spread(r['synthetic'])} | {'+' if np.mean(gain) >= 0 else ''}{spread(gain)} "
+              f"| {np.mean(r['fid']):.1f} | {np.mean(r['copies']):.3f} "
+              f"| {spread(r['plain_recall'], 3)} / {spread(r['synthetic_recall'], 3)} "
+              f"| {spread(r['plain_false'], 3)} / {spread(r['synthetic_false'], 3)} |")
     print(f"\n{args.seeds} seeds; held-out: {HELD_OUT_PER_CLASS} RGB patches per class, in no "
-          "subset; accuracy of a small patch-resnet (16-128, 15 epochs).")
+          f"subset; generator: {args.gan_steps} steps; accuracy of a small patch-resnet (16-128, "
+          "15 epochs); real scenes: 20 OSCD scenes, 160 m blocks, water by NDWI.")
 
 
 if __name__ == "__main__":

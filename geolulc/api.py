@@ -390,7 +390,8 @@ def synth_quality(*, model: str | Path, data: str | Path, classifier: str = "aut
     """How good a generator's patches are, judged by a bundled patch classifier.
 
     Fréchet distance in the classifier's feature space, per-class precision/recall of the
-    generated patches as it judges them, and a nearest-neighbour memorisation check.
+    generated patches as it judges them, a nearest-neighbour memorisation check and the
+    patches' diversity within each class (mode collapse).
     """
     from geolulc.models.model import auto_model
     from geolulc.models.patchdata import load_patch_folder

@@ -11,11 +11,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -207,6 +209,43 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env.pop("GEOLULC_DEBUG", None)
     return subprocess.run(["geolulc", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600)
+
+
+def start_server(data: Path, catalog: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`python -m geolulc serve` on a free loopback port, once it answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data.mkdir(parents=True, exist_ok=True)
+    log = data.parent / f"{data.name}-server.log"  # a file: a pipe nobody reads would fill up
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "geolulc", "serve", "--port", str(port),
+                                 "--data-dir", str(data), "--catalog", catalog, *extra],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"geolulc serve exited: {log.read_text()[-500:]}")
+        try:
+            httpx.get(f"{url}/models", timeout=2, headers=_auth(extra))
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("geolulc serve did not start within 60 s")
+
+
+def _auth(extra: tuple[str, ...]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {extra[extra.index('--token') + 1]}"} \
+        if "--token" in extra else {}
+
+
+@pytest.fixture(scope="module")
+def server(stac_api, tmp_path_factory):
+    """`geolulc serve` against the loopback STAC API, one per test module; yields its URL."""
+    proc, url = start_server(tmp_path_factory.mktemp("serve"), stac_api)
+    yield url
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture(scope="session")

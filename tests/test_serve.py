@@ -17,45 +17,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import DESERT_AOI, ROOT, _free_port, run_cli
+from conftest import DESERT_AOI, ROOT, run_cli, start_server
 
 AOI = DESERT_AOI["features"][0]["geometry"]
-
-
-def start_server(data: Path, catalog: str, *extra: str) -> tuple[subprocess.Popen, str]:
-    """`python -m geolulc serve` on a free loopback port, once it answers."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    data.mkdir(parents=True, exist_ok=True)
-    log = data.parent / f"{data.name}-server.log"  # a file: a pipe nobody reads would fill up
-    with open(log, "ab") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "geolulc", "serve", "--port", str(port),
-                                 "--data-dir", str(data), "--catalog", catalog, *extra],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"geolulc serve exited: {log.read_text()[-500:]}")
-        try:
-            httpx.get(f"{url}/models", timeout=2, headers=_auth(extra))
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("geolulc serve did not start within 60 s")
-
-
-def _auth(extra: tuple[str, ...]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {extra[extra.index('--token') + 1]}"} \
-        if "--token" in extra else {}
-
-
-@pytest.fixture(scope="module")
-def server(stac_api, tmp_path_factory):
-    proc, url = start_server(tmp_path_factory.mktemp("serve"), stac_api)
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from test_serve import start_server
 
 from conftest import DESERT_AOI, ROOT, _missing
 
@@ -47,14 +46,6 @@ def browser():
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def server(stac_api, tmp_path_factory):
-    proc, url = start_server(tmp_path_factory.mktemp("serve-page"), stac_api)
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture

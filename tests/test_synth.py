@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 from conftest import run_cli
 
@@ -97,6 +98,16 @@ def test_bad_folders_are_one_line(patches, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_diversity_is_one_for_real_variety_and_zero_for_one_patch():
+    from geolulc.models.synth import class_diversity
+
+    real = np.random.default_rng(0).normal(size=(50, 16))
+    assert class_diversity(real[::-1].copy(), real) == 1.0
+    assert class_diversity(np.repeat(real[:1], 30, axis=0), real) == 0.0
+    assert class_diversity(0.5 * real, real) == 0.5
+    assert np.isnan(class_diversity(real, real[:1]))
+
+
 def test_quality_and_synthetic_training_patches(generator, patches, tmp_path):
     import geolulc
 
@@ -105,6 +116,17 @@ def test_quality_and_synthetic_training_patches(generator, patches, tmp_path):
     assert quality.n_generated == 300 and np.isfinite(quality.frechet_distance)
     assert quality.frechet_distance > 0 and quality.nearest_real_ratio > 0
     assert set(quality.per_class) == set(CLASSES)
+    assert 0 < quality.diversity < 1  # two epochs: already towards one patch per class
+    # A generator that ignores its noise draws one patch per class: diversity 0, nothing else shows it
+    from geolulc.models.synth import load_generator, save_generator
+
+    gen, card = load_generator(generator / "synth.json")
+    with torch.no_grad():
+        gen.project.weight[:, :card.z_dim] = 0
+    collapsed = save_generator(gen, card, tmp_path / "collapsed")
+    judged = geolulc.synth_quality(model=collapsed, data=patches, classifier="eurosat-ms",
+                                   per_class=100)
+    assert judged.diversity == 0 and np.isfinite(judged.frechet_distance)
     geolulc.synth_sample(model=generator, per_class=5, out_dir=tmp_path / "s")
     config = geolulc.TrainConfig(epochs=1, batch_size=8, widths=(8, 16), blocks=(1, 1))
     plain = geolulc.train(data=patches, out_dir=tmp_path / "plain", config=config, device="cpu")

@@ -97,5 +97,7 @@ def synth_quality_command(model: Path, data_dir: Path, classifier: str, per_clas
     click.echo(f"Fréchet distance ({quality.classifier} features): {quality.frechet_distance}")
     click.echo(f"nearest training patch, generated / real: {quality.nearest_real_ratio}; "
                f"near copies {quality.near_copies:.1%}")
+    click.echo(f"diversity within a class, generated / real: {quality.diversity}")
     for name, row in quality.per_class.items():
-        click.echo(f"  {name:<22} precision {row['precision']:.3f}  recall {row['recall']:.3f}")
+        click.echo(f"  {name:<22} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                   f"diversity {row['diversity']:.3f}")

@@ -2,11 +2,13 @@
 
 The generator is a conditional DCGAN (Radford et al. 2016): noise and a learnt class embedding
 become a 4 × 4 map that four transposed convolutions with batch norm and ReLU grow to a 64 × 64
-patch of every band. The discriminator is five strided convolutions with spectral norm
-(Miyato et al. 2018) and leaky ReLU, conditioned by projection (Miyato & Koyama 2018); both are
-trained with the hinge loss. Patches are learnt in the units of the data (DN for 13-band
-GeoTIFFs, 8-bit values for RGB JPEGs), each band standardised with the training set's
-statistics and squashed into tanh's range.
+patch of every band. The discriminator is five convolutions with spectral norm (Miyato et al.
+2018) and leaky ReLU, conditioned by projection (Miyato & Koyama 2018); before its last one it
+sees how much the batch's patches of each class differ (a within-class minibatch standard
+deviation, Karras et al. 2018), without which the generator collapsed to one patch per class
+(measured: `SynthQuality.diversity` 0.005). Both are trained with the hinge loss. Patches are
+learnt in the units of the data (DN for 13-band GeoTIFFs, 8-bit values for RGB JPEGs), each band
+standardised with the training set's statistics and squashed into tanh's range.
 
 A generator is stored as the project's models are: ``NAME.safetensors`` and a JSON card (classes,
 bands, kind, normalisation, sizes) with the SHA-256 of the weights; checkpoints are read with
@@ -50,6 +52,8 @@ FORMAT = "geolulc-synth"
 MANIFEST = "synthetic.json"
 #: Standard deviations of a band that map onto tanh's ±1 (values beyond are clipped).
 SPREAD = 3.0
+#: Below this diversity (see `SynthQuality.diversity`) a generator is reported as collapsed.
+COLLAPSED = 0.25
 PATCH = 64
 
 
@@ -104,24 +108,44 @@ class Generator(nn.Module):
         return self.body(h.view(-1, self.width * 8, 4, 4))
 
 
+def within_class_spread(h: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """One channel (N, 1, H, W): how much the batch's patches of each one's class differ.
+
+    The minibatch standard deviation of Karras et al. (2018), taken within each class: a
+    generator that draws one patch per class gives 0 where real batches do not, so the
+    discriminator can tell, and the generator cannot collapse unnoticed.
+    """
+    shape = (-1,) + (1,) * (h.dim() - 1)
+    counts = torch.bincount(y, minlength=n_classes).clamp(min=1).to(h.dtype).view(shape)
+    means = torch.zeros((n_classes, *h.shape[1:]), dtype=h.dtype, device=h.device)
+    means = means.index_add(0, y, h) / counts
+    var = torch.zeros_like(means).index_add(0, y, (h - means[y]) ** 2) / counts
+    spread = (var + 1e-8).sqrt().mean(dim=tuple(range(1, h.dim())))
+    return spread[y].view(-1, 1, 1, 1).expand(-1, 1, *h.shape[2:])
+
+
 class Discriminator(nn.Module):
     """A patch and its class to a realness score (projection discriminator)."""
 
     def __init__(self, n_classes: int, n_bands: int, width: int) -> None:
         super().__init__()
-        channels = [n_bands, width, width * 2, width * 4, width * 8, width * 8]
+        channels = [n_bands, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
-        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
-            stride = 2 if i < 4 else 1
-            layers += [spectral_norm(nn.Conv2d(cin, cout, 4 if stride == 2 else 3, stride,
-                                               1)), nn.LeakyReLU(0.2, inplace=True)]
+        for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+            layers += [spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1)),
+                       nn.LeakyReLU(0.2, inplace=True)]
         self.body = nn.Sequential(*layers)
+        self.n_classes = n_classes
+        self.last = nn.Sequential(spectral_norm(nn.Conv2d(width * 8 + 1, width * 8, 3, 1, 1)),
+                                  nn.LeakyReLU(0.2, inplace=True))
         self.linear = spectral_norm(nn.Linear(width * 8, 1))
         self.embed = spectral_norm(nn.Embedding(n_classes, width * 8))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Scores (N,): higher for patches that look real for their class."""
-        h = self.body(x).sum(dim=(2, 3))
+        """Scores (N,): higher for patches that look real for their class, and as varied."""
+        h = self.body(x)
+        h = self.last(torch.cat([h, within_class_spread(h, y, self.n_classes)], dim=1))
+        h = h.sum(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
 
 
@@ -398,12 +422,26 @@ class SynthQuality:
     near_copies: float
     """Share of generated patches nearer a training patch than 95 % of the training patches are
     to their nearest other one: about 0.05 or less unless the generator copies."""
+    diversity: float
+    """Median distance between two generated patches of a class over that between two real ones,
+    averaged over the classes: about 1 as varied as the real patches, near 0 when the generator
+    has collapsed to one patch per class (which the other figures do not show)."""
     classifier: str
     n_generated: int
 
     def to_dict(self) -> dict[str, Any]:
         """As `geolulc synth quality --json` prints it."""
         return asdict(self)
+
+
+def class_diversity(fake: np.ndarray, real: np.ndarray) -> float:
+    """Median pairwise distance of generated features over that of real ones (one class).
+
+    NaN where the real patches are too few (or identical) to compare with.
+    """
+    spread = [float(torch.pdist(torch.from_numpy(f)).median()) if len(f) > 1 else float("nan")
+              for f in (fake, real)]
+    return round(spread[0] / spread[1], 3) if spread[1] > 0 else float("nan")
 
 
 def judge(gen: Generator, card: SynthCard, data: PatchSet, classifier: str,
@@ -448,11 +486,19 @@ def judge(gen: Generator, card: SynthCard, data: PatchSet, classifier: str,
     scores = metrics(np.array([names.index(card.classes[i]) for i in y]), judged.argmax(1), names)
     per = {c: {"precision": r["precision"], "recall": r["recall"]}
            for c, r in scores["per_class"].items() if c in card.classes}
+    real_y = np.array([card.classes.index(data.classes[i]) if data.classes[i] in card.classes
+                       else -1 for i in data.y])
+    for i, name in enumerate(card.classes):
+        per[name]["diversity"] = class_diversity(fake_f[y == i], real_f[real_y == i])
+    diversity = float(np.nanmean([row["diversity"] for row in per.values()]))
+    if diversity < COLLAPSED:
+        log.warning("the generator's patches of a class are %.0f %% as varied as the real ones: it "
+                    "has collapsed towards one patch per class", 100 * diversity)
     to_real = torch.cdist(torch.from_numpy(fake_f), torch.from_numpy(real_f)).min(dim=1).values
     among = torch.cdist(torch.from_numpy(real_f), torch.from_numpy(real_f))
     among.fill_diagonal_(float("inf"))
     real_nn = among.min(dim=1).values
     ratio = float(to_real.median() / real_nn.median())
     copies = float((to_real < torch.quantile(real_nn, 0.05)).double().mean())
-    return SynthQuality(round(frechet, 3), per, round(ratio, 3), round(copies, 4), model.name,
-                        int(len(y)))
+    return SynthQuality(round(frechet, 3), per, round(ratio, 3), round(copies, 4),
+                        round(diversity, 3), model.name, int(len(y)))
