@@ -18,15 +18,18 @@ standard deviation over seeds); runs already finished in --out are reused, not r
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from evaluate_maps import CITIES, check_model  # benchmarks/evaluate_maps.py, beside this script
 
 import geolulc
-from geolulc.models.synth import SynthConfig
+from geolulc.models.synth import ARCHITECTURE, SynthConfig
 
 FRACTIONS = (0.01, 0.05, 0.20)
 HELD_OUT_PER_CLASS = 100
@@ -54,6 +57,16 @@ def split_folder(rgb: Path, out: Path, fraction: float, seed: int) -> tuple[Path
     return held, subset
 
 
+def finished_generator(card: Path, config: SynthConfig) -> bool:
+    """Whether `card` is a generator this run would train: same settings, same networks."""
+    try:
+        training = json.loads(card.read_text()).get("training") or {}
+    except (OSError, ValueError):
+        return False
+    return training.get("config") == asdict(config) and \
+        training.get("architecture") == ARCHITECTURE
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -74,22 +87,28 @@ def main() -> None:
             n = sum(1 for _ in subset.glob("*/*.jpg"))
             run = args.out / f"f{fraction:g}-s{seed}"
             epochs = max(1, args.gan_steps // math.ceil(0.8 * n / GAN_BATCH))
+            gen_config = SynthConfig(epochs=epochs, batch_size=GAN_BATCH, width=32, seed=seed)
             gen = run / "gen" / "synth.json"
-            if not gen.exists():
-                gen = geolulc.synth_train(data=subset, out_dir=run / "gen", config=SynthConfig(
-                    epochs=epochs, batch_size=GAN_BATCH, width=32, seed=seed), device="cpu")
+            if not finished_generator(gen, gen_config):
+                shutil.rmtree(run, ignore_errors=True)  # samples and classifiers came from it
+                gen = geolulc.synth_train(data=subset, out_dir=run / "gen", config=gen_config,
+                                          device="cpu")
             quality = geolulc.synth_quality(model=gen, data=subset, per_class=40)
-            if not (run / "synthetic").exists():
+            samples = run / "samples"
+            if not (samples / "synthetic.json").exists():  # written last: the samples are whole
+                for stale in (samples, run / "with-synthetic"):
+                    shutil.rmtree(stale, ignore_errors=True)
                 geolulc.synth_sample(model=gen, per_class=max(1, round(0.8 * n / 10)),
-                                     out_dir=run / "synthetic", seed=seed)
+                                     out_dir=samples, seed=seed)
             config = geolulc.TrainConfig(epochs=15, batch_size=64, widths=(16, 32, 64, 128),
                                          blocks=(1, 1, 1, 1), seed=seed)
-            for variant, synthetic in (("plain", None), ("synthetic", run / "synthetic")):
-                card = run / variant / "model.json"
+            for variant, folder, synthetic in (("plain", "plain", None),
+                                               ("synthetic", "with-synthetic", samples)):
+                card = run / folder / "model.json"
                 if not card.exists():
-                    card = geolulc.train(data=subset, out_dir=run / variant, config=config,
+                    card = geolulc.train(data=subset, out_dir=run / folder, config=config,
                                          synthetic=synthetic, device="cpu").card
-                score = geolulc.evaluate(model=card, data=held, out_dir=run / "eval",
+                score = geolulc.evaluate(model=card, data=held, out_dir=run / folder / "eval",
                                          device="cpu")
                 rows[fraction][variant].append(score.accuracy)
                 scenes = check_model(str(card), args.data, CITIES)
@@ -111,8 +130,9 @@ def main() -> None:
           "| false water (real only / + synthetic) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 
-    def spread(values: list[float], digits: int = 4) -> str:
-        return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+    def spread(values: list[float | None], digits: int = 4) -> str:
+        known = [v for v in values if v is not None]  # a scene set without open water: None
+        return f"{np.mean(known):.{digits}f} ± {np.std(known):.{digits}f}" if known else "n/a"
 
     for fraction, r in rows.items():
         gain = list(np.array(r["synthetic"]) - np.array(r["plain"]))

@@ -99,5 +99,6 @@ def synth_quality_command(model: Path, data_dir: Path, classifier: str, per_clas
                f"near copies {quality.near_copies:.1%}")
     click.echo(f"diversity within a class, generated / real: {quality.diversity}")
     for name, row in quality.per_class.items():
+        spread = "n/a" if row["diversity"] is None else f"{row['diversity']:.3f}"
         click.echo(f"  {name:<22} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-                   f"diversity {row['diversity']:.3f}")
+                   f"diversity {spread}")

@@ -280,9 +280,9 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
             raise ModelError(f"model folder {path} must hold exactly one NAME.json + "
                                f"NAME.safetensors pair (found {len(cards)})")
         return cards[0]
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         path = path.with_suffix(".json")
-    elif path.suffix != ".json":  # a stem, whose name may hold dots ("run-1.5")
+    elif path.suffix.lower() != ".json":  # a stem, whose name may hold dots ("run-1.5")
         path = path.with_name(path.name + ".json")
     if not path.exists():
         known = ", ".join(bundled_models()) or "none"

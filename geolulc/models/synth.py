@@ -52,8 +52,10 @@ FORMAT = "geolulc-synth"
 MANIFEST = "synthetic.json"
 #: Standard deviations of a band that map onto tanh's ±1 (values beyond are clipped).
 SPREAD = 3.0
-#: Below this diversity (see `SynthQuality.diversity`) a generator is reported as collapsed.
+#: Below this diversity (see `SynthQuality.diversity`) a class is reported as collapsed.
 COLLAPSED = 0.25
+#: The networks' layout, in every checkpoint's identity: one of an earlier layout is refused.
+ARCHITECTURE = "cdcgan-within-class-spread"
 PATCH = 64
 
 
@@ -208,14 +210,15 @@ def train_generator(data: PatchSet, out_dir: Path, config: SynthConfig, device: 
     identity = {"classes": card.classes, "bands": card.bands, "kind": card.kind,
                 "config": asdict(config), "n": int(len(data.y)),
                 "data_fingerprint": fingerprint(data.files, data.root) if data.root else None,
-                "held_out": int(len(val_idx))}
+                "held_out": int(len(val_idx)), "architecture": ARCHITECTURE}
     ckpt_path, start, history = out_dir / "checkpoint.pt", 0, []
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, dev, ("generator", "discriminator", "identity"),
                                "generator")
         if ckpt["identity"] != identity:
-            raise ModelError(f"{ckpt_path} was made from other patches or settings; resume with "
-                             "the same ones or use a new `out_dir`")
+            raise ModelError(f"{ckpt_path} was made from other patches or settings, or by an "
+                             "earlier layout of the networks; resume with the same ones or use a "
+                             "new `out_dir`")
         gen.load_state_dict(ckpt["generator"])
         disc.load_state_dict(ckpt["discriminator"])
         opt_g.load_state_dict(ckpt["opt_g"])
@@ -422,10 +425,11 @@ class SynthQuality:
     near_copies: float
     """Share of generated patches nearer a training patch than 95 % of the training patches are
     to their nearest other one: about 0.05 or less unless the generator copies."""
-    diversity: float
+    diversity: float | None
     """Median distance between two generated patches of a class over that between two real ones,
     averaged over the classes: about 1 as varied as the real patches, near 0 when the generator
-    has collapsed to one patch per class (which the other figures do not show)."""
+    has collapsed to one patch per class (which the other figures do not show). None where no
+    class has two real patches to compare with."""
     classifier: str
     n_generated: int
 
@@ -434,14 +438,15 @@ class SynthQuality:
         return asdict(self)
 
 
-def class_diversity(fake: np.ndarray, real: np.ndarray) -> float:
+def class_diversity(fake: np.ndarray, real: np.ndarray) -> float | None:
     """Median pairwise distance of generated features over that of real ones (one class).
 
-    NaN where the real patches are too few (or identical) to compare with.
+    None where either side has fewer than two patches, or the real ones are all alike.
     """
-    spread = [float(torch.pdist(torch.from_numpy(f)).median()) if len(f) > 1 else float("nan")
-              for f in (fake, real)]
-    return round(spread[0] / spread[1], 3) if spread[1] > 0 else float("nan")
+    if len(fake) < 2 or len(real) < 2:
+        return None
+    spread = [float(torch.pdist(torch.from_numpy(f)).median()) for f in (fake, real)]
+    return round(spread[0] / spread[1], 3) if spread[1] > 0 else None
 
 
 def judge(gen: Generator, card: SynthCard, data: PatchSet, classifier: str,
@@ -490,15 +495,19 @@ def judge(gen: Generator, card: SynthCard, data: PatchSet, classifier: str,
                        else -1 for i in data.y])
     for i, name in enumerate(card.classes):
         per[name]["diversity"] = class_diversity(fake_f[y == i], real_f[real_y == i])
-    diversity = float(np.nanmean([row["diversity"] for row in per.values()]))
-    if diversity < COLLAPSED:
-        log.warning("the generator's patches of a class are %.0f %% as varied as the real ones: it "
-                    "has collapsed towards one patch per class", 100 * diversity)
+    known = [row["diversity"] for row in per.values() if row["diversity"] is not None]
+    diversity = round(float(np.mean(known)), 3) if known else None
+    collapsed = [name for name, row in per.items()
+                 if row["diversity"] is not None and row["diversity"] < COLLAPSED]
+    if collapsed:
+        log.warning("the generated patches of %s vary less than %.0f %% as much as the real ones: "
+                    "the generator has collapsed towards one patch per class there",
+                    ", ".join(collapsed), 100 * COLLAPSED)
     to_real = torch.cdist(torch.from_numpy(fake_f), torch.from_numpy(real_f)).min(dim=1).values
     among = torch.cdist(torch.from_numpy(real_f), torch.from_numpy(real_f))
     among.fill_diagonal_(float("inf"))
     real_nn = among.min(dim=1).values
     ratio = float(to_real.median() / real_nn.median())
     copies = float((to_real < torch.quantile(real_nn, 0.05)).double().mean())
-    return SynthQuality(round(frechet, 3), per, round(ratio, 3), round(copies, 4),
-                        round(diversity, 3), model.name, int(len(y)))
+    return SynthQuality(round(frechet, 3), per, round(ratio, 3), round(copies, 4), diversity,
+                        model.name, int(len(y)))
