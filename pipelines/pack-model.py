@@ -4,11 +4,12 @@ Halves the file (2.8 M parameters: 11 MB → 5.6 MB); loading casts them back to
 card beside the weights gets their new SHA-256. Check the
 packed model with `geolulc evaluate --split val` before shipping it. Usage:
 
-    python pipelines/pack-model.py MODEL.safetensors [OUT.safetensors] [--exact]
+    python pipelines/pack-model.py MODEL.safetensors [OUT.safetensors] [--exact] [--views N]
 
 With `--exact`, only the tensors that float16 holds exactly are stored as float16 (weights that
 came from a packed model), and the rest stay float32: the packed model computes exactly what
-the unpacked one does.
+the unpacked one does. `--views N` (1, 2, 4, 8) writes into the card how many rotations/flips of
+each patch the classifier averages (`geolulc.models.model.ModelCard.views`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ from safetensors.torch import load_file, save_file
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--exact"]
-    exact = "--exact" in sys.argv[1:]
+    argv = sys.argv[1:]
+    views = None
+    if "--views" in argv:
+        at = argv.index("--views")
+        views = int(argv[at + 1])
+        del argv[at:at + 2]
+    args = [a for a in argv if a != "--exact"]
+    exact = "--exact" in argv
     src = args[0]
     out = args[1] if len(args) > 1 else src
     with safe_open(src, "pt") as f:
@@ -42,6 +49,8 @@ def main() -> None:
     if card.exists():  # the card carries the digest of its weights, checked at every load
         data = json.loads(card.read_text())
         data["weights_sha256"] = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+        if views is not None:
+            data["views"] = views
         card.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -12,6 +12,9 @@ as JSON; the recipe
 `pipelines/train-eurosat-ms.sh` then trains on all 216 + 77 patches with it. Usage:
 
     python pipelines/select-eurosat-ms.py [EUROSAT_DIR] [INIT_MODEL] [--splits K]
+
+INIT_MODEL defaults to the three-stage RGB model that the bundled eurosat-ms started from (step 2
+of `pipelines/train-eurosat-rgb.sh`).
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def score(init: Model, data: PatchSet, extra: PatchSet, candidate: tuple, seed: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=Path("../shared/data/eurosat"))
-    parser.add_argument("init", nargs="?", default="eurosat-rgb")
+    parser.add_argument("init", nargs="?",
+                        default="runs/eurosat-rgb/map-domain/eurosat-rgb.json")
     parser.add_argument("--splits", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 from geolulc.core.classes import EUROSAT_CLASSES
-from geolulc.models.model import bundled_models, load_model
+from geolulc.models.model import BUNDLED_DIR, bundled_models, load_model
 
 
 def test_bundled_cards_are_complete():
@@ -54,8 +54,9 @@ def test_models_command():
     assert len(rows["eurosat-ms"]["bands"]) == 13
     assert rows["eurosat-rgb"]["metrics"]["n_val"] > 4000
     text = run_cli("models").stdout
-    assert "eurosat-rgb (classifier, benchmark only, not for maps (false water 0.093 > 0.02 on " \
-        "unseen cities)): L1C B04,B03,B02" in text
+    assert "eurosat-rgb (classifier, benchmark only, not for maps (false water 0.129 > 0.02 on " \
+        "unseen cities)): L1C B04,B03,B02; 10 classes; validation accuracy 0.9864 (mean of 4 " \
+        "rotations/flips of each patch)" in text
     assert "eurosat-dw (classifier, for maps): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
     assert "dynamic-world (segmenter, for maps): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
     assert rows["dynamic-world"]["kind"] == "segmenter" and len(rows["dynamic-world"]["classes"]) == 9
@@ -73,3 +74,16 @@ def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
                            str(data_dir / "eurosat" / "rgb"), "--split", "val")
     assert wrong_folder.returncode == 1
     assert "--split val needs the folder eurosat-ms was trained on" in wrong_folder.stderr
+
+
+def test_the_rgb_benchmark_model_scores_what_its_card_says(data_dir, tmp_path):
+    """Issue 22's target: ≥ 98.6 % of the 4,266 held-out RGB JPEGs, with the card's 4 views."""
+    result = run_cli("evaluate", "--model", "eurosat-rgb", "--data",
+                     str(data_dir / "eurosat" / "rgb"), "--split", "val", "--json", "--out",
+                     str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["n"] == 4266 and scores["accuracy"] >= 0.986
+    card = json.loads((BUNDLED_DIR / "eurosat-rgb.json").read_text())
+    assert card["views"] == 4 and scores["accuracy"] == pytest.approx(
+        card["metrics"]["val_accuracy"], abs=0.0005)

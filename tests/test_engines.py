@@ -3,6 +3,7 @@ never trusts a cached network that does not match its digest."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -14,10 +15,10 @@ import torch
 
 from conftest import ROOT, read_bands
 from geolulc.errors import FallbackWarning
-from geolulc.mapping.dense import dense_probabilities
+from geolulc.mapping.dense import dense_probabilities, supports
 from geolulc.models import engines
 from geolulc.models.inference import Classifier
-from geolulc.models.model import load_model, predict_probabilities
+from geolulc.models.model import Model, load_model, predict_probabilities
 
 pytest.importorskip("openvino")
 CPU = torch.device("cpu")
@@ -65,6 +66,30 @@ def test_patch_classifier_runs_through_openvino_patch_by_patch_and_dense(data_di
     a = Classifier(rgb, CPU, 8, "fp32", engine="openvino").probabilities(jpeg, scaled=True)
     b = Classifier(rgb, CPU, 8, "fp32", engine="torch").probabilities(jpeg, scaled=True)
     assert np.abs(a - b).max() <= 1e-4
+
+
+def with_views(model, views):
+    """The model with its card asking for `views` rotations/flips of each patch (not cached)."""
+    return Model(model.network, dataclasses.replace(model.card, views=views))
+
+
+def test_a_card_s_views_are_averaged_on_every_engine_and_never_run_dense(data_dir):
+    """The views are the patch's own rotations/flips (numpy's, not the library's), averaged."""
+    rgb = load_model("eurosat-rgb")
+    dn = oscd_bands(data_dir / "oscd" / "nantes" / "imgs_1", rgb.bands, 192)
+    patches = np.stack([dn[:, r:r + 64, c:c + 64] for r in (0, 64, 128) for c in (0, 64, 128)])
+    turned = [np.rot90(patches, k, axes=(2, 3)) for k in range(4)]
+    views = [turned[0], turned[0][..., ::-1], turned[1], turned[1][..., ::-1]]
+    expected = np.mean([torch_fp32(rgb, v) for v in views], axis=0)
+    for engine in ("openvino", "torch"):
+        four = Classifier(with_views(rgb, 4), CPU, 4, "fp32", engine=engine)
+        assert np.abs(four.probabilities(patches) - expected).max() <= 1e-4
+    eight = Classifier(with_views(rgb, 8), CPU, 4, "fp32", engine="openvino")
+    p = eight.probabilities(patches)
+    for k in range(1, 4):  # all eight views: a turned or mirrored patch gets the same answer
+        assert np.abs(eight.probabilities(np.ascontiguousarray(turned[k])) - p).max() <= 1e-4
+    assert np.abs(p - torch_fp32(rgb, patches)).max() > 1e-3  # the views changed the answer
+    assert supports(rgb, 16) and not supports(with_views(rgb, 4), 16)
 
 
 def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, monkeypatch,

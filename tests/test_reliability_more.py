@@ -113,6 +113,8 @@ def test_classify_takes_one_scene_path(data_dir):
     (lambda c: c["architecture"].update(widths=[3000, 64, 128, 256]), "widths must be"),
     (lambda c: c.update(patch_size=100000), "patch_size must be"),
     (lambda c: c.update(kind="segmenter"), "kind 'segmenter' disagrees with its patch-resnet"),
+    (lambda c: c.update(views=3), "views must be one of 1, 2, 4, 8"),
+    (lambda c: c.update(views=True), "views must be one of"),
 ])
 def test_a_card_with_insane_values_is_refused_before_anything_is_built(tmp_path, change,
                                                                         message):

@@ -28,6 +28,8 @@ def models_command(as_json: bool) -> None:
         published = row["metrics"].get("published_overall_accuracy")
         score = (f"validation accuracy {acc:.4f}" if acc is not None else
                  f"published accuracy {published:.2f}" if published is not None else "no accuracy")
+        if row["views"] > 1:
+            score += f" (mean of {row['views']} rotations/flips of each patch)"
         use = ("for maps" if row["use"] == "maps" else
                f"benchmark only, not for maps ({'; '.join(row['misses'])} on unseen cities)")
         click.echo(f"{row['name']} ({row['kind']}, {use}): {row['level']} "

@@ -45,8 +45,12 @@ def supports(model: Model, stride: int) -> bool:
     """Whether the dense run can replace patch-by-patch inference at this `stride`.
 
     It can when the stride is smaller than the patch and a multiple or a divisor of the network's
-    output stride, and keeps the chunk's sides a multiple of what the network needs.
+    output stride, and keeps the chunk's sides a multiple of what the network needs. A model that
+    averages rotated views of each patch (`ModelCard.views`) runs patch by patch: a rotated chunk's
+    windows are not the rotated windows.
     """
+    if model.card.views > 1:
+        return False
     os_ = output_stride(model)
     multiple = getattr(model.network, "size_multiple", 1)
     return (stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)

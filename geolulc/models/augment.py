@@ -21,6 +21,7 @@ from torch import nn
 from geolulc.core.windows import fill_unclear
 from geolulc.io.atmosphere import WAVELENGTH_UM
 from geolulc.models.model import clip_bounds
+from geolulc.models.network import dihedral_view
 
 #: The EuroSAT JPEGs' bands, in the order a JPEG holds them.
 JPEG_BANDS = ("B04", "B03", "B02")
@@ -66,8 +67,7 @@ def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     for code in range(8):
         sel = codes == code
         if sel.any():
-            part = torch.rot90(x[sel], code % 4, dims=(2, 3))
-            out[sel] = part.flip(3) if code >= 4 else part
+            out[sel] = dihedral_view(x[sel], code)
     return out
 
 

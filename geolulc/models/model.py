@@ -28,7 +28,13 @@ from geolulc import __version__
 from geolulc.defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
 from geolulc.errors import DataError, ModelError
 from geolulc.io.atomic import atomic_path, make_ordinary, write_text_atomic
-from geolulc.models.network import ARCHITECTURES, DynamicWorldNet, build_network
+from geolulc.models.network import (
+    ARCHITECTURES,
+    DIHEDRAL_ORDER,
+    DynamicWorldNet,
+    build_network,
+    dihedral_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,8 @@ AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
 #: The bundled EuroSAT-legend classifier whose maps hold on places it never saw.
 MAP_CLASSIFIER = "eurosat-dw"
 KINDS = ("classifier", "segmenter")
+#: How many of a patch's rotations/flips a classifier's card may average (`ModelCard.views`).
+VIEWS = (1, 2, 4, 8)
 INPUT_KINDS = ("linear", "dynamic-world")
 
 
@@ -88,6 +96,9 @@ class ModelCard:
     resolution_m: float
     """Ground pixel size the model was trained at."""
     weights_sha256: str
+    views: int
+    """Rotations/flips of each patch whose class probabilities a classifier averages (1, 2, 4, 8:
+    `DIHEDRAL_ORDER`); 1 labels the patch as it is. Part of the model: every path applies them."""
     training: dict[str, Any]
     metrics: dict[str, Any]
     data: dict[str, Any]
@@ -102,7 +113,8 @@ class ModelCard:
                    processing_level=data.get("processing_level", "L1C"),
                    input=InputSpec.of(data["input"]), patch_size=int(data.get("patch_size", 64)),
                    resolution_m=float(data.get("resolution_m", NATIVE_RESOLUTION_M)),
-                   weights_sha256=data["weights_sha256"], training=data.get("training", {}),
+                   weights_sha256=data["weights_sha256"], views=int(data.get("views", 1)),
+                   training=data.get("training", {}),
                    metrics=data.get("metrics", {}), data=data)
 
 
@@ -350,6 +362,10 @@ def card_problem(card: dict) -> str | None:
     problem = _size_problem(card)
     if problem:
         return problem
+    views = card.get("views", 1)
+    if views not in VIEWS or isinstance(views, bool) or (
+            views != 1 and card.get("kind", "classifier") != "classifier"):
+        return f"views must be one of {', '.join(map(str, VIEWS))} (a classifier's only), not {views!r}"
     spec = card["input"]
     kind = spec.get("kind", "linear") if isinstance(spec, dict) else None
     if kind not in INPUT_KINDS:
@@ -476,10 +492,22 @@ class ProbabilityNet(torch.nn.Module):
         self.network = model.network
         self.spec = model.card.input
         self.scaled = scaled
+        self.views = model.card.views
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of a batch: input scaling, the network, then softmax."""
-        return self.output(self.network(self.prepared(batch)))
+        """Class probabilities of a batch: input scaling, the network, then softmax.
+
+        Averaged over the card's `views` of each patch, computed one view at a time (the batch's
+        memory, not `views` times it).
+        """
+        x = self.prepared(batch)
+        if self.views == 1:
+            return self.output(self.network(x))
+        total = self.output(self.network(x))
+        for code in DIHEDRAL_ORDER[1:self.views]:
+            view = dihedral_view(x, code).contiguous(memory_format=torch.channels_last)
+            total = total + self.output(self.network(view))
+        return total / self.views
 
     def prepared(self, batch: torch.Tensor) -> torch.Tensor:
         """The batch as the network takes it: scaled and normalised by the card, channels-last."""
@@ -572,6 +600,8 @@ class ModelInfo:
     metrics: dict[str, Any]
     """Measured figures of the card (validation accuracy, real-scene checks …)."""
     patches_per_s_cpu: float | None
+    views: int
+    """Rotations/flips of each patch whose probabilities the classifier averages."""
     use: str
     """"maps", or "benchmark" for a patch classifier whose maps of unseen places miss the targets."""
     misses: list[str]
@@ -594,5 +624,5 @@ def bundled_model_info() -> list[ModelInfo]:
             training_data=card.training.get("data") or card.data.get("source", {}).get("project"),
             metrics=card.metrics,
             patches_per_s_cpu=card.data.get("throughput", {}).get("cpu_patches_per_s"),
-            use="benchmark" if misses else "maps", misses=misses))
+            views=card.views, use="benchmark" if misses else "maps", misses=misses))
     return rows

@@ -96,6 +96,21 @@ def _separable_stack(cin: int, width: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: The eight rotations/flips of a square patch (`dihedral_view`'s codes), in the order views are
+#: added: the patch, its mirror, its quarter turn, that turn's mirror, and so on.
+DIHEDRAL_ORDER = (0, 4, 1, 5, 2, 6, 3, 7)
+
+
+def dihedral_view(x: torch.Tensor, code: int) -> torch.Tensor:
+    """One of the eight rotations/flips of (N, C, H, W) images.
+
+    `code` % 4 quarter turns, then a mirror for codes 4–7. Overhead imagery has no 'up', so every
+    view is an equally good picture.
+    """
+    x = torch.rot90(x, code % 4, dims=(2, 3))
+    return x.flip(3) if code >= 4 else x
+
+
 def halve_antialiased(x: torch.Tensor) -> torch.Tensor:
     """Halve height and width as `tf.image.resize(..., antialias=True)` does for bilinear.
 
