@@ -73,7 +73,7 @@ def with_views(model, views):
     return Model(model.network, dataclasses.replace(model.card, views=views))
 
 
-def test_a_card_s_views_are_averaged_on_every_engine_and_never_run_dense(data_dir):
+def test_a_card_s_views_are_averaged_on_every_engine_patch_by_patch_and_dense(data_dir):
     """The views are the patch's own rotations/flips (numpy's, not the library's), averaged."""
     rgb = with_views(load_model("eurosat-rgb"), 1)
     dn = oscd_bands(data_dir / "oscd" / "nantes" / "imgs_1", rgb.bands, 192)
@@ -89,7 +89,21 @@ def test_a_card_s_views_are_averaged_on_every_engine_and_never_run_dense(data_di
     for k in range(1, 4):  # all eight views: a turned or mirrored patch gets the same answer
         assert np.abs(eight.probabilities(np.ascontiguousarray(turned[k])) - p).max() <= 1e-4
     assert np.abs(p - torch_fp32(rgb, patches)).max() > 1e-3  # the views changed the answer
-    assert supports(rgb, 16) and not supports(with_views(rgb, 4), 16)
+    # dense maps: the chunk's views turned back onto its grid (200 px: the 9 × 9 windows cover 192)
+    chunk = oscd_bands(data_dir / "oscd" / "nantes" / "imgs_1", rgb.bands, 200)
+    m8 = eight.model
+    dense = dense_probabilities(m8, chunk, 16, eight)
+    assert dense.shape == (9, 9, 10)
+    # all eight views: the map of a turned chunk is the turned map (a wrong inverse breaks this)
+    turned_map = dense_probabilities(m8, np.ascontiguousarray(np.rot90(chunk[:, :192, :192], 1,
+                                                                       axes=(1, 2))), 16, eight)
+    assert np.abs(np.rot90(dense, 1, axes=(0, 1)) - turned_map).max() <= 1e-4
+    # and the windows of the patches above agree with their patch-by-patch views
+    assert supports(m8, 16)
+    four = Classifier(with_views(rgb, 4), CPU, 4, "fp32", engine="openvino")
+    at_patches = dense_probabilities(four.model, chunk, 16, four)[::4, ::4][:3, :3].reshape(9, -1)
+    assert (at_patches.argmax(1) == expected.argmax(1)).all()
+    assert np.abs(at_patches - expected).max() <= 0.15
 
 
 def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, monkeypatch,

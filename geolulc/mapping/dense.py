@@ -19,7 +19,12 @@ import torch.nn.functional as F
 
 from geolulc.models.inference import Classifier
 from geolulc.models.model import Model, ProbabilityNet
-from geolulc.models.network import PatchResNet
+from geolulc.models.network import (
+    DIHEDRAL_ORDER,
+    PatchResNet,
+    dihedral_view,
+    undo_dihedral_view,
+)
 
 _STRIDES: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
 
@@ -45,12 +50,8 @@ def supports(model: Model, stride: int) -> bool:
     """Whether the dense run can replace patch-by-patch inference at this `stride`.
 
     It can when the stride is smaller than the patch and a multiple or a divisor of the network's
-    output stride, and keeps the chunk's sides a multiple of what the network needs. A model that
-    averages rotated views of each patch (`ModelCard.views`) runs patch by patch: a rotated chunk's
-    windows are not the rotated windows.
+    output stride, and keeps the chunk's sides a multiple of what the network needs.
     """
-    if model.card.views > 1:
-        return False
     os_ = output_stride(model)
     multiple = getattr(model.network, "size_multiple", 1)
     return (stride < model.patch_size and (stride % os_ == 0 or os_ % stride == 0)
@@ -60,7 +61,10 @@ def supports(model: Model, stride: int) -> bool:
 class DenseCells(torch.nn.Module):
     """DNs of a chunk (1, bands, h, w) to the class probabilities (1, rows, cols, K) of its windows.
 
-    The windows are `window` cells of the last feature map wide, every `step` cells.
+    The windows are `window` cells of the last feature map wide, every `step` cells. A model that
+    averages views of each patch (`ModelCard.views`) sees the same views of the whole chunk, each
+    map turned back onto the chunk's grid: the chunk must be exactly tiled by its windows, so that
+    the windows of a turned chunk are the turned windows.
     """
 
     def __init__(self, model: Model, window: int, step: int) -> None:
@@ -70,10 +74,18 @@ class DenseCells(torch.nn.Module):
 
     def forward(self, dn: torch.Tensor) -> torch.Tensor:
         """Probabilities of every window, with the classifier's input scaling, features and head."""
-        net = cast(PatchResNet, self.net.network)
         x = self.net.prepared(dn)
+        total = self.cells(x)
+        for code in DIHEDRAL_ORDER[1:self.net.views]:
+            view = dihedral_view(x, code).contiguous(memory_format=torch.channels_last)
+            total = total + undo_dihedral_view(self.cells(view), code)
+        return (total / self.net.views).permute(0, 2, 3, 1)
+
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, K, rows, cols) probabilities of the windows of a prepared chunk."""
+        net = cast(PatchResNet, self.net.network)
         pooled = F.avg_pool2d(net.features(net.stem(x)), self.window, stride=self.step)
-        return torch.softmax(net.head(pooled.permute(0, 2, 3, 1)).float(), dim=-1)
+        return torch.softmax(net.head(pooled.permute(0, 2, 3, 1)).float(), dim=-1).permute(0, 3, 1, 2)
 
 
 def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
@@ -93,9 +105,16 @@ def dense_probabilities(model: Model, dn: np.ndarray, stride: int,
     step = max(stride // os_, 1) if stride % os_ == 0 else 1
     run = classifier.runner(f"dense-{window}-{step}", lambda: DenseCells(model, window, step),
                             torch.zeros((1, bands, patch, patch)))
+    def tiled(side: int) -> int:  # pixels that the windows of a run cover exactly
+        cells = side // os_
+        return ((cells - window) // step * step + window) * os_ if cells >= window else side
+
     for dy in offsets:
         for dx in offsets:
-            probs = run(dn[None, :, dy:, dx:])[0]
+            chunk = dn[None, :, dy:, dx:]
+            if model.card.views > 1:
+                chunk = chunk[..., :tiled(chunk.shape[2]), :tiled(chunk.shape[3])]
+            probs = run(chunk)[0]
             rows = slice(dy // stride if stride < os_ else 0, None,
                          len(offsets) if stride < os_ else 1)
             cols = slice(dx // stride if stride < os_ else 0, None,

@@ -111,6 +111,12 @@ def dihedral_view(x: torch.Tensor, code: int) -> torch.Tensor:
     return x.flip(3) if code >= 4 else x
 
 
+def undo_dihedral_view(x: torch.Tensor, code: int) -> torch.Tensor:
+    """The inverse of `dihedral_view`: maps computed on a view back onto the original grid."""
+    x = x.flip(3) if code >= 4 else x
+    return torch.rot90(x, -(code % 4), dims=(2, 3))
+
+
 def halve_antialiased(x: torch.Tensor) -> torch.Tensor:
     """Halve height and width as `tf.image.resize(..., antialias=True)` does for bilinear.
 
