@@ -142,14 +142,15 @@ def naive(item: Path, model_name: str, n: int, device: str, out: Path) -> dict:
 
 def inference_floor(model, run: dict, device: str) -> dict:
     """Seconds the network's multiply-adds over the map's input pixels (no halo; for a patch
-    classifier, one fully convolutional pass) take at the bf16 matrix-product rate of these
-    cores, and the classify stage's ratio to it."""
+    classifier, one fully convolutional pass per view of its card) take at the bf16
+    matrix-product rate of these cores, and the classify stage's ratio to it."""
     from bench_engines import matmul_rate, multiply_adds
 
     if device != "cpu":
         return {}
     pixels = run["map_shape"][0] * run["map_shape"][1] * (run["stride"] or 1) ** 2
-    macs = multiply_adds(model, 64 if model.kind == "classifier" else 1064) * pixels
+    macs = multiply_adds(model, 64 if model.kind == "classifier" else 1064) * pixels \
+        * model.card.views
     rate = matmul_rate(torch.get_num_threads())
     seconds = macs / rate
     return {"multiply_adds": float(f"{macs:.3e}"), "bf16_matmul_gmac_per_s": round(rate / 1e9),

@@ -62,12 +62,16 @@ def test_models_command():
     assert rows["dynamic-world"]["kind"] == "segmenter" and len(rows["dynamic-world"]["classes"]) == 9
 
 
-def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
-    result = run_cli("evaluate", "--model", "eurosat-ms", "--data",
-                     str(data_dir / "eurosat" / "ms"), "--split", "val", "--json", "--out",
-                     str(tmp_path))
+def evaluate_val(model: str, folder, out) -> dict:
+    """`geolulc evaluate --split val --json` of a bundled model, as a user runs it."""
+    result = run_cli("evaluate", "--model", model, "--data", str(folder), "--split", "val",
+                     "--json", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    scores = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
+    scores = evaluate_val("eurosat-ms", data_dir / "eurosat" / "ms", tmp_path)
     assert scores["n"] == 54 and scores["accuracy"] >= 0.9
     assert set(scores["per_class"]) == set(EUROSAT_CLASSES)
     wrong_folder = run_cli("evaluate", "--model", "eurosat-ms", "--data",
@@ -78,11 +82,7 @@ def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
 
 def test_the_rgb_benchmark_model_scores_what_its_card_says(data_dir, tmp_path):
     """Issue 22's target: ≥ 98.6 % of the 4,266 held-out RGB JPEGs, with the card's 4 views."""
-    result = run_cli("evaluate", "--model", "eurosat-rgb", "--data",
-                     str(data_dir / "eurosat" / "rgb"), "--split", "val", "--json", "--out",
-                     str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    scores = json.loads(result.stdout)
+    scores = evaluate_val("eurosat-rgb", data_dir / "eurosat" / "rgb", tmp_path)
     assert scores["n"] == 4266 and scores["accuracy"] >= 0.986
     card = json.loads((BUNDLED_DIR / "eurosat-rgb.json").read_text())
     assert card["views"] == 4 and scores["accuracy"] == pytest.approx(
