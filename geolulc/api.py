@@ -399,7 +399,7 @@ def synth_quality(*, model: str | Path, data: str | Path, classifier: str = "aut
 
     gen, card = load_generator(Path(model))
     real = load_patch_folder(Path(data), card.bands, classes=card.classes)
-    name = auto_model(set(card.bands), ("classifier",)) if classifier == "auto" else classifier
+    name = auto_model(set(card.bands), patches=True) if classifier == "auto" else classifier
     return judge(gen, card, real, name, per_class)
 
 

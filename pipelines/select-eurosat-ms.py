@@ -13,8 +13,8 @@ as JSON; the recipe
 
     python pipelines/select-eurosat-ms.py [EUROSAT_DIR] [INIT_MODEL] [--splits K]
 
-INIT_MODEL defaults to the three-stage RGB model that the bundled eurosat-ms started from (step 2
-of `pipelines/train-eurosat-rgb.sh`).
+INIT_MODEL defaults to the three-stage RGB model that the bundled eurosat-ms started from
+(`eurosat-rgb-scenes`, step 2 of `pipelines/train-eurosat-rgb.sh`).
 """
 
 from __future__ import annotations
@@ -67,8 +67,7 @@ def score(init: Model, data: PatchSet, extra: PatchSet, candidate: tuple, seed: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=Path("../shared/data/eurosat"))
-    parser.add_argument("init", nargs="?",
-                        default="runs/eurosat-rgb/map-domain/eurosat-rgb.json")
+    parser.add_argument("init", nargs="?", default="eurosat-rgb-scenes")
     parser.add_argument("--splits", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

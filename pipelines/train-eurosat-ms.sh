@@ -11,14 +11,14 @@
 # learns the Dynamic World water share of the 2,671 OSCD windows (weight 3, chosen by the
 # two-fold city cross-validation in docs/models.md; pipelines/train-eurosat-rgb.sh makes the files).
 # The bundled model started from the three-stage RGB model (step 2 of pipelines/train-eurosat-rgb.sh,
-# the eurosat-rgb bundled up to git 573c836), not from today's benchmark eurosat-rgb. Usage:
+# bundled as eurosat-rgb-scenes), not from the benchmark eurosat-rgb. Usage:
 #   pipelines/train-eurosat-ms.sh [EUROSAT_DIR] [OUT_DIR] [INIT_MODEL] [extra geolulc train options]
 #   e.g. ... ../shared/data/eurosat runs/eurosat-ms runs/eurosat-rgb/map-domain/eurosat-rgb.json \
 #        --windows runs/eurosat-rgb/map-domain/fold-a.npz --windows runs/eurosat-rgb/map-domain/fold-b.npz
 set -euo pipefail
 DATA=${1:-../shared/data/eurosat}
 OUT=${2:-runs/eurosat-ms}
-INIT=${3:-runs/eurosat-rgb/map-domain/eurosat-rgb.json}
+INIT=${3:-eurosat-rgb-scenes}
 shift $(( $# > 3 ? 3 : $# )) || true
 geolulc -v train --data "$DATA/ms" --extra-train "$DATA/ms-extra" --init "$INIT" \
   --teacher "$INIT" --out "$OUT" --name eurosat-ms --epochs 20 --batch-size 32 --lr 3e-4 \

@@ -8,8 +8,8 @@
 #    rotations, shifts, gain), AdamW, one-cycle schedule, EMA of the weights; the last epoch is
 #    shipped. Packed as float16 with a card that averages 4 rotations/flips of each patch
 #    (`views`: 0.9822 one view, 0.9845 two, 0.9864 four, 0.9855 eight; docs/models.md).
-# 2. The three-stage model that `eurosat-ms` starts from (the eurosat-rgb bundled up to git
-#    573c836): stage 1 for 100 epochs; stage 2, 15 epochs of the `raw` augmentation (per-band
+# 2. The three-stage model bundled as `eurosat-rgb-scenes` (what `auto` maps RGB-only scenes with,
+#    and what `eurosat-ms` starts from; `eurosat-rgb` up to git 573c836): stage 1 for 100 epochs; stage 2, 15 epochs of the `raw` augmentation (per-band
 #    gain and offset, haze, sensor noise, blur/sharpening, JPEG re-compression, scene-edge cuts
 #    filled as the map fills them) moves it to the raw L1C/L2A windows that `geolulc map` feeds
 #    it; stage 3, 5 epochs that add the 2,671 fully clear 64×64 windows (stride 32) of the 20
@@ -33,7 +33,7 @@ stage1 200 "$OUT/stage1-200" "$@"
 cp "$OUT/stage1-200/eurosat-rgb.json" "$OUT/eurosat-rgb.json"
 python pipelines/pack-model.py "$OUT/stage1-200/eurosat-rgb.safetensors" \
   "$OUT/eurosat-rgb.safetensors" --views 4
-# 2. the start of eurosat-ms (pipelines/train-eurosat-ms.sh)
+# 2. eurosat-rgb-scenes (rename the card's `name`; packed as float16 like the other)
 MAP="$OUT/map-domain"
 stage1 100 "$MAP/stage1" "$@"
 geolulc -v train --data "$DATA/rgb" --exclude "$DATA/ms" --out "$MAP/stage2" --name eurosat-rgb \

@@ -10,8 +10,8 @@ from geolulc.models.model import BUNDLED_DIR, bundled_models, load_model
 
 
 def test_bundled_cards_are_complete():
-    assert set(bundled_models()) >= {"eurosat-ms", "eurosat-rgb"}
-    for name in ("eurosat-ms", "eurosat-rgb"):
+    assert set(bundled_models()) >= {"eurosat-ms", "eurosat-rgb", "eurosat-rgb-scenes"}
+    for name in ("eurosat-ms", "eurosat-rgb", "eurosat-rgb-scenes"):
         model = load_model(name)
         card = model.card
         assert model.classes == EUROSAT_CLASSES and len(card.colors) == 10
@@ -43,8 +43,20 @@ def test_auto_classifies_patches_with_the_fast_classifier_of_their_bands():
     """`auto` for patches: eurosat-ms for 13 bands, eurosat-rgb for RGB (eurosat-dw by name)."""
     from geolulc.models.model import auto_model
 
-    assert auto_model(set(load_model("eurosat-ms").bands), ("classifier",)) == "eurosat-ms"
-    assert auto_model({"B04", "B03", "B02"}, ("classifier",)) == "eurosat-rgb"
+    assert auto_model(set(load_model("eurosat-ms").bands), patches=True) == "eurosat-ms"
+    assert auto_model({"B04", "B03", "B02"}, patches=True) == "eurosat-rgb"
+
+
+def test_auto_maps_rgb_only_scenes_with_the_model_trained_on_scene_pixels():
+    """The benchmark eurosat-rgb (stage 1 only) calls 4× as much dry land water on the OSCD
+    scenes as the three-stage model: RGB-only scenes are mapped with the latter."""
+    from geolulc.models.model import auto_model
+
+    assert auto_model({"B04", "B03", "B02"}) == "eurosat-rgb-scenes"
+    assert auto_model(set(load_model("eurosat-ms").bands)) == "dynamic-world"
+    scenes, bench = (load_model(n).card.metrics["real_scene"]["false_water"]
+                     for n in ("eurosat-rgb-scenes", "eurosat-rgb"))
+    assert scenes < bench
 
 
 def test_models_command():

@@ -32,7 +32,7 @@ from geolulc.errors import GeolulcError
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Bundled model name (see `geolulc models`) or path to a model card; auto "
                    "takes dynamic-world (a 10 m per-pixel model) where the scenes have its nine "
-                   "bands, else eurosat-ms (13 bands) or eurosat-rgb.")
+                   "bands, else eurosat-rgb-scenes (RGB only).")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Patch classifiers only: pixels between patch centres; the map's cells are "
                    "stride × resolution. A per-pixel model always maps every pixel.")

@@ -30,8 +30,10 @@ def models_command(as_json: bool) -> None:
                  f"published accuracy {published:.2f}" if published is not None else "no accuracy")
         if row["views"] > 1:
             score += f" (mean of {row['views']} rotations/flips of each patch)"
+        misses = f"{'; '.join(row['misses'])} on unseen cities"
         use = ("for maps" if row["use"] == "maps" else
-               f"benchmark only, not for maps ({'; '.join(row['misses'])} on unseen cities)")
+               f"maps only scenes without a better model's bands ({misses})"
+               if row["use"] == "fallback" else f"benchmark only, not for maps ({misses})")
         click.echo(f"{row['name']} ({row['kind']}, {use}): {row['level']} "
                    f"{','.join(row['bands'])}; {len(row['classes'])} classes; {score}; "
                    f"from {row['training_data']}")

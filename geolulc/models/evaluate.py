@@ -207,7 +207,7 @@ def classify_patch_files(paths: list[Path], model: str, device: str = "auto",
             raise MissingInputError(f"patch {path} does not exist")
         patch = read_patch(path)
         if loaded is None:
-            loaded = load_model(auto_model(set(patch[1]), ("classifier",)) if model == DEFAULT_MODEL
+            loaded = load_model(auto_model(set(patch[1]), patches=True) if model == DEFAULT_MODEL
                                 else model, dev)
         probs = patch_probabilities(loaded, patch, str(path), dev, precision, engine)
         best = int(np.argmax(probs))

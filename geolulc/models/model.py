@@ -41,8 +41,13 @@ log = logging.getLogger(__name__)
 FORMAT = "geolulc-model"
 FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).parent / "bundled"
-#: Bundled models tried by `auto`, best first: the first whose bands the input has is used.
-AUTO_ORDER = ("dynamic-world", "eurosat-ms", "eurosat-rgb")
+#: Bundled models tried by `auto` for scenes, best first: the first whose bands the input has is
+#: used (a 13-band scene has Dynamic World's nine). RGB-only scenes get the RGB model trained on
+#: scene pixels (raw L1C augmentation, real windows), not the benchmark `eurosat-rgb` (far more
+#: false water: 0.129 against 0.032).
+AUTO_ORDER = ("dynamic-world", "eurosat-rgb-scenes")
+#: The same for lone patches (`classify`, `evaluate`): the classifiers best on EuroSAT's patches.
+PATCH_AUTO_ORDER = ("eurosat-ms", "eurosat-rgb")
 #: The bundled EuroSAT-legend classifier whose maps hold on places it never saw.
 MAP_CLASSIFIER = "eurosat-dw"
 KINDS = ("classifier", "segmenter")
@@ -261,19 +266,19 @@ def bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
 
 
-def auto_model(available: set[str], kinds: tuple[str, ...] = KINDS) -> str:
-    """The best bundled model of these kinds for inputs with these bands.
+def auto_model(available: set[str], patches: bool = False) -> str:
+    """The best bundled model for scenes (or, with `patches`, lone patches) with these bands.
 
-    dynamic-world where its nine bands exist; for patches 13-band L1C → eurosat-ms (1,030 patches/s
-    on two cores; eurosat-dw, by name, is 1.9 points more accurate at 94 patches/s); RGB →
-    eurosat-rgb.
+    Scenes: dynamic-world where its nine bands exist, else (RGB) eurosat-rgb-scenes.
+    Patches: 13-band L1C → eurosat-ms (1,030 patches/s on two cores; eurosat-dw, by name, is 1.9
+    points more accurate at 94 patches/s); RGB → eurosat-rgb.
     """
-    for name in AUTO_ORDER:
+    for name in PATCH_AUTO_ORDER if patches else AUTO_ORDER:
         path = BUNDLED_DIR / f"{name}.json"
         if not path.exists():
             continue
         card = read_card(path)
-        if card.kind in kinds and set(card.bands) <= available:
+        if (card.kind == "classifier" or not patches) and set(card.bands) <= available:
             log.info("model auto: %s", name)
             return name
     raise ModelError(f"no bundled model fits inputs with bands {', '.join(sorted(available))}")
@@ -603,7 +608,8 @@ class ModelInfo:
     views: int
     """Rotations/flips of each patch whose probabilities the classifier averages."""
     use: str
-    """"maps", or "benchmark" for a patch classifier whose maps of unseen places miss the targets."""
+    """"maps"; for a patch classifier whose maps of unseen places miss the targets, "fallback" if
+    `auto` still maps scenes that lack better models' bands with it, else "benchmark"."""
     misses: list[str]
     """The held-out real-scene targets it misses."""
 
@@ -624,5 +630,6 @@ def bundled_model_info() -> list[ModelInfo]:
             training_data=card.training.get("data") or card.data.get("source", {}).get("project"),
             metrics=card.metrics,
             patches_per_s_cpu=card.data.get("throughput", {}).get("cpu_patches_per_s"),
-            views=card.views, use="benchmark" if misses else "maps", misses=misses))
+            views=card.views, misses=misses,
+            use="maps" if not misses else "fallback" if name in AUTO_ORDER else "benchmark"))
     return rows

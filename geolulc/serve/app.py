@@ -107,7 +107,7 @@ class PatchModels:
         patches = [read_patch(p) for p in paths]
         cpu = resolve_device("cpu")
         with self._lock:
-            name = model if model != "auto" else auto_model(set(patches[0][1]), ("classifier",))
+            name = model if model != "auto" else auto_model(set(patches[0][1]), patches=True)
             if name not in self._loaded:
                 self._loaded[name] = load_model(name, cpu)
             loaded = self._loaded[name]
