@@ -140,23 +140,27 @@ def naive(item: Path, model_name: str, n: int, device: str, out: Path) -> dict:
             "input_pixels_per_s": round(n * size * size / seconds)}
 
 
-def inference_floor(model, run: dict, device: str) -> dict:
-    """Seconds the network's multiply-adds over the map's input pixels (no halo; for a patch
+def inference_floor(model, runs: list[dict], device: str) -> dict:
+    """Seconds the network's multiply-adds over the tile's input pixels (no halo; for a patch
     classifier, one fully convolutional pass per view of its card) take at the bf16
-    matrix-product rate of these cores, and the classify stage's ratio to it."""
+    matrix-product rate of these cores, and each run's classify stage and wall time over it."""
     from bench_engines import matmul_rate, multiply_adds
 
     if device != "cpu":
         return {}
-    pixels = run["map_shape"][0] * run["map_shape"][1] * (run["stride"] or 1) ** 2
+    first = runs[0]
+    pixels = first["map_shape"][0] * first["map_shape"][1] * (first["stride"] or 1) ** 2
     macs = multiply_adds(model, 64 if model.kind == "classifier" else 1064) * pixels \
         * model.card.views
     rate = matmul_rate(torch.get_num_threads())
     seconds = macs / rate
+    key = [f"stride {r['stride']} {r['engine']}" for r in runs]
     return {"multiply_adds": float(f"{macs:.3e}"), "bf16_matmul_gmac_per_s": round(rate / 1e9),
-            "floor_s": round(seconds, 1),
-            "classify_over_floor": round(run["stages_s"]["classify"] / seconds, 2),
-            "wall_over_floor": round(run["wall_s"] / seconds, 2)}
+            "views": model.card.views, "floor_s": round(seconds, 1),
+            "classify_over_floor": {k: round(r["stages_s"]["classify"] / seconds, 2)
+                                    for k, r in zip(key, runs, strict=True)},
+            "wall_over_floor": {k: round(r["wall_s"] / seconds, 2)
+                                for k, r in zip(key, runs, strict=True)}}
 
 
 def tile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,7 +200,7 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""),
         "tile": "10980 x 10980 at 10 m (real 29RKH L2A upsampled x10)", "model": args.model,
         "decode_floor_s": round(floor, 1),
-        "inference_floor": inference_floor(model, runs[0], args.device),
+        "inference_floor": inference_floor(model, runs, args.device),
         "runs": runs,
         "naive": slow,
         "speedup_vs_naive": round(runs[0]["input_pixels_per_s"] / slow["input_pixels_per_s"],

@@ -14,27 +14,31 @@ each patch the classifier averages (`geolulc.models.model.ModelCard.views`).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from geolulc.models.model import VIEWS
+
 
 def main() -> None:
-    argv = sys.argv[1:]
-    views = None
-    if "--views" in argv:
-        at = argv.index("--views")
-        views = int(argv[at + 1])
-        del argv[at:at + 2]
-    args = [a for a in argv if a != "--exact"]
-    exact = "--exact" in argv
-    src = args[0]
-    out = args[1] if len(args) > 1 else src
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", help="the model's .safetensors (its card beside it)")
+    parser.add_argument("out", nargs="?", help="where to write the packed weights (default: SRC)")
+    parser.add_argument("--exact", action="store_true",
+                        help="float16 only for tensors it holds exactly")
+    parser.add_argument("--views", type=int, choices=VIEWS,
+                        help="rotations/flips of each patch the classifier averages")
+    args = parser.parse_args()
+    src, exact, views = args.src, args.exact, args.views
+    out = args.out or src
+    if views is not None and not Path(out).with_suffix(".json").exists():
+        parser.error(f"--views needs the card {Path(out).with_suffix('.json')}")
     with safe_open(src, "pt") as f:
         metadata = f.metadata()
     tensors = {k: v.half() if v.is_floating_point() and (

@@ -66,7 +66,7 @@ def test_models_command():
     assert len(rows["eurosat-ms"]["bands"]) == 13
     assert rows["eurosat-rgb"]["metrics"]["n_val"] > 4000
     text = run_cli("models").stdout
-    assert "eurosat-rgb (classifier, benchmark only, not for maps (false water 0.129 > 0.02 on " \
+    assert "eurosat-rgb (classifier, benchmark only, not for maps (false water 0.132 > 0.02 on " \
         "unseen cities)): L1C B04,B03,B02; 10 classes; validation accuracy 0.9864 (mean of 4 " \
         "rotations/flips of each patch)" in text
     assert "eurosat-dw (classifier, for maps): L1C B02,B03,B04,B05,B06,B07,B08,B11,B12" in text
@@ -74,10 +74,10 @@ def test_models_command():
     assert rows["dynamic-world"]["kind"] == "segmenter" and len(rows["dynamic-world"]["classes"]) == 9
 
 
-def evaluate_val(model: str, folder, out) -> dict:
+def evaluate_val(model: str, folder, out, *options: str) -> dict:
     """`geolulc evaluate --split val --json` of a bundled model, as a user runs it."""
     result = run_cli("evaluate", "--model", model, "--data", str(folder), "--split", "val",
-                     "--json", "--out", str(out))
+                     "--json", "--out", str(out), *options)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -94,7 +94,9 @@ def test_evaluate_json_on_the_held_out_split(data_dir, tmp_path):
 
 def test_the_rgb_benchmark_model_scores_what_its_card_says(data_dir, tmp_path):
     """Issue 22's target: ≥ 98.6 % of the 4,266 held-out RGB JPEGs, with the card's 4 views."""
-    scores = evaluate_val("eurosat-rgb", data_dir / "eurosat" / "rgb", tmp_path)
+    # fp32: the card's figure, whatever bf16 support the CPU has (here bf16 gives the same)
+    scores = evaluate_val("eurosat-rgb", data_dir / "eurosat" / "rgb", tmp_path,
+                          "--precision", "fp32")
     assert scores["n"] == 4266 and scores["accuracy"] >= 0.986
     card = json.loads((BUNDLED_DIR / "eurosat-rgb.json").read_text())
     assert card["views"] == 4 and scores["accuracy"] == pytest.approx(

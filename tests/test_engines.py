@@ -104,6 +104,18 @@ def test_a_card_s_views_are_averaged_on_every_engine_patch_by_patch_and_dense(da
     at_patches = dense_probabilities(four.model, chunk, 16, four)[::4, ::4][:3, :3].reshape(9, -1)
     assert (at_patches.argmax(1) == expected.argmax(1)).all()
     assert np.abs(at_patches - expected).max() <= 0.15
+    for views in (1, 2, 4, 8):  # a chunk of one window is that patch: same views, same order
+        clf = Classifier(with_views(rgb, views), CPU, 4, "fp32", engine="openvino")
+        one = dense_probabilities(clf.model, patches[1], 16, clf)[0, 0]
+        assert np.abs(one - clf.probabilities(patches[1][None])[0]).max() <= 1e-5
+    # a map's long strip at stride 8 (two offsets per axis): turned half round, mirrored
+    strip = np.ascontiguousarray(chunk[:, :112, :176])
+    grid = dense_probabilities(m8, strip, 8, eight)
+    assert grid.shape == (7, 15, 10)
+    half = dense_probabilities(m8, np.ascontiguousarray(strip[:, ::-1, ::-1]), 8, eight)
+    mirror = dense_probabilities(m8, np.ascontiguousarray(strip[..., ::-1]), 8, eight)
+    assert np.abs(half[::-1, ::-1] - grid).max() <= 1e-4
+    assert np.abs(mirror[:, ::-1] - grid).max() <= 1e-4
 
 
 def test_a_cached_network_that_does_not_match_its_digest_is_rebuilt(tmp_path, monkeypatch,

@@ -108,6 +108,8 @@ def test_classify_takes_one_scene_path(data_dir):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["input"].update(dn_scale=1e300), "dn_scale must lie in"),
+    (lambda c: c.update(kind="segmenter", architecture={"name": "dynamic-world"}, views=4),
+     r"views must be one of 1, 2, 4, 8 \(a classifier's only\)"),
     (lambda c: c["input"].update(clip="abc"), "clip must be"),
     (lambda c: c["input"].update(clip=[5, 1]), "clip must be"),
     (lambda c: c["architecture"].update(widths=[3000, 64, 128, 256]), "widths must be"),
@@ -115,6 +117,7 @@ def test_classify_takes_one_scene_path(data_dir):
     (lambda c: c.update(kind="segmenter"), "kind 'segmenter' disagrees with its patch-resnet"),
     (lambda c: c.update(views=3), "views must be one of 1, 2, 4, 8"),
     (lambda c: c.update(views=True), "views must be one of"),
+    (lambda c: c.update(views=4.0), "views must be one of"),
 ])
 def test_a_card_with_insane_values_is_refused_before_anything_is_built(tmp_path, change,
                                                                         message):

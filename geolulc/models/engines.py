@@ -111,13 +111,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geolulc"
 
 
-def code_digest(*objects: Callable[..., object]) -> str:
-    """Digest of the source that defines a computation.
+def code_digest(*objects: object) -> str:
+    """Digest of the source that defines a computation (functions, classes; constants by repr).
 
     A cached conversion never outlives a change of the code it was converted from.
     """
     sources = []
     for obj in objects:
+        if not callable(obj):
+            sources.append(repr(obj))
+            continue
         try:
             sources.append(inspect.getsource(obj))
         except (OSError, TypeError):

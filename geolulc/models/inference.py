@@ -11,7 +11,12 @@ import torch
 from geolulc.core.device import resolve_precision
 from geolulc.models.engines import code_digest, make_runner, resolve_engine
 from geolulc.models.model import Model, ProbabilityNet, predict_probabilities, prepare_input
-from geolulc.models.network import halve_antialiased
+from geolulc.models.network import (
+    DIHEDRAL_ORDER,
+    dihedral_view,
+    halve_antialiased,
+    undo_dihedral_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +88,8 @@ class Classifier:
             key = None
             if self.model.digest:  # models built in memory (training) are never cached
                 kinds = {type(m) for m in self.model.network.modules()}
-                code = code_digest(prepare_input, halve_antialiased, type(module),
+                code = code_digest(prepare_input, halve_antialiased, dihedral_view,
+                                   undo_dihedral_view, DIHEDRAL_ORDER, type(module),
                                    *sorted(kinds, key=lambda k: k.__qualname__),
                                    *(type(part) for part in parts))
                 key = f"{self.model.digest}-{name}-{code}"

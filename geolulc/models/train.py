@@ -250,7 +250,10 @@ class _TeacherView:
     high: torch.Tensor
 
     def soft_targets(self, xb: torch.Tensor) -> torch.Tensor:
-        """The teacher's logits for the same augmented batch."""
+        """The teacher's logits for the same augmented batch.
+
+        One view, whatever the teacher's card says: the batch is already randomly turned.
+        """
         seen = torch.clamp(xb[:, self.bands], min=self.low, max=self.high)
         return self.model.network(normalise(seen, self.model.card.input)).float()
 
