@@ -81,8 +81,9 @@ def test_a_card_s_views_are_averaged_on_every_engine_patch_by_patch_and_dense(da
     turned = [np.rot90(patches, k, axes=(2, 3)) for k in range(4)]
     views = [turned[0], turned[0][..., ::-1], turned[1], turned[1][..., ::-1]]
     expected = np.mean([torch_fp32(rgb, v) for v in views], axis=0)
-    for engine in ("openvino", "torch"):
-        four = Classifier(with_views(rgb, 4), CPU, 4, "fp32", engine=engine)
+    fours = {engine: Classifier(with_views(rgb, 4), CPU, 4, "fp32", engine=engine)
+             for engine in ("openvino", "torch")}
+    for four in fours.values():
         assert np.abs(four.probabilities(patches) - expected).max() <= 1e-4
     eight = Classifier(with_views(rgb, 8), CPU, 4, "fp32", engine="openvino")
     p = eight.probabilities(patches)
@@ -100,12 +101,12 @@ def test_a_card_s_views_are_averaged_on_every_engine_patch_by_patch_and_dense(da
     assert np.abs(np.rot90(dense, 1, axes=(0, 1)) - turned_map).max() <= 1e-4
     # and the windows of the patches above agree with their patch-by-patch views
     assert supports(m8, 16)
-    four = Classifier(with_views(rgb, 4), CPU, 4, "fp32", engine="openvino")
+    four = fours["openvino"]
     at_patches = dense_probabilities(four.model, chunk, 16, four)[::4, ::4][:3, :3].reshape(9, -1)
     assert (at_patches.argmax(1) == expected.argmax(1)).all()
     assert np.abs(at_patches - expected).max() <= 0.15
     for views in (1, 2, 4, 8):  # a chunk of one window is that patch: same views, same order
-        clf = Classifier(with_views(rgb, views), CPU, 4, "fp32", engine="openvino")
+        clf = Classifier(with_views(rgb, views), CPU, 4, "fp32", engine="torch")
         one = dense_probabilities(clf.model, patches[1], 16, clf)[0, 0]
         assert np.abs(one - clf.probabilities(patches[1][None])[0]).max() <= 1e-5
     # a map's long strip at stride 8 (two offsets per axis): turned half round, mirrored
