@@ -55,10 +55,24 @@ def data_dir() -> Path:
     return path
 
 
+#: Loopback ports for the servers the tests start: each pytest-xdist worker takes its own
+#: 1,000 below Linux's ephemeral range (32768-60999, where bind(0) and outgoing connections take
+#: theirs), and hands each out once. A port asked of bind(0) and closed could be handed to a
+#: server of another worker first; that server would then answer the other test's requests.
+_FIRST_PORT = 20000 + 1000 * (int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]) % 12)
+_PORTS = iter(range(_FIRST_PORT, _FIRST_PORT + 1000))
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port no other test (of this or another worker) has been or will be given."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # taken by something outside the tests
+                continue
+            return port
+    raise RuntimeError("this test worker has used all of its 1,000 loopback ports")
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
