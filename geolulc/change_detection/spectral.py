@@ -184,9 +184,14 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
     with StackReader(before, SPECTRAL_BANDS, grid, plain[0]) as first, \
             StackReader(after, SPECTRAL_BANDS, grid, plain[1]) as second:
         def pairs() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+            context = max(mk.dilate for mk in plain)  # masks grown as over the whole grid
             for row0 in range(0, grid.rows, chunk_rows):
-                window = chunk_window(grid, chunk_rows, row0)
-                a, b = first.read(window), second.read(window)
+                window = chunk_window(grid, chunk_rows, row0, context)
+                core = chunk_window(grid, chunk_rows, row0)
+                top = int(core.row_off - window.row_off)
+                bottom = int(window.row_off + window.height - core.row_off - core.height)
+                a = first.read(window).crop(top, bottom, 0, 0)
+                b = second.read(window).crop(top, bottom, 0, 0)
                 yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
 
         samples_a, samples_b = [], []

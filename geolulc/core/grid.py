@@ -55,6 +55,16 @@ class PatchGrid:
         return (self.patch - self.stride) // 2 + self.halo
 
     @property
+    def reach(self) -> int:
+        """Farthest an unclear pixel that a labelled cell's network sees lies from a clear one.
+
+        A cell is labelled only with clear pixels in what its network sees (its patch, or its
+        pixel's halo), so every unclear pixel it sees has a clear pixel within the diagonal of
+        that square: the fill of unclear pixels (`fill_unclear`) never needs to look further.
+        """
+        return math.ceil(math.hypot(self.patch - 1 + self.halo, self.patch - 1 + self.halo))
+
+    @property
     def cell_size(self) -> float:
         """Size of a map cell in metres (stride × resolution)."""
         return self.stride * self.resolution

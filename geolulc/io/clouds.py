@@ -53,27 +53,18 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     return out
 
 
-def _block_mean(band: np.ndarray, block: int) -> np.ndarray:
-    h, w = band.shape
-    hb, wb = -(-h // block), -(-w // block)
-    padded = np.zeros((hb * block, wb * block), dtype=np.float32)
-    padded[:h, :w] = band
-    return padded.reshape(hb, block, wb, block).mean(axis=(1, 3))
-
-
 _DETECTOR = None
 
 
-def s2cloudless_probability(bands: dict[str, np.ndarray]) -> np.ndarray:
-    """Cloud probability on 160 m blocks from L1C DNs (reflectance × 10000) of the ten bands."""
+def s2cloudless_probability(means: dict[str, np.ndarray]) -> np.ndarray:
+    """Cloud probability of 160 m blocks from their mean L1C DNs (reflectance × 10000)."""
     global _DETECTOR
     from s2cloudless import S2PixelCloudDetector
 
     if _DETECTOR is None:
         _DETECTOR = S2PixelCloudDetector(threshold=CLOUD_THRESHOLD, average_over=1,
                                          dilation_size=0, all_bands=False)
-    stack = np.stack([_block_mean(bands[b].astype(np.float32) / 10000, CLOUD_BLOCK)
-                      for b in S2CLOUDLESS_BANDS], axis=-1)
+    stack = np.stack([means[b].astype(np.float32) / 10000 for b in S2CLOUDLESS_BANDS], axis=-1)
     return _DETECTOR.get_cloud_probability_maps(stack[None])[0]
 
 
@@ -129,29 +120,40 @@ def neighbours(mask: np.ndarray) -> np.ndarray:
                start=np.zeros((h, w), dtype=np.int8))
 
 
-def l1c_cloud_mask(bands: dict[str, np.ndarray], sun: tuple[float, float] | None,
-                   pixel_m: float) -> np.ndarray:
-    """Cloud (s2cloudless) and shadow mask of an L1C chunk on its 10 m grid.
+def l1c_cloud_blocks(means: dict[str, np.ndarray], sun: tuple[float, float] | None,
+                     pixel_m: float) -> np.ndarray:
+    """Cloud (s2cloudless) and shadow mask of the 160 m blocks of a whole read grid.
+
+    `means` are the blocks' mean DNs of `L1C_MASK_BANDS` (0 where a block has no data). The
+    mask is made once for the whole grid, never chunk by chunk: the neighbour rule, the
+    dilation and the shadow search reach several blocks (kilometres) and the darkness threshold
+    is a median over the grid, so a mask of a chunk would change with where the chunk ends.
 
     s2cloudless flags some bright roofs as cloud; such blocks are isolated, so a cloud block
     must have at least two cloudy neighbours (real clouds span several 160 m blocks), and the
     kept clouds grow by one block to cover their edges. Shadows are searched along the sun's
     direction for cloud heights of 0.5–4 km among land blocks (NDWI ≤ 0.2, which leaves open
-    water out) darker in the near infrared than half the chunk's clear median.
+    water out) darker in the near infrared than half the grid's clear median.
     """
-    h, w = bands["B02"].shape
-    prob = s2cloudless_probability(bands)
+    prob = s2cloudless_probability(means)
     raw = prob >= CLOUD_THRESHOLD
     core = raw & (neighbours(raw) >= 2)
     cloud = dilate(core, 1)
     if sun is not None and core.any():
-        nir = _block_mean(bands["B08"].astype(np.float32), CLOUD_BLOCK)
-        green = _block_mean(bands["B03"].astype(np.float32), CLOUD_BLOCK)
+        nir = means["B08"].astype(np.float32)
+        green = means["B03"].astype(np.float32)
         valid = nir > 0
         if (valid & ~cloud).any():
             water = green > 1.5 * nir  # NDWI > 0.2: dark in the near infrared, but no shadow
             dark = valid & ~water & (nir < 0.5 * np.median(nir[valid & ~cloud]))
             shadow = shadow_from_clouds(core, dark, sun[0], sun[1], pixel_m * CLOUD_BLOCK)
             cloud |= dilate(shadow, 1)
-    full = np.repeat(np.repeat(cloud, CLOUD_BLOCK, axis=0), CLOUD_BLOCK, axis=1)
-    return full[:h, :w]
+    return cloud
+
+
+def blocks_in_window(blocks: np.ndarray, row_off: int, col_off: int, height: int,
+                     width: int) -> np.ndarray:
+    """The pixels of a window of the read grid under a mask of its CLOUD_BLOCK blocks."""
+    rows = np.arange(row_off, row_off + height) // CLOUD_BLOCK
+    cols = np.arange(col_off, col_off + width) // CLOUD_BLOCK
+    return blocks[np.ix_(rows, cols)]

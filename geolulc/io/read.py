@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
@@ -27,7 +28,15 @@ from geolulc.core.grid import PatchGrid, transformer
 from geolulc.core.windows import window_clear_counts
 from geolulc.errors import FallbackWarning, ParameterError, ReadError, SceneError
 from geolulc.io.atmosphere import AOT_QUANTIFICATION, DEFAULT_AOT, boa_to_toa, quantise_aot
-from geolulc.io.clouds import L1C_MASK_BANDS, dilate, l1c_cloud_mask, scl_cloudy, sun_position
+from geolulc.io.clouds import (
+    CLOUD_BLOCK,
+    L1C_MASK_BANDS,
+    blocks_in_window,
+    dilate,
+    l1c_cloud_blocks,
+    scl_cloudy,
+    sun_position,
+)
 from geolulc.io.gdal import gdal_env, is_remote, open_band, vsi_path
 from geolulc.io.harmonize import harmonise
 from geolulc.io.resample import NestedBand
@@ -52,8 +61,20 @@ class Pixels:
 
     dn: np.ndarray  # uint16 (bands, h, w), 0 where there is no clear view
     clear: np.ndarray  # bool (h, w)
-    masked: int  # pixels some acquisition saw but masking removed in every one
+    seen: np.ndarray  # bool (h, w): some acquisition has data there (clear or not)
     count: np.ndarray  # uint8 (h, w): acquisitions with a clear view of each pixel
+
+    @property
+    def masked(self) -> int:
+        """Pixels some acquisition saw but masking removed in every one."""
+        return int(np.count_nonzero(self.seen & ~self.clear))
+
+    def crop(self, top: int, bottom: int, left: int, right: int) -> Pixels:
+        """The pixels without `top`, `bottom`, `left` and `right` rows and columns of the edges."""
+        h, w = self.clear.shape
+        rows, cols = slice(top, h - bottom), slice(left, w - right)
+        return Pixels(self.dn[:, rows, cols], self.clear[rows, cols], self.seen[rows, cols],
+                      self.count[rows, cols])
 
 
 class _SceneSource:
@@ -70,9 +91,9 @@ class _SceneSource:
                     "width": width, "height": height, "nodata": 0}
         self.detect = (masking.detect_l1c and not scene.scl and scene.level == "L1C"
                        and all(b in scene.bands for b in L1C_MASK_BANDS))
-        wanted = list(dict.fromkeys(bands + (L1C_MASK_BANDS if self.detect else [])))
+        self.blocks: np.ndarray | None = None  # the L1C cloud mask of the grid's blocks
         self.vrts = {}
-        for band in wanted:
+        for band in bands:
             src = stack.enter_context(open_band(scene.bands[band], scene.id, band))
             self.vrts[band] = NestedBand.fit(src, grid) or stack.enter_context(
                 WarpedVRT(src, resampling=Resampling.bilinear, **vrt_args))
@@ -105,6 +126,33 @@ class _SceneSource:
         elif self.toa:
             warnings.warn(f"L2A scene {scene.id} has no AOT layer: its atmosphere is restored with "
                           f"AOT {DEFAULT_AOT:.2f} everywhere", FallbackWarning, stacklevel=2)
+
+    def cloud_blocks(self) -> np.ndarray:
+        """The L1C cloud and shadow mask of the whole read grid's CLOUD_BLOCK blocks.
+
+        Each band is averaged over the blocks by GDAL (no data left out) in one pass over the
+        grid, so every chunk, worker and resumed run cuts its pixels from the same mask.
+        """
+        height, width = (-(-n // CLOUD_BLOCK) for n in self.grid.read_shape)
+        transform = self.grid.read_transform * Affine.scale(CLOUD_BLOCK)
+        means = {}
+        fine_height, fine_width = self.grid.read_shape
+        with contextlib.ExitStack() as stack:
+            for band in L1C_MASK_BANDS:
+                src = stack.enter_context(open_band(self.scene.bands[band], self.scene.id, band))
+                fine = stack.enter_context(WarpedVRT(
+                    src, crs=self.grid.crs.to_wkt(), transform=self.grid.read_transform,
+                    width=fine_width, height=fine_height, src_nodata=0, nodata=0,
+                    resampling=Resampling.bilinear))
+                with WarpedVRT(fine, crs=self.grid.crs.to_wkt(), transform=transform, width=width,
+                               height=height, src_nodata=0, nodata=0,
+                               resampling=Resampling.average) as vrt:
+                    try:
+                        means[band] = harmonise(vrt.read(1), self.scene.offset)
+                    except RasterioError as exc:
+                        raise ReadError(f"cannot read band {band} of scene {self.scene.id} for "
+                                        f"its cloud mask: {str(exc).splitlines()[0]}") from None
+        return l1c_cloud_blocks(means, self.sun, self.grid.resolution)
 
     def _sun(self, west: float, south: float, east: float, north: float
              ) -> tuple[float, float] | None:
@@ -176,8 +224,9 @@ class _SceneSource:
             has_data &= planes[band] > 0
         if self.scl is not None:
             cloudy = scl_cloudy(self._read("SCL", window))
-        elif self.detect:
-            cloudy = l1c_cloud_mask(planes, self.sun, self.grid.resolution)
+        elif self.blocks is not None:
+            cloudy = blocks_in_window(self.blocks, int(window.row_off), int(window.col_off),
+                                      *has_data.shape)
         else:
             cloudy = np.zeros(has_data.shape, dtype=bool)
         clear = has_data & ~dilate(cloudy, self.masking.dilate)
@@ -200,10 +249,15 @@ class StackReader:
     are mosaicked least cloudy first (each pixel from the first scene that sees it clear); with
     "median" each pixel is the median of its clear observations over the acquisitions; with
     "best" each map cell takes the acquisition that sees its patch clearest.
+
+    The L1C cloud masks of the whole grid are made when the reader opens, unless given as
+    `cloud_blocks` (one per scene, as `cloud_blocks` returns them: what a chunk job carries to
+    its workers so that no worker makes them again).
     """
 
     def __init__(self, scenes: list[Scene], bands: list[str], grid: PatchGrid,
-                 masking: Masking | None = None) -> None:
+                 masking: Masking | None = None,
+                 cloud_blocks: list[np.ndarray | None] | None = None) -> None:
         if not scenes:
             raise ParameterError("no scene to read")
         for scene in scenes:
@@ -215,11 +269,19 @@ class StackReader:
         self.masking = masking or Masking()
         self._stack = contextlib.ExitStack()
         self.groups: list[list[_SceneSource]] = []
+        self.cloud_blocks = cloud_blocks
 
     def __enter__(self) -> StackReader:
         self._stack.enter_context(gdal_env())
-        self.groups = [[_SceneSource(s, self.bands, self.grid, self.masking, self._stack)
-                        for s in group] for group in acquisitions(self.scenes)]
+        sources = {id(s): _SceneSource(s, self.bands, self.grid, self.masking, self._stack)
+                   for s in self.scenes}
+        given = self.cloud_blocks or [None] * len(self.scenes)
+        for scene, blocks in zip(self.scenes, given, strict=True):
+            source = sources[id(scene)]
+            if source.detect:
+                source.blocks = source.cloud_blocks() if blocks is None else blocks
+        self.cloud_blocks = [sources[id(s)].blocks for s in self.scenes]
+        self.groups = [[sources[id(s)] for s in group] for group in acquisitions(self.scenes)]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,8 +315,7 @@ class StackReader:
         shape = (len(self.bands), int(window.height), int(window.width))
         if self.masking.composite == "none":
             dn, filled, seen = self._mosaic([s for g in self.groups for s in g], window, shape)
-            return Pixels(dn, filled, int(np.count_nonzero(seen & ~filled)),
-                          filled.astype(np.uint8))
+            return Pixels(dn, filled, seen, filled.astype(np.uint8))
         layers = [self._mosaic(group, window, shape) for group in self.groups]
         clear = np.stack([c for _, c, _ in layers])
         seen = np.any(np.stack([s for _, _, s in layers]), axis=0)
@@ -268,23 +329,28 @@ class StackReader:
                 median = np.nanmedian(values, axis=0)
             dn = np.where(np.isnan(median), 0, np.round(median)).astype(np.uint16)
         else:
-            dn = self._best(layers, clear)
-        return Pixels(dn, filled, int(np.count_nonzero(seen & ~filled)), count)
+            dn = self._best(layers, clear, int(window.row_off))
+        return Pixels(dn, filled, seen, count)
 
-    def _best(self, layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]], clear: np.ndarray
-              ) -> np.ndarray:
+    def _best(self, layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]], clear: np.ndarray,
+              row_off: int) -> np.ndarray:
         """Per map cell, the acquisition whose patch window is clearest.
 
-        Its pixels fill the cell's block (the outer margin takes the acquisition of the nearest cell).
+        Its pixels fill the cell's block (the outer margin takes the acquisition of the nearest
+        cell). Cells are those of the grid whatever the window (`row_off`: its first row in the
+        read grid), so a pixel takes the same acquisition in every window that holds its cell's
+        whole patch.
         """
         grid = self.grid
         _, h, w = clear.shape
-        n_rows = (h - grid.patch) // grid.stride + 1
-        n_cols = (w - grid.patch) // grid.stride + 1
-        scores = np.stack([window_clear_counts(c, grid.patch, grid.stride) for c in clear])
+        skip = -row_off % grid.stride  # rows above the first cell whose patch starts in the window
+        first = (row_off + skip) // grid.stride
+        scores = np.stack([window_clear_counts(c[skip:], grid.patch, grid.stride) for c in clear])
+        n_rows, n_cols = scores.shape[1:]
         best = scores.argmax(axis=0)  # (n_rows, n_cols)
-        # each pixel belongs to the cell whose block holds it (clamped at the margins)
-        r_cell = np.clip((np.arange(h) - grid.margin) // grid.stride, 0, n_rows - 1)
+        # each pixel belongs to the cell whose block holds it (clamped at the window's edges)
+        r_cell = np.clip((row_off + np.arange(h) - grid.margin) // grid.stride - first, 0,
+                         n_rows - 1)
         c_cell = np.clip((np.arange(w) - grid.margin) // grid.stride, 0, n_cols - 1)
         choice = best[np.ix_(r_cell, c_cell)]
         stack = np.stack([d for d, _, _ in layers])

@@ -1,6 +1,8 @@
 """Chunked classification of a grid: the unit of streaming, of resuming and of distribution.
 
-A chunk is a band of `chunk_rows` map rows. Each finished chunk is kept in a cache folder keyed
+A chunk is a band of `chunk_rows` map rows. It is read with enough context above and below that
+its masks and the fill of its unclear pixels are those of the whole grid (`ChunkJob.context`),
+so a map is the same pixel for pixel however it is cut. Each finished chunk is kept in a cache folder keyed
 by everything that determines its result (scenes, bands, model weights, grid, masking), so an
 interrupted run resumes where it stopped and a map never mixes chunks of different inputs or
 models. Chunks run in this process (reading the next while classifying the current one) or on a
@@ -10,6 +12,7 @@ Dask cluster, with the same code, so both give the same map.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import logging
 import shutil
@@ -44,14 +47,16 @@ if TYPE_CHECKING:  # an optional dependency (the `dask` extra)
 log = logging.getLogger(__name__)
 
 
-def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int) -> Window:
+def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int, context: int = 0) -> Window:
     """Read window of the chunk of `chunk_rows` map rows starting at map row `row0`.
 
-    The window holds its cells' pixels and the grid's margin of context on every side.
+    The window holds its cells' pixels and the grid's margin of context on every side, and
+    `context` more rows above and below where the read grid has them.
     """
     n_rows = min(chunk_rows, grid.rows - row0)
-    return Window(0, row0 * grid.stride, grid.read_shape[1],
-                  n_rows * grid.stride + 2 * grid.margin)
+    top = max(row0 * grid.stride - context, 0)
+    bottom = min((row0 + n_rows) * grid.stride + 2 * grid.margin + context, grid.read_shape[0])
+    return Window(0, top, grid.read_shape[1], bottom - top)
 
 
 @dataclass
@@ -66,10 +71,36 @@ class ChunkJob:
     dense: bool
     chunk_rows: int
     masking: Masking
+    #: Each scene's L1C cloud mask of the whole grid (`StackReader.cloud_blocks`), made once
+    #: (`with_cloud_masks`) and carried to every chunk; empty: each reader makes its own.
+    cloud_blocks: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def context(self) -> int:
+        """Rows read above and below a chunk's window so that its pixels are the whole grid's.
+
+        The fill of an unclear pixel reaches its nearest clear pixel (at most `grid.reach`
+        away for any pixel a labelled cell sees) and the surface beyond it, mirrored: twice
+        that. The fill needs the masks exact over those rows, which takes the dilation's width
+        more, and with the "best" composite the whole patch of each cell there.
+        """
+        best = self.grid.patch if self.masking.composite == "best" else 0
+        rows = 2 * self.grid.reach + self.masking.dilate + best
+        align = math.lcm(self.grid.stride, self.grid.patch)  # windows stay on the cells' grid
+        return -(-rows // align) * align
 
     def window(self, row0: int) -> Window:
-        """Read window of the chunk starting at map row `row0` (see `chunk_window`)."""
-        return chunk_window(self.grid, self.chunk_rows, row0)
+        """Read window of the chunk starting at map row `row0`, with its context rows."""
+        return chunk_window(self.grid, self.chunk_rows, row0, self.context)
+
+    def with_cloud_masks(self) -> None:
+        """Make the scenes' cloud masks of the whole grid once, for every chunk and worker."""
+        with self.reader() as reader:
+            self.cloud_blocks = list(reader.cloud_blocks or [])
+
+    def reader(self) -> StackReader:
+        """A reader of the job's scenes with the cloud masks the job carries."""
+        return StackReader(self.scenes, self.bands, self.grid, self.masking, self.cloud_blocks)
 
     @property
     def starts(self) -> list[int]:
@@ -117,13 +148,19 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     pixels only; a patch classifier labels cells whose patch is clear enough (`min_clear`).
     """
     grid = job.grid
-    clear, m = pixels.clear, grid.margin
+    m = grid.margin
     n_rows = min(job.chunk_rows, grid.rows - row0)
     labels = np.full((n_rows, grid.cols), NODATA, dtype=np.uint8)
     probs = np.zeros((n_rows, grid.cols, len(model.classes)), dtype=np.uint8)
     t1 = time.perf_counter()
-    dn = fill_unclear(pixels.dn, clear, inplace=True)  # the chunk's own pixels: no copy
-    count = pixels.count[m:pixels.count.shape[0] - m, m:pixels.count.shape[1] - m]
+    fill_unclear(pixels.dn, pixels.clear, inplace=True, reach=grid.reach)  # no copy
+    read, core = job.window(row0), chunk_window(grid, job.chunk_rows, row0)
+    top = int(core.row_off - read.row_off)
+    context_dn = pixels.dn  # the dense run sees the context rows too (below)
+    pixels = pixels.crop(top, int(read.row_off + read.height - core.row_off - core.height), 0, 0)
+    dn, clear = pixels.dn, pixels.clear
+    cells = pixels.crop(m, m, m, m)
+    count = cells.count
     if model.kind == "segmenter":
         valid = clear[m:clear.shape[0] - m, m:clear.shape[1] - m] & job.inside[row0:row0 + n_rows]
         t2 = time.perf_counter()
@@ -148,10 +185,11 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
         rows, cols = rows[keep], cols[keep]
         t2 = time.perf_counter()
         if len(rows):
-            p = (dense_probabilities(model, dn, grid.stride, classifier)[rows, cols] if job.dense
+            p = (dense_probabilities(model, context_dn, grid.stride, classifier)[
+                     rows + top // grid.stride, cols] if job.dense
                  else classifier.probabilities(cut.pixels[keep]))
             _store(labels, probs, (rows, cols), p)
-    return ChunkResult(row0, labels, probs, pixels.masked, np.ascontiguousarray(count),
+    return ChunkResult(row0, labels, probs, cells.masked, np.ascontiguousarray(count),
                        {"patch": t2 - t1, "classify": time.perf_counter() - t2})
 
 
@@ -163,7 +201,7 @@ def job_key(job: ChunkJob, model: Model) -> str:
         "grid": [job.grid.crs.to_wkt(), job.grid.resolution, job.grid.x0, job.grid.y0,
                  job.grid.rows, job.grid.cols, job.grid.patch, job.grid.stride],
         "inside": hashlib.sha256(np.packbits(job.inside).tobytes()).hexdigest(),
-        "halo": job.grid.halo, "fill": "nearest-clear",
+        "halo": job.grid.halo, "fill": "nearest-clear-mirrored", "context": job.context,
         "min_clear": job.min_clear, "dense": job.dense, "chunk_rows": job.chunk_rows,
         "masking": [job.masking.composite, job.masking.dilate, job.masking.detect_l1c,
                     job.masking.restore_toa],
@@ -240,8 +278,7 @@ def run_local(job: ChunkJob, starts: list[int], model: Model,
         t0 = time.perf_counter()
         return reader.read(job.window(row0)), time.perf_counter() - t0
 
-    with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader, \
-            ThreadPoolExecutor(1) as pool:
+    with job.reader() as reader, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read, starts[0])
         for i, row0 in enumerate(starts):
             pixels, read_s = pending.result()
@@ -275,7 +312,7 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
         _WORKER_MODELS[key] = (model, Classifier(model, dev, batch_size, precision, engine))
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
-    with StackReader(job.scenes, job.bands, job.grid, job.masking) as reader:
+    with job.reader() as reader:
         pixels = reader.read(job.window(row0))
     read_s = time.perf_counter() - t0
     result = classify_chunk(job, row0, pixels, model, classifier)

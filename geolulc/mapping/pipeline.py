@@ -98,6 +98,8 @@ def classify_grid(
     if done:
         log.info("resuming: %d of %d chunks already done", len(done), len(job.starts))
     todo = [row0 for row0 in job.starts if row0 not in done]
+    if todo:
+        job.with_cloud_masks()
     if client is not None:
         fresh = run_dask(job, todo, model, client, worker_device, worker_batch,
                          classifier.precision, classifier.engine)
