@@ -36,7 +36,7 @@ def test_real_patches_of_every_class(data_dir, name, folder, suffix, tmp_path):
     result = run_cli("classify", *map(str, paths), "--model", name, "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    correct = sum(r["class"] == r["path"].split("/")[-2] for r in rows)
+    correct = sum(r["class"] == r["patch"].split("/")[-2] for r in rows)
     assert correct / len(rows) >= 0.8, (name, correct)
 
 

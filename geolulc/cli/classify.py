@@ -22,7 +22,9 @@ from geolulc.defaults import DEFAULT_MODEL, Engine, Precision
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True, help="Inference arithmetic, as in `map`.")
 @engine_option
-@click.option("--json", "as_json", is_flag=True, help="All class probabilities as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="All class probabilities as JSON, with which level decided (and, for a "
+                   "two-level model such as eurosat-dw, each level's answer).")
 @friendly_errors
 def classify_command(paths: tuple[Path, ...], model: str, top: int, device: str,
                      precision: Precision, engine: Engine, as_json: bool) -> None:
@@ -36,4 +38,8 @@ def classify_command(paths: tuple[Path, ...], model: str, top: int, device: str,
         return
     for row in rows:
         ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-        click.echo(f"{row['path']}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
+        levels = row.get("levels")
+        decided = (f" (group {levels['group']} {levels['group_share']:.2f} by dynamic-world; "
+                   f"the patch CNN alone: {levels['patch_class']} "
+                   f"{levels['patch_probability']:.2f})" if levels else "")
+        click.echo(f"{row['patch']}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked) + decided)

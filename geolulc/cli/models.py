@@ -30,6 +30,10 @@ def models_command(as_json: bool) -> None:
                  f"published accuracy {published:.2f}" if published is not None else "no accuracy")
         if row["views"] > 1:
             score += f" (mean of {row['views']} rotations/flips of each patch)"
+        patch_acc = row["metrics"].get("val_patch_accuracy")
+        if patch_acc is not None:
+            score += (f" (two levels: dynamic-world's group, then the patch CNN within it; the "
+                      f"patch CNN alone {patch_acc:.4f})")
         misses = f"{'; '.join(row['misses'])} on unseen cities"
         use = ("for maps" if row["use"] == "maps" else
                f"maps only scenes without a better model's bands ({misses})"

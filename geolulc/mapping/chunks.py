@@ -12,9 +12,9 @@ Dask cluster, with the same code, so both give the same map.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
 import logging
+import math
 import shutil
 import time
 import warnings
@@ -29,6 +29,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from geolulc.core.grid import PatchGrid
+from geolulc.core.labels import choose_labels
 from geolulc.core.windows import fill_unclear
 from geolulc.errors import ModelError
 from geolulc.io.atomic import atomic_path
@@ -126,7 +127,7 @@ class ChunkResult:
 
 
 def _store(labels: np.ndarray, probs: np.ndarray, where: np.ndarray | tuple[np.ndarray, np.ndarray],
-           p: np.ndarray) -> None:
+           p: np.ndarray, groups: list[list[int]] | None) -> None:
     """Labels and quantised probabilities of the classified cells.
 
     Non-finite probabilities (a broken model or input) are an error, never a map.
@@ -134,7 +135,7 @@ def _store(labels: np.ndarray, probs: np.ndarray, where: np.ndarray | tuple[np.n
     if not np.isfinite(p).all():
         raise ModelError("the model produced non-finite probabilities: its weights or the "
                            "input are corrupt; no map was written")
-    labels[where] = p.argmax(-1)
+    labels[where] = choose_labels(p, groups)
     probs[where] = np.round(p * PROB_SCALE).astype(np.uint8)
 
 
@@ -174,7 +175,7 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
             h, w = p.shape[1:]
             where = valid[r:r + h, c:c + w]
             _store(labels[r:r + h, c:c + w], probs[r:r + h, c:c + w], where,
-                   np.moveaxis(p, 0, -1)[where])
+                   np.moveaxis(p, 0, -1)[where], model.card.label_groups)
     else:
         if job.dense:
             rows, cols = clear_cells(clear, grid.patch, grid.stride, job.min_clear)
@@ -188,7 +189,7 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
             p = (dense_probabilities(model, context_dn, grid.stride, classifier)[
                      rows + top // grid.stride, cols] if job.dense
                  else classifier.probabilities(cut.pixels[keep]))
-            _store(labels, probs, (rows, cols), p)
+            _store(labels, probs, (rows, cols), p, model.card.label_groups)
     return ChunkResult(row0, labels, probs, cells.masked, np.ascontiguousarray(count),
                        {"patch": t2 - t1, "classify": time.perf_counter() - t2})
 

@@ -42,7 +42,9 @@ class Classification:
         """Probability of the mapped class in percent, NODATA where not classified."""
         conf = np.empty(self.labels.shape, dtype=np.uint8)
         for rows in row_blocks(self.probabilities.shape[:2], 1 << 18):  # no whole-map temporaries
-            top = self.probabilities[rows].max(axis=2).astype(np.uint16)
+            labels = np.minimum(self.labels[rows], self.probabilities.shape[2] - 1)  # NODATA: any
+            top = np.take_along_axis(self.probabilities[rows], labels[..., None].astype(np.intp),
+                                     axis=2)[..., 0].astype(np.uint16)
             conf[rows] = (top * 100 + PROB_SCALE // 2) // PROB_SCALE
         conf[self.labels == NODATA] = NODATA
         return conf

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from geolulc.core.grid import PatchGrid
+from geolulc.core.labels import choose_labels
 from geolulc.defaults import PROBABILITY_COMPOSITES
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA
@@ -25,10 +26,11 @@ MAX_COMPOSITE_ACQUISITIONS = 255
 class ProbabilityComposite:
     """Running sums of classified acquisitions on one grid; `result()` gives the composite."""
 
-    def __init__(self, grid: PatchGrid, n_classes: int, method: str) -> None:
+    def __init__(self, grid: PatchGrid, n_classes: int, method: str,
+                 label_groups: list[list[int]] | None = None) -> None:
         if method not in PROBABILITY_COMPOSITES:
             raise ValueError(f"unknown probability composite {method!r}")
-        self.grid, self.method = grid, method
+        self.grid, self.method, self.label_groups = grid, method, label_groups
         self.sums = np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint16)
         self.votes = (np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint8)
                       if method == "mode" else None)
@@ -69,8 +71,9 @@ class ProbabilityComposite:
             probabilities[rows] = mean.astype(np.uint8)
             if self.votes is not None:  # most votes; equal votes: the higher mean probability
                 key = self.votes[rows].astype(np.uint32) * 65536 + self.sums[rows]
-            else:
-                key = self.sums[rows]
-            labels[rows] = np.where(seen, key.argmax(axis=2), NODATA)
+                chosen = key.argmax(axis=2)
+            else:  # the mean probabilities' label, as one acquisition's is chosen
+                chosen = choose_labels(self.sums[rows], self.label_groups)
+            labels[rows] = np.where(seen, chosen, NODATA)
         return Classification(self.grid, labels, probabilities, self.patches, self.masked,
                               self.timings, self.count)

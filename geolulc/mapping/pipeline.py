@@ -298,7 +298,8 @@ def classify_acquisitions(req: MapRequest, model: Model, aoi: AOI | None,
     no clear cell are skipped; memory holds one acquisition and the running sums.
     """
     plan = _plan(req, model, aoi, inputs, device)
-    composite = (ProbabilityComposite(plan.grid, len(model.classes), method)
+    composite = (ProbabilityComposite(plan.grid, len(model.classes), method,
+                                      model.card.label_groups)
                  if method else None)
     caches, clear = [], 0
     with dask_client(req) as client:

@@ -21,10 +21,12 @@ from geolulc.core.grid import PatchGrid, bounds_to_wgs84, choose_crs, grid_for_b
 from geolulc.defaults import PROBABILITY_COMPOSITES, Composite, Engine, L2AMode, Precision
 from geolulc.errors import (
     AssumptionWarning,
+    FallbackWarning,
     NoDataError,
     ParameterError,
     ReadError,
     ResourceError,
+    SceneError,
     TrustWarning,
 )
 from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, AOILike, split_antimeridian
@@ -43,6 +45,8 @@ from geolulc.models.model import (
     MAP_CLASSIFIER,
     Model,
     auto_model,
+    read_card,
+    resolve_model_path,
     trust_misses,
 )
 from geolulc.models.tiles import HALO, TILE, tile_size
@@ -322,10 +326,21 @@ def chunk_rows_for(req: MapRequest, model: Model, grid: PatchGrid) -> int:
 
 
 def model_for(name: str, scenes: list[Scene]) -> str:
-    """The model asked for, or with `auto` the best bundled one for the scenes' bands."""
+    """The model asked for, or with `auto` the best bundled one for the scenes' bands.
+
+    Scenes without the world-wide model's bands (RGB only) get a model that decides alone: said
+    in one warning, never silently.
+    """
     if name != DEFAULT_MODEL:
         return name
-    return auto_model(set.intersection(*(set(s.bands) for s in scenes)))
+    available = set.intersection(*(set(s.bands) for s in scenes))
+    chosen = auto_model(available)
+    if chosen != AUTO_ORDER[0]:
+        missing = sorted(set(read_card(resolve_model_path(AUTO_ORDER[0])).bands) - available)
+        warnings.warn(f"the scenes lack {', '.join(missing)}: the world-wide model "
+                      f"({AUTO_ORDER[0]}) and so the two-level EuroSAT legend ({MAP_CLASSIFIER}) "
+                      f"cannot run; mapping with {chosen} alone", FallbackWarning, stacklevel=2)
+    return chosen
 
 
 def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
@@ -335,6 +350,13 @@ def check_scenes(scenes: list[Scene], model: Model, toa: bool = False) -> None:
     any other mismatch of processing level is a warning, not an error.
     """
     for scene in scenes:
+        missing = [b for b in model.bands if b not in scene.bands]
+        if missing and model.card.label_groups is not None:
+            raise SceneError(
+                f"scene {scene.id} lacks {', '.join(missing)}: {model.name}'s first level (the "
+                f"world-wide model's groups) needs them; for a scene with only "
+                f"{', '.join(sorted(scene.bands))} use --model auto (an RGB model alone, which "
+                "warns that it misses the real-scene targets)")
         scene.require(model.bands)
         if toa and scene.level == "L2A":
             log.info("scene %s: L2A, top-of-atmosphere reflectance restored for %s", scene.id,

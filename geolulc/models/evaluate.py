@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from geolulc.core.labels import choose_labels
 from geolulc.errors import DataError, MissingInputError, ModelError, ParameterError
 from geolulc.io.atomic import atomic_path, write_text_atomic
 from geolulc.models.model import Model, band_indices
@@ -180,17 +181,27 @@ def write_reports(result: dict, out_dir: Path, stem: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class PatchPrediction:
-    """The class of one patch and the probability of every class."""
+    """The class of one patch, the probability of every class, and which level decided.
 
-    path: str
+    A two-level model (`geolulc.models.levels`) also gives each level's answer: Dynamic World's
+    group shares over the patch and the patch CNN's own class.
+    """
+
+    patch: str
+    model: str
     label: str
     probability: float
     probabilities: dict[str, float]
+    decided_by: str
+    """"patch CNN", or "world-wide group, then patch CNN within it" (two-level)."""
+    levels: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """As `geolulc classify --json` prints it."""
-        return {"path": self.path, "class": self.label, "probability": self.probability,
-                "probabilities": self.probabilities}
+        """As `geolulc classify --json` and the service's `/classify` give it."""
+        out = {"patch": self.patch, "model": self.model, "class": self.label,
+               "probability": self.probability, "probabilities": self.probabilities,
+               "decided_by": self.decided_by}
+        return out if self.levels is None else {**out, "levels": self.levels}
 
 
 def classify_patch_files(paths: list[Path], model: str, device: str = "auto",
@@ -209,11 +220,35 @@ def classify_patch_files(paths: list[Path], model: str, device: str = "auto",
         if loaded is None:
             loaded = load_model(auto_model(set(patch[1]), patches=True) if model == DEFAULT_MODEL
                                 else model, dev)
-        probs = patch_probabilities(loaded, patch, str(path), dev, precision, engine)
-        best = int(np.argmax(probs))
-        rows.append(PatchPrediction(str(path), loaded.classes[best], round(float(probs[best]), 4),
-                                    {c: round(float(p), 4) for c, p in zip(loaded.classes, probs)}))
+        rows.append(predict_patch(loaded, patch, str(path), dev, precision, engine))
     return rows
+
+
+def predict_patch(model: Model, patch: tuple[np.ndarray, list[str], str], name: str,
+                  device: torch.device, precision: str = "auto",
+                  engine: str = "auto") -> PatchPrediction:
+    """One patch's prediction as `classify` and the service give it (`name`: what it is called)."""
+    from geolulc.models.levels import is_two_level, patch_levels
+
+    probs = patch_probabilities(model, patch, name, device, precision, engine)
+    best = int(choose_labels(probs, model.card.label_groups))
+    levels = None
+    if is_two_level(model):
+        x, _ = model_inputs(model, PatchSet(patch[0][None], np.zeros(1, dtype=np.int64),
+                                            model.classes, patch[1], patch[2], [Path(name)]))
+        found = patch_levels(model, x)
+        shares, cnn = found.group_shares[0], found.patch_probabilities[0]
+        group = int(shares.argmax())
+        levels = {
+            "group": found.groups[group], "group_share": round(float(shares[group]), 4),
+            "group_shares": {g: round(float(v), 4) for g, v in zip(found.groups, shares)},
+            "patch_class": found.patch_classes[int(cnn.argmax())],
+            "patch_probability": round(float(cnn.max()), 4),
+        }
+    return PatchPrediction(name, model.name, model.classes[best], round(float(probs[best]), 4),
+                           {c: round(float(p), 4) for c, p in zip(model.classes, probs)},
+                           "world-wide group, then patch CNN within it" if levels else "patch CNN",
+                           levels)
 
 
 def patch_probabilities(model: Model, patch: tuple[np.ndarray, list[str], str], name: str,
@@ -255,6 +290,9 @@ class Evaluation:
     classes: list[str]
     reports: dict[str, str]
     """{kind: path} of the confusion matrix as CSV and PNG."""
+    levels: dict[str, float | int] | None = None
+    """A two-level model's levels apart (`geolulc.models.levels.level_scores`): the patch CNN's
+    own ten-class accuracy, the world-wide group's, and the CNN's within the true group."""
 
     def to_dict(self) -> dict[str, Any]:
         """The scores as JSON-ready data."""
@@ -267,6 +305,7 @@ def evaluate_folder(model: str, data_dir: Path, split: str = "all", out_dir: Pat
     """Score `model` on the patches of `data_dir` (all, or its training's validation split)."""
     from geolulc.core.device import resolve_device
     from geolulc.io.atomic import safe_name
+    from geolulc.models.levels import is_two_level, level_scores, patch_levels
     from geolulc.models.model import load_model
     from geolulc.models.patchdata import load_patch_folder
 
@@ -280,7 +319,12 @@ def evaluate_folder(model: str, data_dir: Path, split: str = "all", out_dir: Pat
     if bands:
         data = remove_bands(loaded, data, bands)
     probs = predict(loaded, data, dev, precision, engine=engine)
-    scores = metrics(data.y, probs.argmax(1), loaded.classes)
+    scores = metrics(data.y, choose_labels(probs, loaded.card.label_groups), loaded.classes)
     reports = write_reports(scores, out_dir, safe_name(f"{loaded.name}_{data_dir.name}"))
+    levels = None
+    if is_two_level(loaded):
+        levels = level_scores(patch_levels(loaded, model_inputs(loaded, data)[0]), data.y,
+                              loaded.classes)
     return Evaluation(model=loaded.name, data=str(data_dir), split=split, precision=precision,
-                      engine=engine, bands=list(bands or loaded.bands), reports=reports, **scores)
+                      engine=engine, bands=list(bands or loaded.bands), reports=reports,
+                      levels=levels, **scores)

@@ -107,6 +107,9 @@ class ModelCard:
     training: dict[str, Any]
     metrics: dict[str, Any]
     data: dict[str, Any]
+    label_groups: list[list[int]] | None = None
+    """Groups of class indices (a two-level model's): a cell's label is then the most probable
+    class of the most probable group (`choose_labels`), not the most probable class."""
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> ModelCard:
@@ -120,7 +123,8 @@ class ModelCard:
                    resolution_m=float(data.get("resolution_m", NATIVE_RESOLUTION_M)),
                    weights_sha256=data["weights_sha256"], views=int(data.get("views", 1)),
                    training=data.get("training", {}),
-                   metrics=data.get("metrics", {}), data=data)
+                   metrics=data.get("metrics", {}), data=data,
+                   label_groups=data.get("label_groups"))
 
 
 #: Pixel size the bundled models were trained at (Sentinel-2's 10 m bands), for cards that do
@@ -371,6 +375,14 @@ def card_problem(card: dict) -> str | None:
     if not isinstance(views, int) or isinstance(views, bool) or views not in VIEWS or (
             views != 1 and card.get("kind", "classifier") != "classifier"):
         return f"views must be one of {', '.join(map(str, VIEWS))} (a classifier's only), not {views!r}"
+    groups = card.get("label_groups")
+    if groups is not None:
+        flat = [i for g in groups for i in g] if isinstance(groups, list) and all(
+            isinstance(g, list) and g for g in groups) else None
+        if flat is None or sorted(map(repr, flat)) != sorted(
+                map(repr, range(len(card["classes"])))):
+            return ("label_groups must be lists of class indices that hold every class once, "
+                    f"not {str(groups)[:80]}")
     spec = card["input"]
     kind = spec.get("kind", "linear") if isinstance(spec, dict) else None
     if kind not in INPUT_KINDS:

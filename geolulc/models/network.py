@@ -283,9 +283,109 @@ class DynamicWorldFusion(nn.Module):
         return self.head(self.embedding(x))
 
 
+#: Dynamic World's classes (in its order) that make each group of EuroSAT classes, and the
+#: EuroSAT classes of each group; a group without EuroSAT classes keeps its own name.
+WORLD_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("water", ("water",), ("River", "SeaLake")),
+    ("trees", ("trees",), ("Forest",)),
+    ("grass and shrub", ("grass", "flooded_vegetation", "shrub_and_scrub"),
+     ("Pasture", "HerbaceousVegetation")),
+    ("crops", ("crops",), ("AnnualCrop", "PermanentCrop")),
+    ("built", ("built",), ("Residential", "Industrial", "Highway")),
+    ("bare", ("bare",), ("BareGround",)),
+    ("snow and ice", ("snow_and_ice",), ("SnowAndIce",)),
+)
+#: The legend of a two-level map: EuroSAT's ten classes (their order in EuroSAT's models) and
+#: the two groups that hold none of them.
+TWO_LEVEL_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
+                     "Pasture", "PermanentCrop", "Residential", "River", "SeaLake", "BareGround",
+                     "SnowAndIce")
+WORLD_CLASSES = ("water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub",
+                 "built", "bare", "snow_and_ice")
+
+
+class TwoLevelHead(nn.Module):
+    """Log-probabilities of the two-level legend from pooled features and world-wide shares.
+
+    P(class) = P(group) × P(class | group): P(group) is the sum of Dynamic World's class
+    shares over the window (the last `len(WORLD_CLASSES)` inputs), P(class | group) the patch
+    head's softmax over the group's members only. A group with one member (Forest, and the
+    declared BareGround and SnowAndIce) takes its share whole, so the patch head can never move
+    a window from one group to another: it only tells SeaLake from River, Residential from
+    Industrial from Highway, and so on.
+    """
+
+    group_of_world: torch.Tensor  # (world classes, groups) one-hot
+    group_of_class: torch.Tensor  # (classes,) long
+    members: torch.Tensor  # (groups, head classes) bool: the head's classes of each group
+
+    def __init__(self, features: int, classes: list[str], head_classes: int) -> None:
+        super().__init__()
+        self.features = features
+        head = classes[:head_classes]  # the patch head's classes, in its order; then the declared
+        self.linear = nn.Linear(features, len(head))
+        world = torch.zeros(len(WORLD_CLASSES), len(WORLD_GROUPS))
+        members = torch.zeros(len(WORLD_GROUPS), len(head), dtype=torch.bool)
+        group_of_class = torch.zeros(len(classes), dtype=torch.long)
+        for g, (_, world_names, names) in enumerate(WORLD_GROUPS):
+            for name in world_names:
+                world[WORLD_CLASSES.index(name), g] = 1
+            for name in names:
+                group_of_class[classes.index(name)] = g
+                if name in head:
+                    members[g, head.index(name)] = True
+        self.register_buffer("group_of_world", world)
+        self.register_buffer("group_of_class", group_of_class)
+        self.register_buffer("members", members)
+        self.head_classes = len(head)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(…, features + world classes) → (…, classes) log-probabilities."""
+        logits = self.linear(pooled[..., :self.features]).float()
+        group = pooled[..., self.features:].float() @ self.group_of_world
+        # each group's softmax over its own members (a large negative elsewhere, never -inf)
+        within = torch.softmax(torch.where(self.members, logits.unsqueeze(-2),
+                                           torch.full_like(logits.unsqueeze(-2), -1e4)), dim=-1)
+        within = (within * self.members).sum(dim=-2)  # each class is in one group
+        alone = torch.ones(pooled.shape[:-1] + (len(self.group_of_class) - self.head_classes,),
+                           dtype=within.dtype, device=within.device)
+        p = torch.cat([within, alone], dim=-1) * group[..., self.group_of_class]
+        return torch.log(torch.clamp(p, min=1e-12))
+
+
+class DynamicWorldTwoLevel(DynamicWorldFusion):
+    """The EuroSAT-legend map that cannot contradict Dynamic World (`TwoLevelHead`).
+
+    The fusion network's features per 16-pixel cell, plus Dynamic World's own class
+    probabilities (its classifier on the same trunk features) averaged over the cell, so a
+    window's pooled input carries the world-wide model's class shares over the window.
+    """
+
+    def __init__(self, in_channels: int = 9, num_classes: int = 12,
+                 widths: tuple[int, ...] = (32, 64, 128, 256),
+                 blocks: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+        super().__init__(in_channels, 10, widths, blocks)
+        self.world = nn.Conv2d(144, len(WORLD_CLASSES), 1)  # Dynamic World's classifier
+        self.head = TwoLevelHead(widths[-1] + 144, list(TWO_LEVEL_CLASSES), 10)  # type: ignore[assignment]
+        if num_classes != len(TWO_LEVEL_CLASSES):
+            raise ValueError(f"a two-level network has {len(TWO_LEVEL_CLASSES)} classes, not "
+                             f"{num_classes}")
+
+    def features(self, dn: torch.Tensor) -> torch.Tensor:
+        """Both branches' features and Dynamic World's class probabilities per 16-pixel cell."""
+        t = self.TEXTURE_CONTEXT
+        rgb = F.pad(self.texture_input(dn), (t, t, t, t), mode="reflect")
+        cells = t // self.CELL
+        texture = self.texture.features(self.texture.stem(rgb))[:, :, cells:-cells, cells:-cells]
+        trunk = self.trunk_features(dn)
+        world = torch.softmax(self.world(trunk), dim=1)
+        pooled = F.avg_pool2d(torch.cat([trunk, world], dim=1), self.CELL, ceil_mode=True)
+        return torch.cat([texture, pooled], dim=1)
+
+
 ARCHITECTURES: dict[str, type[PatchResNet] | type[DynamicWorldNet] | type[DynamicWorldFusion]] = {
     "patch-resnet": PatchResNet, "dynamic-world": DynamicWorldNet,
-    "dynamic-world-fusion": DynamicWorldFusion}
+    "dynamic-world-fusion": DynamicWorldFusion, "dynamic-world-two-level": DynamicWorldTwoLevel}
 
 
 def build_network(spec: dict, in_channels: int, num_classes: int) -> nn.Module:

@@ -100,7 +100,7 @@ class PatchModels:
     def classify(self, model: str, paths: list[Path], names: list[str]) -> list[dict[str, Any]]:
         """Class probabilities of patch files with `model` (loaded once, then kept)."""
         from geolulc.core.device import resolve_device
-        from geolulc.models.evaluate import patch_probabilities
+        from geolulc.models.evaluate import predict_patch
         from geolulc.models.model import auto_model, load_model
         from geolulc.models.patchdata import read_patch
 
@@ -111,15 +111,8 @@ class PatchModels:
             if name not in self._loaded:
                 self._loaded[name] = load_model(name, cpu)
             loaded = self._loaded[name]
-            rows = []
-            for patch, upload in zip(patches, names, strict=True):
-                probs = patch_probabilities(loaded, patch, upload, cpu)
-                best = int(probs.argmax())
-                rows.append({"class": loaded.classes[best], "probability": float(probs[best]),
-                             "probabilities": {c: round(float(p), 6)
-                                               for c, p in zip(loaded.classes, probs, strict=True)},
-                             "model": name})
-        return rows
+            return [predict_patch(loaded, patch, upload, cpu).to_dict()
+                    for patch, upload in zip(patches, names, strict=True)]
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -214,7 +207,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
             rows = await run_in_threadpool(patch_models.classify, model, paths,
                                            [f.filename or f"patch {i}" for i, f in enumerate(files)])
-        return [{"patch": f.filename, **row} for f, row in zip(files, rows, strict=True)]
+        return rows
 
     @app.post("/maps", status_code=202)
     def submit(body: dict[str, Any]) -> dict[str, Any]:
