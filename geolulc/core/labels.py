@@ -9,8 +9,9 @@ def choose_labels(p: np.ndarray, groups: list[list[int]] | None) -> np.ndarray:
     """Class codes of probabilities (…, classes): the most probable, or the group's best.
 
     With `groups`, the most probable class of the most probable group. A two-level model's
-    group probabilities are the world-wide model's shares, so choosing the group first makes a cell's label agree with the world-wide model by construction: a window
-    it calls mostly water is River or SeaLake whatever the patch CNN prefers among other groups.
+    group probabilities are the world-wide model's shares, so choosing the group first makes a
+    cell's label agree with the world-wide model by construction: a window it calls mostly
+    water is River or SeaLake whatever the patch CNN prefers among other groups.
     """
     if groups is None:
         return p.argmax(-1)
