@@ -54,6 +54,7 @@ def test_patches_are_classified_as_the_api_classifies_them(server, data_dir):
     expected = geolulc.classify_patches(tifs, model="eurosat-ms", precision="auto")
     for got, want in zip(answer.json(), expected, strict=True):
         assert got["model"] == "eurosat-ms" and got["class"] == want.label
+        assert set(got) == set(want.to_dict())  # the field names of `classify --json`
         for name, p in want.probabilities.items():
             assert got["probabilities"][name] == pytest.approx(p, abs=2e-4)
     rgb = httpx.post(f"{server}/classify", params={"model": "eurosat-rgb"},

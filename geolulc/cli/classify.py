@@ -37,7 +37,9 @@ def classify_command(paths: tuple[Path, ...], model: str, top: int, device: str,
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+        others = sorted(((c, p) for c, p in row["probabilities"].items() if c != row["class"]),
+                        key=lambda kv: -kv[1])
+        ranked = [(row["class"], row["probability"]), *others][:top]
         levels = row.get("levels")
         decided = (f" (group {levels['group']} {levels['group_share']:.2f} by dynamic-world; "
                    f"the patch CNN alone: {levels['patch_class']} "

@@ -227,8 +227,9 @@ def scale_options(func: _F) -> _F:
         engine_option,
         click.option("--chunk-rows", type=click.IntRange(1), default=None,
                      help="Map rows read and classified at a time (the unit of streaming, "
-                     "resuming and distribution); fewer rows use less memory. Default: 8 for a "
-                     "patch classifier, about 500 (one row of tiles) for a per-pixel model."),
+                     "resuming and distribution); fewer rows use less memory, and the map is the "
+                     "same for any value. Default: 16 for a patch classifier, about 500 (one row "
+                     "of tiles) for a per-pixel model."),
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Run the chunks on a local Dask cluster of this many processes."),
         click.option("--scheduler", default=None,

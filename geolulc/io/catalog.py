@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import calendar
 import logging
+import math
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import shapely
 from pystac import STACTypeError
@@ -125,23 +125,52 @@ def check_catalog_url(catalog: str) -> None:
                              f"{catalog!r} (local scenes need no catalogue)")
 
 
+def search_deadline() -> float:
+    """Seconds a search may take: `$GEOLULC_SEARCH_DEADLINE`, else `SEARCH_DEADLINE_S`."""
+    text = os.environ.get("GEOLULC_SEARCH_DEADLINE", "").strip()
+    if not text:
+        return SEARCH_DEADLINE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"GEOLULC_SEARCH_DEADLINE must be a positive number of seconds, "
+                             f"not {text!r}")
+    return value
+
+
 def _within_deadline(catalog: str, search: Callable[[float], list[dict]]) -> list[dict]:
-    """Run `search(deadline)` in a thread and wait at most the deadline, saying it waits."""
-    deadline = float(os.environ.get("GEOLULC_SEARCH_DEADLINE") or SEARCH_DEADLINE_S)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="geolulc-stac")
-    future = pool.submit(search, deadline)
-    pool.shutdown(wait=False)  # a request stuck past the deadline is left to its own timeout
+    """Run `search(deadline)` in a thread and wait at most the deadline, saying it waits.
+
+    The thread is a daemon: a request stuck past the deadline is abandoned, and the process
+    exits as soon as the error is said instead of waiting for the request's own timeouts.
+    """
+    deadline = search_deadline()
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["items"] = search(deadline)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="geolulc-stac", daemon=True).start()
     t0 = time.monotonic()
     while True:
         left = deadline - (time.monotonic() - t0)
         if left <= 0:
             raise CatalogError(f"STAC API {catalog} gave no complete answer within "
                                f"{deadline:.0f} s (set GEOLULC_SEARCH_DEADLINE to wait longer)")
-        try:
-            return future.result(timeout=min(WAIT_NOTICE_S, left))
-        except FutureTimeout:
-            if deadline - (time.monotonic() - t0) > 0:
-                log.warning("waiting for STAC API %s (%.0f s)", catalog, time.monotonic() - t0)
+        if done.wait(min(WAIT_NOTICE_S, left)):
+            if "error" in outcome:
+                raise outcome["error"]
+            return cast(list[dict], outcome["items"])
+        if deadline - (time.monotonic() - t0) > 0:
+            log.warning("waiting for STAC API %s (%.0f s)", catalog, time.monotonic() - t0)
 
 
 def _to_scenes(items: list[dict]) -> list[Scene]:
@@ -199,7 +228,8 @@ def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str
 
 def _catalog_error(exc: Exception, catalog: str) -> CatalogError:
     """What went wrong with a search, in one line, with the HTTP status where there was one."""
-    unreachable = f"cannot reach STAC API {catalog} (no network?); for local data use `scenes`"
+    unreachable = (f"cannot reach STAC API {catalog} (no network?); local scenes need no "
+                   "catalogue (--scene in the CLI)")
     too_slow = f"STAC API {catalog} did not answer within {READ_TIMEOUT_S:.0f} s ({RETRIES} retries)"
     overloaded = f"STAC API {catalog} kept failing (HTTP 429/5xx after {RETRIES} retries)"
     if isinstance(exc, APIError):

@@ -272,14 +272,18 @@ class StackReader:
         self.cloud_blocks = cloud_blocks
 
     def __enter__(self) -> StackReader:
-        self._stack.enter_context(gdal_env())
-        sources = {id(s): _SceneSource(s, self.bands, self.grid, self.masking, self._stack)
-                   for s in self.scenes}
-        given = self.cloud_blocks or [None] * len(self.scenes)
-        for scene, blocks in zip(self.scenes, given, strict=True):
-            source = sources[id(scene)]
-            if source.detect:
-                source.blocks = source.cloud_blocks() if blocks is None else blocks
+        try:
+            self._stack.enter_context(gdal_env())
+            sources = {id(s): _SceneSource(s, self.bands, self.grid, self.masking, self._stack)
+                       for s in self.scenes}
+            given = self.cloud_blocks or [None] * len(self.scenes)
+            for scene, blocks in zip(self.scenes, given, strict=True):
+                source = sources[id(scene)]
+                if source.detect:
+                    source.blocks = source.cloud_blocks() if blocks is None else blocks
+        except BaseException:  # nothing opened so far outlives a failed start
+            self._stack.close()
+            raise
         self.cloud_blocks = [sources[id(s)].blocks for s in self.scenes]
         self.groups = [[sources[id(s)] for s in group] for group in acquisitions(self.scenes)]
         return self

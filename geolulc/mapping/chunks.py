@@ -87,8 +87,12 @@ class ChunkJob:
         """
         best = self.grid.patch if self.masking.composite == "best" else 0
         rows = 2 * self.grid.reach + self.masking.dilate + best
-        align = math.lcm(self.grid.stride, self.grid.patch)  # windows stay on the cells' grid
-        return -(-rows // align) * align
+        return -(-rows // self.align) * self.align
+
+    @property
+    def align(self) -> int:
+        """Rows whose multiples keep windows on the cells' grid and a patch network's phase."""
+        return math.lcm(self.grid.stride, self.grid.patch)
 
     def window(self, row0: int) -> Window:
         """Read window of the chunk starting at map row `row0`, with its context rows."""
@@ -157,8 +161,13 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     fill_unclear(pixels.dn, pixels.clear, inplace=True, reach=grid.reach)  # no copy
     read, core = job.window(row0), chunk_window(grid, job.chunk_rows, row0)
     top = int(core.row_off - read.row_off)
-    context_dn = pixels.dn  # the dense run sees the context rows too (below)
-    pixels = pixels.crop(top, int(read.row_off + read.height - core.row_off - core.height), 0, 0)
+    bottom = int(read.row_off + read.height - core.row_off - core.height)
+    # a dense run sees one `align` (a patch, for strides that divide it) of real pixels beyond
+    # the chunk's windows, so windows at its edges see what they see in any other chunking
+    seen = 2 * job.align
+    seen_top = min(top, seen)
+    context_dn = pixels.dn[:, top - seen_top:pixels.dn.shape[1] - bottom + min(bottom, seen)]
+    pixels = pixels.crop(top, bottom, 0, 0)
     dn, clear = pixels.dn, pixels.clear
     cells = pixels.crop(m, m, m, m)
     count = cells.count
@@ -187,7 +196,7 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
         t2 = time.perf_counter()
         if len(rows):
             p = (dense_probabilities(model, context_dn, grid.stride, classifier)[
-                     rows + top // grid.stride, cols] if job.dense
+                     rows + seen_top // grid.stride, cols] if job.dense
                  else classifier.probabilities(cut.pixels[keep]))
             _store(labels, probs, (rows, cols), p, model.card.label_groups)
     return ChunkResult(row0, labels, probs, cells.masked, np.ascontiguousarray(count),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from geolulc.errors import ClusterError, DependencyError
 from geolulc.mapping.request import (
@@ -16,6 +17,37 @@ if TYPE_CHECKING:  # an optional dependency (the `dask` extra)
     from distributed import Client
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds to reach a Dask scheduler, handshake included. distributed's own `timeout` covers the
+#: TCP connection only: a listener that accepts and never answers holds it for ever.
+SCHEDULER_CONNECT_S = 15.0
+
+
+def connect_scheduler(address: str, deadline: float = SCHEDULER_CONNECT_S) -> Client:
+    """A client of the scheduler at `address`, or a one-line error within `deadline` seconds.
+
+    The connection is made in a daemon thread that is abandoned at the deadline, so a silent
+    scheduler never keeps the process alive.
+    """
+    from distributed import Client
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            # its own connect timeout ends first, so a refused port is said as such
+            outcome["client"] = Client(address, timeout=f"{max(deadline - 5, 1):.0f}s")
+        except BaseException as exc:  # unreachable, not an address, or the process ending
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="geolulc-dask-connect", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if "client" in outcome:
+        return cast("Client", outcome["client"])
+    reason = outcome.get("error") or f"no answer within {deadline:.0f} s"
+    raise ClusterError(f"cannot reach the Dask scheduler {address}: {reason}")
 
 
 @contextlib.contextmanager
@@ -30,12 +62,7 @@ def dask_client(req: MapRequest) -> Iterator[Client | None]:
         raise DependencyError("`workers`/`scheduler` need dask: pip install 'geolulc[dask]'") \
             from None
     if req.scheduler:
-        try:
-            client = Client(req.scheduler, timeout="10s")
-        except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address
-            raise ClusterError(f"cannot reach the Dask scheduler {req.scheduler}: {exc}") \
-                from None
-        with client:
+        with connect_scheduler(req.scheduler) as client:
             yield client
         return
     quiet = logging.WARNING if log.getEffectiveLevel() >= logging.WARNING else logging.INFO

@@ -3,7 +3,8 @@
 Each acquisition of the period is classified on its own (its clear cells only); the composite
 keeps running sums per cell — the sum of each class's probability, the votes for each class
 and the number of clear observations — so its memory does not grow with the number of
-acquisitions. The label is the argmax of the mean probability (``mean-probability``), or the
+acquisitions. The label is the mean probabilities' label, as a single acquisition's is chosen
+(the most probable class, or a two-level model's group first) for ``mean-probability``, or the
 most frequent label with ties broken by the mean probability (``mode``). This is how Dynamic
 World's own composites are made from its per-image probabilities.
 """

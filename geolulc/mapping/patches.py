@@ -22,9 +22,13 @@ class Patches:
 def clear_cells(
     clear: np.ndarray, patch: int, stride: int, min_clear: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(row, col) of every window whose share of clear pixels reaches `min_clear`."""
+    """(row, col) of every window whose share of clear pixels reaches `min_clear`.
+
+    A window needs one clear pixel at least, whatever `min_clear`: one without any is no data,
+    never classified from the fill alone.
+    """
     counts = window_clear_counts(clear, patch, stride)
-    rows, cols = np.nonzero(counts >= min_clear * patch * patch)
+    rows, cols = np.nonzero(counts >= max(min_clear * patch * patch, 1))
     return rows, cols
 
 

@@ -107,7 +107,7 @@ class MapOptions:
     device: str = "auto"
     """auto (CUDA when available), cpu or cuda."""
     chunk_rows: int | None = None
-    """Map rows per chunk; None: 8 rows of patches, or one row of tiles."""
+    """Map rows per chunk; None: 16 rows of patches, or one row of tiles."""
     workers: int | None = None
     """Run on a local Dask cluster of this many processes."""
     scheduler: str | None = None
@@ -312,7 +312,10 @@ def check_grid_fits(grid: PatchGrid, n_classes: int) -> None:
 
 
 def chunk_rows_for(req: MapRequest, model: Model, grid: PatchGrid) -> int:
-    """Map rows per chunk: the user's, else 8 rows of patches or one row of tiles.
+    """Map rows per chunk: the user's, else 16 rows of patches or one row of tiles.
+
+    Sixteen rows keep the context rows a chunk reads (`ChunkJob.context`) a modest share of it:
+    a whole Hong Kong scene at stride 16 with `eurosat-dw` took 7.5 s with 8 rows, 6.0 s with 16.
 
     A row of tiles is about `TILE[0]` rows (the grid's rows split evenly, so the last chunk is not
     mostly padding).
@@ -322,7 +325,7 @@ def chunk_rows_for(req: MapRequest, model: Model, grid: PatchGrid) -> int:
             raise ParameterError("`chunk_rows` must be even for a per-pixel model (its network "
                                "halves the resolution)")
         return req.chunk_rows
-    return tile_size(grid.rows, TILE[0]) if model.kind == "segmenter" else 8
+    return tile_size(grid.rows, TILE[0]) if model.kind == "segmenter" else 16
 
 
 def model_for(name: str, scenes: list[Scene]) -> str:

@@ -224,6 +224,12 @@ def classify_patch_files(paths: list[Path], model: str, device: str = "auto",
     return rows
 
 
+def _group_of(model: Model, label: int) -> int:
+    """Index of the group of `label` in a two-level model's `label_groups`."""
+    groups = model.card.label_groups or []
+    return next(i for i, members in enumerate(groups) if label in members)
+
+
 def predict_patch(model: Model, patch: tuple[np.ndarray, list[str], str], name: str,
                   device: torch.device, precision: str = "auto",
                   engine: str = "auto") -> PatchPrediction:
@@ -238,7 +244,7 @@ def predict_patch(model: Model, patch: tuple[np.ndarray, list[str], str], name: 
                                             model.classes, patch[1], patch[2], [Path(name)]))
         found = patch_levels(model, x)
         shares, cnn = found.group_shares[0], found.patch_probabilities[0]
-        group = int(shares.argmax())
+        group = _group_of(model, best)  # the label's group: the level that decided it
         levels = {
             "group": found.groups[group], "group_share": round(float(shares[group]), 4),
             "group_shares": {g: round(float(v), 4) for g, v in zip(found.groups, shares)},

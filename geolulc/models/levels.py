@@ -69,6 +69,10 @@ def level_scores(levels: Levels, y: np.ndarray, classes: list[str]) -> dict[str,
     - within_group_accuracy: on patches whose true group holds several classes, the CNN's
       choice among that group's classes is the true one (what the CNN decides in a map).
     """
+    known = [k for k, i in enumerate(y) if classes[i] in levels.patch_classes]
+    y = y[known]  # a patch labelled BareGround or SnowAndIce has no patch-CNN class
+    levels = Levels(levels.groups, levels.group_shares[known], levels.patch_classes,
+                    levels.patch_probabilities[known], levels.class_group)
     truth = [levels.patch_classes.index(classes[i]) for i in y]
     patch_pred = levels.patch_probabilities.argmax(1)
     true_group = np.array([levels.class_group[t] for t in truth])

@@ -274,8 +274,8 @@ def auto_model(available: set[str], patches: bool = False) -> str:
     """The best bundled model for scenes (or, with `patches`, lone patches) with these bands.
 
     Scenes: dynamic-world where its nine bands exist, else (RGB) eurosat-rgb-scenes.
-    Patches: 13-band L1C → eurosat-ms (1,030 patches/s on two cores; eurosat-dw, by name, is 1.9
-    points more accurate at 94 patches/s); RGB → eurosat-rgb.
+    Patches: 13-band L1C → eurosat-ms (1,030 patches/s on two cores; eurosat-dw, by name,
+    answers in two levels at 94 patches/s); RGB → eurosat-rgb.
     """
     for name in PATCH_AUTO_ORDER if patches else AUTO_ORDER:
         path = BUNDLED_DIR / f"{name}.json"
