@@ -366,3 +366,93 @@ def test_a_path_that_is_not_utf8_is_one_line(data_dir, tmp_path):
                            "--out", out, "--quiet"], capture_output=True, text=True)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and "not valid UTF-8" in lines[0], lines
+
+
+def test_a_full_disk_fails_the_map_and_keeps_the_good_one(data_dir, tmp_path):
+    """A map that does not fit fails with one line and a non-zero exit, and a rerun onto a
+    nearly full disk leaves the earlier, whole map as it was (issue 36). A 2.5 MB tmpfs."""
+    import hashlib
+    import subprocess
+
+    import rasterio
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        scene = data_dir / "oscd" / "bercy" / "imgs_1"
+        first = run_cli("map", "--scene", scene, "--out", disk, "--name", "X", "--quiet")
+        assert first.returncode == 0, first.stderr
+        before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in disk.iterdir()
+                  if p.is_file()}
+        free = shutil_free(disk)
+        (disk / "filler").write_bytes(b"\0" * max(free - 400_000, 0))  # 0.4 MB left
+        again = run_cli("map", "--scene", scene, "--out", disk, "--name", "X", "--quiet")
+        assert again.returncode == 1, again.stderr
+        errors = [ln for ln in again.stderr.splitlines() if ln.startswith("Error")]
+        assert errors == [errors[0]] and "No space left on device" in errors[0]
+        after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in disk.iterdir()
+                 if p.is_file() and p.name != "filler"}
+        assert after == before
+        with rasterio.open(disk / "X_probabilities.tif") as src:
+            assert src.read().shape[0] == 9
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def shutil_free(path):
+    import shutil
+
+    return shutil.disk_usage(path).free
+
+
+def test_names_keep_their_letters_and_never_leave_the_output_folder(data_dir, tmp_path):
+    """'é' and '東京' are two maps, not both `map_*`; a training name with folders is refused."""
+    scene = data_dir / "oscd" / "rennes" / "imgs_1"
+    for name in ("é", "東京"):
+        done = run_cli("map", "--scene", scene, "--out", tmp_path / "out", "--name", name,
+                       "--quiet")
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "é_landcover.tif").exists()
+    assert (tmp_path / "out" / "東京_landcover.tif").exists()
+    for name in ("../../evil", "/abs/path"):
+        refused = run_cli("train", "--data", data_dir / "eurosat" / "ms", "--out",
+                          tmp_path / "t", "--name", name, "--epochs", "1")
+        assert refused.returncode != 0
+        assert refused.stderr.strip().splitlines()[-1].startswith("Error: --name must be a plain")
+    assert not (tmp_path.parent / "evil.json").exists() and not Path("/abs").exists()
+
+
+def test_no_data_is_never_classified(data_dir, tmp_path):
+    """DN 0 is no data whether or not a file declares it: an all-zero band is named, never
+    warped to 1 and mapped; an all-zero or NaN patch is refused (issue 36)."""
+    import rasterio
+
+    src = data_dir / "oscd" / "rennes" / "imgs_1"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for band in src.glob("*.tif"):
+        with rasterio.open(band) as s:
+            profile, data = s.profile, s.read()
+        assert profile.get("nodata") is None  # OSCD declares no no-data value
+        if "_B11" in band.name:
+            data[:] = 0
+        with rasterio.open(empty / band.name, "w", **profile) as d:
+            d.write(data)
+    result = run_cli("map", "--scene", empty, "--out", tmp_path / "out", "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: the scenes: band(s) holding no data (0) on every pixel of the area, so nothing "
+        "can be classified: scene empty: B11"]
+    patch = next((data_dir / "eurosat" / "ms" / "SeaLake").glob("*.tif"))
+    with rasterio.open(patch) as s:
+        profile, data = s.profile, s.read()
+    for label, values in (("zero", data * 0), ("nan", data.astype("float32") * np.nan)):
+        profile.update(dtype=values.dtype.name)
+        with rasterio.open(tmp_path / f"{label}.tif", "w", **profile) as d:
+            d.write(values)
+        refused = run_cli("classify", tmp_path / f"{label}.tif")
+        assert refused.returncode == 1, refused.stdout
+        assert refused.stderr.strip().splitlines()[-1].startswith(f"Error: patch {tmp_path}")

@@ -10,9 +10,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from geolulc.errors import ParameterError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of every script, and '_'
 
 
 def make_ordinary(path: Path) -> None:
@@ -23,11 +25,23 @@ def make_ordinary(path: Path) -> None:
 def safe_name(text: str, fallback: str = "output") -> str:
     """A file-name stem from text that came from a file, an item or a card.
 
-    Letters, digits, '.', '_' and '-' only, no leading dot, so '../x' or '/etc/passwd' never
-    becomes a path.
+    Letters and digits of any script, '.', '_' and '-' only, no leading dot, so '../x' or
+    '/etc/passwd' never becomes a path, and 'é' and '東京' stay two names.
     """
     name = _UNSAFE.sub("_", str(text)).lstrip("._-")[:120]
     return name or fallback
+
+
+def check_file_name(name: str, what: str = "`name`") -> str:
+    """`name` itself when it is a plain file-name stem (`safe_name`), else a one-line error.
+
+    For names a user gives to outputs written under an output folder: a name with folders in
+    it ('../x', '/abs/path') would write elsewhere, so it is refused rather than changed.
+    """
+    if not isinstance(name, str) or not name or safe_name(name, "") != name:
+        raise ParameterError(f"{what} must be a plain file name (letters, digits, '.', '_', "
+                             f"'-'; no folders), not {name!r}")
+    return name
 
 
 def _pid_alive(pid: int) -> bool:

@@ -80,12 +80,36 @@ def write_cog(
                 names = [description] if isinstance(description, str) else description or []
                 for band, name in enumerate(names, start=1):
                     dst.set_band_description(band, name)
-        except (RasterioError, CPLE_BaseError):  # GDAL words a full disk as a seek error
+            check_whole(tmp)
+        except (RasterioError, CPLE_BaseError, SystemError) as exc:
+            # GDAL words a full disk as a seek error, an unknown error, or not at all
             if shutil.disk_usage(tmp.parent).free < FULL_DISK_BYTES:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path.parent)) \
                     from None
-            raise
+            raise OSError(errno.EIO, f"{path.name} was not written whole: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          str(path.parent)) from None
     return path
+
+
+def check_whole(path: Path) -> None:
+    """Fail unless every block of every band of the GeoTIFF at `path` lies inside the file.
+
+    libtiff reports some failed writes (a full disk) only on its own stderr and GDAL closes
+    the file as if all went well; a file whose blocks point past its end is not published.
+    The last block of each band is decoded too. Reads no more than one block a band.
+    """
+    size = path.stat().st_size
+    with rasterio.open(path) as src:
+        rows, cols = (-(-n // b) for n, b in zip(src.shape, src.block_shapes[0]))
+        for band in range(1, src.count + 1):
+            for r in range(rows):
+                for c in range(cols):
+                    offset = src.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=band)
+                    length = src.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=band)
+                    if offset is None or length is None or int(offset) + int(length) > size:
+                        raise RasterioError(f"block {r},{c} of band {band} is not in the file")
+            src.read(band, window=((src.height - 1, src.height), (src.width - 1, src.width)))
 
 
 def class_colormap(colors: list[tuple[int, int, int]]) -> dict[int, tuple[int, int, int, int]]:

@@ -87,8 +87,10 @@ class _SceneSource:
         self.masking = masking
         self.grid = grid
         height, width = grid.read_shape
+        # DN 0 is Sentinel-2's no data, declared or not: without src_nodata GDAL warps a 0 it
+        # takes for data to 1 (the destination's no data is 0), and an empty band looks valid
         vrt_args = {"crs": grid.crs.to_wkt(), "transform": grid.read_transform,
-                    "width": width, "height": height, "nodata": 0}
+                    "width": width, "height": height, "src_nodata": 0, "nodata": 0}
         self.detect = (masking.detect_l1c and not scene.scl and scene.level == "L1C"
                        and all(b in scene.bands for b in L1C_MASK_BANDS))
         self.blocks: np.ndarray | None = None  # the L1C cloud mask of the grid's blocks
@@ -126,6 +128,16 @@ class _SceneSource:
         elif self.toa:
             warnings.warn(f"L2A scene {scene.id} has no AOT layer: its atmosphere is restored with "
                           f"AOT {DEFAULT_AOT:.2f} everywhere", FallbackWarning, stacklevel=2)
+
+    def empty_bands(self) -> list[str]:
+        """The bands that are 0 (no data) on every pixel of the read grid.
+
+        Asked only when a map found no clear pixel, to name a band file that holds zeros.
+        """
+        height, width = self.grid.read_shape
+        strips = [Window(0, r, width, min(1024, height - r)) for r in range(0, height, 1024)]
+        return [band for band in self.vrts
+                if not any(self._read(band, strip).any() for strip in strips)]
 
     def cloud_blocks(self) -> np.ndarray:
         """The L1C cloud and shadow mask of the whole read grid's CLOUD_BLOCK blocks.
@@ -184,7 +196,8 @@ class _SceneSource:
                 with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=vsi_path(href)), \
                         rasterio.open(href) as src, WarpedVRT(
                             src, crs=vrt.crs, transform=vrt.transform, width=vrt.width,
-                            height=vrt.height, nodata=0, resampling=Resampling.nearest
+                            height=vrt.height, src_nodata=0, nodata=0,
+                            resampling=Resampling.nearest
                             if band == "SCL" else Resampling.bilinear) as fresh:
                     return fresh.read(1, window=window)
             except RasterioError as exc:
@@ -290,6 +303,15 @@ class StackReader:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def empty_bands(self) -> dict[str, list[str]]:
+        """{scene id: its bands that are 0 on every pixel of the grid}, for scenes that have any."""
+        found = {}
+        for source in (s for group in self.groups for s in group):
+            empty = source.empty_bands()
+            if empty:
+                found[source.scene.id] = empty
+        return found
 
     def _mosaic(
         self, sources: list[_SceneSource], window: Window, shape: tuple[int, int, int],

@@ -67,7 +67,7 @@ class NestedBand:
         self.crs = grid.crs.to_wkt()
         self.transform = grid.read_transform
         self.height, self.width = grid.read_shape
-        self.masked = src.nodata == 0
+        self.masked = True  # DN 0 is Sentinel-2's no data, declared by the file or not
 
     @classmethod
     def fit(cls, src: DatasetReader, grid: PatchGrid, bilinear: bool = True) -> NestedBand | None:

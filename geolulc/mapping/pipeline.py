@@ -30,7 +30,7 @@ from geolulc.io.rasters import (
     NODATA,
     PROB_SCALE,
 )
-from geolulc.io.read import Masking, acquisitions
+from geolulc.io.read import Masking, StackReader, acquisitions
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
 from geolulc.mapping.classification import Classification
@@ -260,7 +260,16 @@ def _classify_date(req: MapRequest, model: Model, plan: _Plan, date: DateInput,
                            cache_root=req.out_dir if cache else None, client=client,
                            worker_device=req.device, masking=masking,
                            worker_batch=req.batch_size)
-    result.require_patches(date.label)
+    try:
+        result.require_patches(date.label)
+    except NoDataError:
+        with StackReader(date.scenes, model.bands, plan.grid, masking) as reader:
+            empty = reader.empty_bands()
+        if empty:
+            said = "; ".join(f"scene {scene}: {', '.join(bands)}" for scene, bands in empty.items())
+            raise NoDataError(f"{date.label}: band(s) holding no data (0) on every pixel of the "
+                              f"area, so nothing can be classified: {said}") from None
+        raise
     return result, masking
 
 

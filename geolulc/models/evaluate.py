@@ -267,6 +267,10 @@ def patch_probabilities(model: Model, patch: tuple[np.ndarray, list[str], str], 
     arr, bands, kind = patch
     if model.kind != "classifier":
         raise ModelError(f"{model.name} labels pixels, not patches: map an area with it")
+    if not np.isfinite(arr).all():
+        raise DataError(f"patch {name} holds NaN or infinite values: not reflectance")
+    if not np.any(arr):
+        raise DataError(f"patch {name} holds no data (every pixel is 0, Sentinel-2's no data)")
     if arr.shape[-2:] != (model.patch_size, model.patch_size):
         raise DataError(f"patch {name} is {arr.shape[-1]}×{arr.shape[-2]} pixels; "
                         f"{model.name} classifies {model.patch_size}×{model.patch_size} patches")

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from geolulc import __version__
 from geolulc.core.device import resolve_device
 from geolulc.errors import DataError, ModelError, ParameterError
-from geolulc.io.atomic import atomic_path, safe_name, write_text_atomic
+from geolulc.io.atomic import atomic_path, check_file_name, safe_name, write_text_atomic
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.patchdata import PatchSet, stratified_split
 from geolulc.models.train import load_checkpoint
@@ -79,7 +79,8 @@ class SynthConfig:
     name: str = "synth"
 
     def __post_init__(self) -> None:
-        """Sizes must be positive and the learning rate finite."""
+        """Sizes must be positive, the learning rate finite, the name a plain file name."""
+        check_file_name(self.name)
         if min(self.epochs, self.batch_size, self.z_dim, self.width) < 1:
             raise ParameterError("`epochs`, `batch_size`, `z_dim` and `width` must be at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):

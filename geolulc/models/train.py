@@ -27,7 +27,7 @@ from geolulc.core.classes import WATER_CLASSES, colors_for
 from geolulc.core.device import resolve_device, resolve_precision
 from geolulc.defaults import Precision
 from geolulc.errors import DataError, ModelError, ParameterError
-from geolulc.io.atomic import atomic_path
+from geolulc.io.atomic import atomic_path, check_file_name
 from geolulc.models.augment import PRESETS, Augmentation, augment
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.losses import classification_loss, distillation_loss
@@ -98,7 +98,8 @@ class TrainConfig:
     """Entries added to the model card."""
 
     def __post_init__(self) -> None:
-        """Widths and blocks must describe the same stages; numbers must be finite."""
+        """Stages agree, numbers are finite, the name is a plain file name (no folders)."""
+        check_file_name(self.name)
         if not self.widths or any(w < 1 for w in self.widths):
             raise ParameterError(f"`widths` must be positive channel counts, not {self.widths}")
         if len(self.blocks) != len(self.widths) or any(b < 1 for b in self.blocks):
