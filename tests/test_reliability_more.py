@@ -456,3 +456,25 @@ def test_no_data_is_never_classified(data_dir, tmp_path):
         refused = run_cli("classify", tmp_path / f"{label}.tif")
         assert refused.returncode == 1, refused.stdout
         assert refused.stderr.strip().splitlines()[-1].startswith(f"Error: patch {tmp_path}")
+
+
+def test_training_that_diverges_says_so_and_strict_refuses_it(data_dir, tmp_path):
+    """`train --lr 1e30` used to save a model at chance without a word (issue 36)."""
+    args = ["train", "--data", data_dir / "eurosat" / "ms", "--epochs", "1", "--lr", "1e30",
+            "--widths", "8,16", "--blocks", "1,1"]
+    strict = run_cli(*args, "--out", tmp_path / "strict", "--strict")
+    assert strict.returncode == 1 and not (tmp_path / "strict" / "model.json").exists()
+    assert strict.stderr.strip().splitlines()[-1] == (
+        "Error: training diverged (a loss became NaN or infinite; try a smaller --lr); nothing "
+        "was saved (strict)")
+    lenient = run_cli(*args, "--out", tmp_path / "lenient")
+    assert lenient.returncode == 0 and (tmp_path / "lenient" / "model.json").exists()
+    assert "training diverged" in lenient.stderr and "has not learnt" in lenient.stderr
+
+
+@pytest.mark.parametrize("args", [["map", "--scene", "x", "--max-area", "nan"],
+                                  ["change", "--before", "a", "--after", "b", "--threshold", "nan"],
+                                  ["train", "--data", "x", "--out", "y", "--lr", "inf"]])
+def test_non_finite_numbers_are_refused(args):
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "is not a finite number." in refused.stderr

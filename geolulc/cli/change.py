@@ -11,6 +11,7 @@ import click
 from geolulc.cli.main import main
 from geolulc.cli.options import (
     BATCH,
+    FiniteRange,
     aoi_option,
     echo_outputs,
     friendly_errors,
@@ -66,7 +67,7 @@ class SpacedDates(click.Command):
               help="Earlier scene (as for `map --scene`) or land-cover GeoTIFF from `map`.")
 @click.option("--after", type=click.Path(path_type=Path), default=None,
               help="Later scene or land-cover GeoTIFF.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteRange(0, 1), default=None,
               help="Change probability from which a pixel counts as changed in the mask "
                    "[default: 0.5 for combined (a 3 σ spectral change on a lasting transition), "
                    "0.3 for tv, 0.5 for independent].")

@@ -8,6 +8,7 @@ import click
 
 from geolulc.cli.main import main
 from geolulc.cli.options import (
+    FiniteRange,
     aoi_option,
     friendly_errors,
     parse_bands,
@@ -22,7 +23,7 @@ from geolulc.errors import GeolulcError
 @click.option("--bands", default=None,
               help="Comma-separated bands to save (default: all 13, or 12 for L2A).")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
-@click.option("--resolution", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
+@click.option("--resolution", type=FiniteRange(min=1.0), default=10.0, show_default=True,
               help="Pixel size in metres.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for the per-band COGs and their STAC item (item.json).")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from geolulc.cli.main import main
-from geolulc.cli.options import friendly_errors
+from geolulc.cli.options import FiniteRange, friendly_errors
 from geolulc.defaults import DEFAULT_MODEL, ChangeMethod
 
 
@@ -17,13 +17,13 @@ from geolulc.defaults import DEFAULT_MODEL, ChangeMethod
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model to classify with.")
 @click.option("--stride", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Pixels between patch centres.")
-@click.option("--threshold", "thresholds", type=click.FloatRange(0, 1), multiple=True,
+@click.option("--threshold", "thresholds", type=FiniteRange(0, 1), multiple=True,
               help="Change threshold(s) to score; repeat to sweep several in one run "
               "[default: each method's own, as in `change`].")
 @click.option("--method", "methods", type=click.Choice(["combined", "tv", "independent"]),
               multiple=True, default=("combined",), show_default=True,
               help="Change method(s) to score (as in `change`); repeat for several.")
-@click.option("--patch-fraction", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+@click.option("--patch-fraction", type=FiniteRange(0, 1), default=0.02, show_default=True,
               help="Share of changed pixels from which a 64 × 64-pixel block counts as changed "
               "(in the labels and in the prediction).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),

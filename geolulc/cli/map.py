@@ -10,6 +10,7 @@ import click
 from geolulc.cli.main import main
 from geolulc.cli.options import (
     BATCH,
+    FiniteRange,
     aoi_option,
     echo_outputs,
     friendly_errors,
@@ -50,7 +51,7 @@ from geolulc.errors import GeolulcError
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda.")
 @click.option("--crs", default=None, help="Output CRS (default: UTM zone of the AOI centre).")
-@click.option("--resolution", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
+@click.option("--resolution", type=FiniteRange(min=1.0), default=10.0, show_default=True,
               help="Input pixel size in metres that bands are resampled to.")
 @scale_options
 @output_options

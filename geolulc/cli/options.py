@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import re
 import sys
@@ -30,6 +31,18 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 #: A command callback, before or after click decorated it.
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class FiniteRange(click.FloatRange):
+    """A float option within a range, refusing NaN and infinities (which every range lets by)."""
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        """The number, or click's one-line usage error for a non-finite one."""
+        number = float(super().convert(value, param, ctx))
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 #: API parameters whose command-line option has another name.
@@ -152,9 +165,9 @@ def search_options(func: _F, with_date: bool = True) -> _F:
                      "Space, or any other)."),
         click.option("--collection", default=DEFAULT_COLLECTION, show_default=True,
                      help=f"Collection to search, e.g. {', '.join(COLLECTIONS)}."),
-        click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
+        click.option("--max-cloud", type=FiniteRange(0, 100), default=None,
                      help="Skip scenes whose cloud cover (%) is above this."),
-        click.option("--max-area", type=click.FloatRange(min=0, min_open=True),
+        click.option("--max-area", type=FiniteRange(min=0, min_open=True),
                      default=DEFAULT_MAX_AREA_KM2, show_default=True,
                      help="Largest AOI accepted, in km²."),
     ]
@@ -166,7 +179,7 @@ def search_options(func: _F, with_date: bool = True) -> _F:
 def output_options(func: _F) -> _F:
     """Options shared by `map` and `change` for patch selection and outputs."""
     options = [
-        click.option("--min-clear", type=click.FloatRange(0, 1), default=0.5,
+        click.option("--min-clear", type=FiniteRange(0, 1), default=0.5,
                      show_default=True, help="Share of clear (not cloud, not no-data) pixels a "
                      "patch needs to be classified."),
         click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from geolulc.cli.main import main
-from geolulc.cli.options import friendly_errors
+from geolulc.cli.options import FiniteRange, friendly_errors
 from geolulc.defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH
 from geolulc.errors import DependencyError
 
@@ -30,7 +30,7 @@ from geolulc.errors import DependencyError
               help="Map jobs run at the same time.")
 @click.option("--max-queue", type=click.IntRange(1), default=16, show_default=True,
               help="Map jobs that may wait; more are refused (503).")
-@click.option("--max-area", type=click.FloatRange(min=0, min_open=True), default=2500.0,
+@click.option("--max-area", type=FiniteRange(min=0, min_open=True), default=2500.0,
               show_default=True, help="Largest AOI a job may map, in km².")
 @click.option("--cors-origin", "cors_origins", multiple=True,
               help="Origin allowed to call the API from a browser (repeatable); none by default.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from geolulc.cli.main import main
-from geolulc.cli.options import friendly_errors, parse_bands
+from geolulc.cli.options import FiniteRange, friendly_errors, parse_bands
 
 
 @main.group("synth")
@@ -30,7 +30,7 @@ def synth_group() -> None:
               help="Passes over the patches.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
               help="Patches per step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4,
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=2e-4,
               show_default=True, help="Adam learning rate of both networks.")
 @click.option("--width", type=click.IntRange(4, 256), default=64, show_default=True,
               help="Channels of the generator's last layer (doubling towards its first).")

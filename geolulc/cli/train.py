@@ -9,6 +9,7 @@ import click
 
 from geolulc.cli.main import main
 from geolulc.cli.options import (
+    FiniteRange,
     friendly_errors,
     parse_bands,
 )
@@ -44,13 +45,13 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
                    "network untrained (with its validation accuracy).")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True,
               help="Patches per training step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3,
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=3e-3,
               show_default=True, help="Peak learning rate of the one-cycle schedule.")
 @click.option("--widths", default="32,64,128,256", show_default=True,
               help="Channels of each ResNet stage.")
 @click.option("--blocks", default=None,
               help="Residual blocks in each stage, e.g. 2,2,2,2 (default: one per stage).")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.05, show_default=True,
+@click.option("--weight-decay", type=FiniteRange(min=0), default=0.05, show_default=True,
               help="AdamW weight decay.")
 @click.option("--augment", "augment_preset", type=click.Choice(["raw", "basic"]), default="raw",
               show_default=True,
@@ -64,15 +65,15 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
               default="label-smoothing", show_default=True,
               help="Cross-entropy with label smoothing, plain cross-entropy, or the improved "
                    "cross-entropy of Bahri et al. 2020 (a penalty on misclassified patches).")
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.05,
+@click.option("--label-smoothing", type=FiniteRange(0, 0.5), default=0.05,
               show_default=True, help="Smoothing of the targets with --loss label-smoothing.")
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.999,
+@click.option("--ema", type=FiniteRange(0, 1, max_open=True), default=0.999,
               show_default=True, help="Decay of the weight average that is saved and "
                                       "validated (0: the last step's weights).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True, help="bf16 autocast (auto: on CUDA and on CPUs with native "
                                       "bf16, 3-4× faster training there) or fp32.")
-@click.option("--val-fraction", type=click.FloatRange(0.01, 0.9), default=0.2,
+@click.option("--val-fraction", type=FiniteRange(0.01, 0.9), default=0.2,
               show_default=True, help="Share of each class kept out for validation.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the split, initialisation and augmentation.")
@@ -85,7 +86,7 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
 @click.option("--teacher", "teacher_model", default=None,
               help="Model (bundled name or path) whose soft predictions on the same augmented "
                    "patches are learnt too (distillation), e.g. eurosat-rgb for a 13-band net.")
-@click.option("--distill-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--distill-weight", type=FiniteRange(min=0), default=1.0, show_default=True,
               help="Weight of the teacher's soft targets against the labels.")
 @click.option("--windows", "window_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -94,12 +95,15 @@ def _int_list(option: str, text: str) -> tuple[int, ...]:
 @click.option("--synthetic", type=click.Path(path_type=Path), default=None,
               help="Folder of generated patches (`geolulc synth sample`) that join the training "
                    "split only, never validation.")
-@click.option("--window-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--window-weight", type=FiniteRange(min=0), default=1.0, show_default=True,
               help="Weight of the windows' water-share loss against the labels.")
 @click.option("--level", type=click.Choice(["L1C", "L2A"]), default="L1C", show_default=True,
               help="Processing level the training patches come from.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--strict", is_flag=True,
+              help="Refuse to save a model whose training diverged or ended at chance (without "
+                   "it such a model is saved with a warning).")
 @friendly_errors
 def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
                   exclude: Path | None, epochs: int, batch_size: int, lr: float, widths: str,
@@ -109,7 +113,8 @@ def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
                   init_model: str | None, extra_train: Path | None, teacher_model: str | None,
                   distill_weight: float, window_files: tuple[Path, ...], synthetic: Path | None,
                   window_weight: float,
-                  level: Literal["L1C", "L2A"], device: str, resume: bool) -> None:
+                  level: Literal["L1C", "L2A"], device: str, resume: bool, strict: bool
+                  ) -> None:
     """Train a patch classifier; a failed run never overwrites the last good model."""
     from dataclasses import replace
 
@@ -127,7 +132,7 @@ def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
                          augmentation=augmentation, loss=loss, label_smoothing=label_smoothing,
                          distill_weight=distill_weight, window_weight=window_weight,
                          precision=precision, val_fraction=val_fraction, seed=seed,
-                         name=name, level=level)
+                         name=name, level=level, strict=strict)
     trained = train(data=data_dir, out_dir=out_dir, config=config, bands=parse_bands(bands),
                     exclude=exclude, init=init_model, extra_train=extra_train,
                     teacher=teacher_model, windows=window_files, synthetic=synthetic,

@@ -14,6 +14,7 @@ import os
 import pickle
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from geolulc.core.classes import WATER_CLASSES, colors_for
 from geolulc.core.device import resolve_device, resolve_precision
 from geolulc.defaults import Precision
-from geolulc.errors import DataError, ModelError, ParameterError
+from geolulc.errors import DataError, ModelError, ParameterError, TrustWarning
 from geolulc.io.atomic import atomic_path, check_file_name
 from geolulc.models.augment import PRESETS, Augmentation, augment
 from geolulc.models.evaluate import fingerprint
@@ -96,6 +97,8 @@ class TrainConfig:
     """Processing level the training patches come from."""
     extra_card: dict[str, Any] = field(default_factory=dict)
     """Entries added to the model card."""
+    strict: bool = False
+    """Refuse to save a model whose training diverged or ended at chance (else a warning)."""
 
     def __post_init__(self) -> None:
         """Stages agree, numbers are finite, the name is a plain file name (no folders)."""
@@ -491,9 +494,31 @@ def train(
                                      else None)
     card["metrics"] = {"val_accuracy": history[-1]["val_accuracy"] if history
                        else run.validate()[0], "n_val": int(len(split.x_val))}
+    check_learned(history, card["metrics"]["val_accuracy"], len(card["classes"]), config.strict)
     # documented by `Module.to`, but missing from torch's typed overloads
     final = average.network.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     return save_model(final, card, out_dir / config.name)
+
+
+#: Validation accuracy within this many points of chance (1 / classes) counts as not learnt.
+CHANCE_MARGIN = 0.05
+
+
+def check_learned(history: list[dict], val_accuracy: float, n_classes: int, strict: bool) -> None:
+    """Say when training diverged (a non-finite loss) or ended at chance; `strict` refuses it."""
+    losses = [h[k] for h in history for k in ("train_loss", "val_loss")]
+    chance = 1 / n_classes
+    problem = ("training diverged (a loss became NaN or infinite; try a smaller --lr)"
+               if not all(math.isfinite(v) for v in losses) else
+               f"training ended at chance: validation accuracy {val_accuracy:.3f} against "
+               f"{chance:.3f} for {n_classes} classes (try a smaller --lr or more epochs)"
+               if val_accuracy <= chance + CHANCE_MARGIN else None)
+    if problem is None:
+        return
+    if strict:
+        raise ModelError(f"{problem}; nothing was saved (strict)")
+    warnings.warn(f"{problem}; the model is saved, but it has not learnt", TrustWarning,
+                  stacklevel=3)
 
 
 def _fingerprint_of(patches: PatchSet | None) -> str | None:
