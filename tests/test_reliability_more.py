@@ -478,3 +478,21 @@ def test_training_that_diverges_says_so_and_strict_refuses_it(data_dir, tmp_path
 def test_non_finite_numbers_are_refused(args):
     refused = run_cli(*args)
     assert refused.returncode == 2 and "is not a finite number." in refused.stderr
+
+
+def test_identical_runs_into_one_folder_never_fail_on_each_other(data_dir, tmp_path):
+    """They share a chunk cache, which the first to finish removes (issue 36: one in four
+    failed on a vanished chunk file)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "geolulc", "map", "--scene",
+            str(data_dir / "oscd" / "norcia" / "imgs_1"), "--out", str(tmp_path), "--name", "n",
+            "--chunk-rows", "20", "--quiet"]
+    for _ in range(2):
+        runs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for run in runs:
+            _, err = run.communicate(timeout=300)
+            assert run.returncode == 0, err
+    assert (tmp_path / "n_landcover.tif").exists()
+    assert not list(tmp_path.glob(".staging-*")) and not (tmp_path / ".geolulc-cache").exists()

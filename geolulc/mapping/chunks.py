@@ -11,6 +11,7 @@ Dask cluster, with the same code, so both give the same map.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -261,18 +262,29 @@ class ChunkCache:
             return None
 
     def put(self, result: ChunkResult) -> None:
-        """Keep a finished chunk, atomically, so a killed run never leaves half a chunk to resume from."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, labels=result.labels, probs=result.probs,
-                                masked=result.masked, count=result.count)
+        """Keep a finished chunk, atomically, so a killed run never leaves half a chunk to resume from.
+
+        An identical run into the same folder shares the cache and removes it when it finishes:
+        a chunk whose folder vanished while it was written is written again, once.
+        """
+        for attempt in (1, 2):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, labels=result.labels, probs=result.probs,
+                                        masked=result.masked, count=result.count)
+                return
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
 
     def clear(self) -> None:
         """Remove the job's cache (and the cache folder once no other job's is left in it)."""
         shutil.rmtree(self.dir, ignore_errors=True)
         parent = self.dir.parent
-        if parent.exists() and not any(parent.iterdir()):
-            parent.rmdir()
+        with contextlib.suppress(OSError):  # another run's cache may appear there meanwhile
+            if not any(parent.iterdir()):
+                parent.rmdir()
 
 
 def run_local(job: ChunkJob, starts: list[int], model: Model,
