@@ -48,6 +48,8 @@ class FiniteRange(click.FloatRange):
 #: API parameters whose command-line option has another name.
 _API_TO_OPTION = {"max_area_km2": "max_area", "data": "data_dir", "init": "init_model",
                   "teacher": "teacher_model", "windows": "window_files"}
+#: API names that another command takes, for messages of a command without them.
+_ELSEWHERE = {"scenes": "`geolulc map --scene`"}
 
 
 def cli_message(message: str) -> str:
@@ -67,7 +69,7 @@ def cli_message(message: str) -> str:
         name, value = match.group(1), match.group(2)
         option = flags.get(_API_TO_OPTION.get(name, name))
         if option is None:
-            return match.group(0)
+            return _ELSEWHERE.get(name, match.group(0)) if value is None else match.group(0)
         return f"{option} {value}" if value is not None else option
 
     return re.sub(r"`([a-z_][a-z0-9_]*)(?:='([^'`]*)')?`", flag, message)

@@ -228,8 +228,8 @@ def _search(geometry: BaseGeometry, interval: str, catalog: str, collection: str
 
 def _catalog_error(exc: Exception, catalog: str) -> CatalogError:
     """What went wrong with a search, in one line, with the HTTP status where there was one."""
-    unreachable = (f"cannot reach STAC API {catalog} (no network?); local scenes need no "
-                   "catalogue (--scene in the CLI)")
+    unreachable = (f"cannot reach STAC API {catalog} (no network?); local data needs no "
+                   "catalogue: give `scenes` instead")
     too_slow = f"STAC API {catalog} did not answer within {READ_TIMEOUT_S:.0f} s ({RETRIES} retries)"
     overloaded = f"STAC API {catalog} kept failing (HTTP 429/5xx after {RETRIES} retries)"
     if isinstance(exc, APIError):
