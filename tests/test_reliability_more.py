@@ -3,6 +3,7 @@ every layer of an AOI is taken."""
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -268,31 +269,39 @@ def test_read_checks_its_bands(data_dir, bands, message):
         geolulc.read(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], bands=bands)
 
 
+@contextlib.contextmanager
+def small_disk(tmp_path, size):
+    """A real full disk: a tmpfs of `size` (needs the right to mount, as root in CI)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_a_full_disk_is_named_as_such(tmp_path):
     """GDAL reported a full disk as 'TIFFAppendToStrip:Seek error' (issue 18). A real full
     disk: a 4 MB tmpfs (needs the right to mount, as root in CI)."""
     import errno
-    import subprocess
 
     from affine import Affine
     from pyproj import CRS
 
     from geolulc.io.rasters import write_cog
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(disk)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (not root)")
-    try:
+    with small_disk(tmp_path, "4M") as disk:
         noise = np.random.default_rng(0).integers(0, 255, (3000, 3000), dtype=np.uint8)
         with pytest.raises(OSError) as caught:
             write_cog(disk / "map.tif", noise, CRS.from_epsg(32630),
                       Affine(10, 0, 0, 0, -10, 0), 255)
         assert caught.value.errno == errno.ENOSPC
         assert not list(disk.iterdir())  # nothing half-written is left
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def run_cli(*args, cwd=None):
@@ -372,22 +381,17 @@ def test_a_full_disk_fails_the_map_and_keeps_the_good_one(data_dir, tmp_path):
     """A map that does not fit fails with one line and a non-zero exit, and a rerun onto a
     nearly full disk leaves the earlier, whole map as it was (issue 36). A 2.5 MB tmpfs."""
     import hashlib
-    import subprocess
+    import shutil
 
     import rasterio
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(disk)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (not root)")
-    try:
+    with small_disk(tmp_path, "2500k") as disk:
         scene = data_dir / "oscd" / "bercy" / "imgs_1"
         first = run_cli("map", "--scene", scene, "--out", disk, "--name", "X", "--quiet")
         assert first.returncode == 0, first.stderr
         before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in disk.iterdir()
                   if p.is_file()}
-        free = shutil_free(disk)
+        free = shutil.disk_usage(disk).free
         (disk / "filler").write_bytes(b"\0" * max(free - 400_000, 0))  # 0.4 MB left
         again = run_cli("map", "--scene", scene, "--out", disk, "--name", "X", "--quiet")
         assert again.returncode == 1, again.stderr
@@ -398,14 +402,6 @@ def test_a_full_disk_fails_the_map_and_keeps_the_good_one(data_dir, tmp_path):
         assert after == before
         with rasterio.open(disk / "X_probabilities.tif") as src:
             assert src.read().shape[0] == 9
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
-
-
-def shutil_free(path):
-    import shutil
-
-    return shutil.disk_usage(path).free
 
 
 def test_names_keep_their_letters_and_never_leave_the_output_folder(data_dir, tmp_path):
