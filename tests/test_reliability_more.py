@@ -492,3 +492,24 @@ def test_identical_runs_into_one_folder_never_fail_on_each_other(data_dir, tmp_p
             assert run.returncode == 0, err
     assert (tmp_path / "n_landcover.tif").exists()
     assert not list(tmp_path.glob(".staging-*")) and not (tmp_path / ".geolulc-cache").exists()
+
+
+def test_named_pipes_are_refused_not_waited_on(data_dir, tmp_path):
+    """A FIFO as a scene, a patch or an item's band blocked for ever (issue 36)."""
+    import json
+    import os
+
+    pipe = tmp_path / "B04.tif"
+    os.mkfifo(pipe)
+    for args in (["map", "--scene", pipe, "--out", tmp_path / "o"], ["classify", pipe]):
+        refused = run_cli(*args)
+        assert refused.returncode == 1
+        assert "is not a regular file or folder (a pipe, socket or device)" in refused.stderr
+    item = json.loads((data_dir / "metadata" / "stac-items" /
+                       "earthsearch_v1_sentinel-2-l1c_S2B_20EPT_20250731_0_L1C.json").read_text())
+    for asset in item["assets"].values():
+        asset["href"] = str(pipe)
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    refused = run_cli("map", "--scene", tmp_path / "item.json", "--out", tmp_path / "o")
+    assert refused.returncode == 1, refused.stderr
+    assert "is not a regular file or folder" in refused.stderr.strip().splitlines()[-1]

@@ -32,6 +32,17 @@ def safe_name(text: str, fallback: str = "output") -> str:
     return name or fallback
 
 
+def check_readable(path: Path, what: str) -> Path:
+    """`path` when it is a regular file or a folder; a named pipe or a device is refused.
+
+    Opening a pipe blocks until something writes to it, for ever: refused before any open.
+    """
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise ParameterError(f"{what} {path} is not a regular file or folder (a pipe, socket or "
+                             "device): give a file")
+    return path
+
+
 def check_file_name(name: str, what: str = "`name`") -> str:
     """`name` itself when it is a plain file-name stem (`safe_name`), else a one-line error.
 

@@ -9,12 +9,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 
 from geolulc.errors import ReadError
+from geolulc.io.atomic import check_readable
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def vsi_path(href: str) -> str:
 
 def open_band(href: str, scene_id: str, band: str) -> DatasetReader:
     """A band file opened with rasterio, or a one-line error naming the scene and the href."""
+    if "://" not in href and not href.startswith("/vsi"):
+        check_readable(Path(href), f"band {band} of scene {scene_id}:")
     try:
         return rasterio.open(href)
     except RasterioError as exc:

@@ -25,6 +25,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geolulc.errors import AssumptionWarning, MissingInputError, SceneError
+from geolulc.io.atomic import check_readable
 from geolulc.io.bands import ALL_BANDS, AOT_KEYS, SCL_KEYS, asset_key_candidates
 from geolulc.io.harmonize import baseline_offset, parse_baseline
 
@@ -328,6 +329,7 @@ def load_scene(scene: SceneLike) -> Scene:
     path = Path(scene)
     if not path.exists():
         raise MissingInputError(f"scene {path} does not exist")
+    check_readable(path, "scene")
     found = _scene_at(path)
     if found is None:
         raise SceneError(

@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from rasterio.errors import RasterioError
 
 from geolulc.errors import DataError, MissingInputError, ParameterError, ReadError
+from geolulc.io.atomic import check_readable
 from geolulc.io.bands import ALL_BANDS, normalise_band
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def _raster_bands(src: rasterio.DatasetReader) -> list[str]:
 
 def read_patch(path: Path) -> tuple[np.ndarray, list[str], str]:
     """One patch as (bands, H, W) with its band names and kind."""
+    check_readable(path, "patch")
     suffix = path.suffix.lower()
     try:
         if suffix in IMAGE_SUFFIXES:
