@@ -513,3 +513,17 @@ def test_named_pipes_are_refused_not_waited_on(data_dir, tmp_path):
     refused = run_cli("map", "--scene", tmp_path / "item.json", "--out", tmp_path / "o")
     assert refused.returncode == 1, refused.stderr
     assert "is not a regular file or folder" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_open_ended_dates_and_unknown_baselines_are_said():
+    from geolulc.errors import AssumptionWarning, ParameterError
+    from geolulc.io.catalog import parse_date_range
+    from geolulc.io.harmonize import baseline_offset
+
+    for text in ("2020-02-01/", "/2020-02", "2020-02-01.."):
+        with pytest.raises(ParameterError, match="is open-ended: give both ends"):
+            parse_date_range(text)
+    assert parse_date_range("2020-02-01/2020-02") == "2020-02-01T00:00:00Z/2020-02-29T23:59:59Z"
+    with pytest.warns(AssumptionWarning, match="99.99 is newer than any known here"):
+        assert baseline_offset((99, 99)) == 1000
+    assert baseline_offset((5, 9)) == 1000 and baseline_offset((2, 14)) == 0

@@ -74,6 +74,9 @@ def _period(text: str) -> tuple[date, date]:
 def parse_date_range(text: str) -> str:
     """A day, month, year or range 'A/B' (or 'A..B') -> a STAC datetime interval."""
     parts = re.split(r"/|\.\.", text)
+    if len(parts) == 2 and not all(p.strip() for p in parts):
+        raise ParameterError(f"date range {text!r} is open-ended: give both ends, such as "
+                             "2020-02-01/2020-03-31 (a map needs a bounded period)")
     if len(parts) == 1:
         start, end = _period(parts[0])
     elif len(parts) == 2:

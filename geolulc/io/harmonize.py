@@ -11,11 +11,17 @@ taken from the processing baseline of each product, never from provider flags su
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
+from geolulc.errors import AssumptionWarning
+
 OFFSET_BASELINE = (4, 0)
 BASELINE_OFFSET_DN = 1000
+#: The newest processing baseline known here (05.12, 2026); a later one is taken with the 04.00
+#: offset, with a warning: ESA may change the convention again.
+NEWEST_KNOWN_BASELINE = (5, 12)
 _BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})_")
 
 
@@ -39,6 +45,11 @@ def baseline_offset(baseline: tuple[int, int] | None) -> int:
     An unknown baseline is treated as pre-04.00: products without the field come from archives
     built before the change.
     """
+    if baseline is not None and baseline > NEWEST_KNOWN_BASELINE:
+        warnings.warn(f"processing baseline {baseline[0]:02d}.{baseline[1]:02d} is newer than "
+                      f"any known here ({NEWEST_KNOWN_BASELINE[0]:02d}."
+                      f"{NEWEST_KNOWN_BASELINE[1]:02d}): its DN offset is assumed to be "
+                      f"{BASELINE_OFFSET_DN}, as from 04.00 on", AssumptionWarning, stacklevel=2)
     if baseline is not None and baseline >= OFFSET_BASELINE:
         return BASELINE_OFFSET_DN
     return 0
