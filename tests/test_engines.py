@@ -154,14 +154,15 @@ def test_the_first_run_maps_as_every_later_one(tmp_path, monkeypatch, data_dir):
     dw = load_model("dynamic-world")
     x = read_bands(data_dir / "oscd" / "nantes" / "imgs_1", dw.bands)[:, :256, :256][None]
     runs = []
-    for cache in (tmp_path / "cache", tmp_path / "cache", "/nonexistent/cache"):
+    (tmp_path / "file").write_text("")  # no folder can be made under a file, even as root
+    for cache in (tmp_path / "cache", tmp_path / "cache", tmp_path / "file" / "cache"):
         monkeypatch.setenv("GEOLULC_CACHE_DIR", str(cache))  # converted, cached, uncacheable
         runs.append(Classifier(dw, CPU, 1, "bf16", engine="openvino").probabilities(x))
     np.testing.assert_array_equal(runs[0], runs[1])
     np.testing.assert_array_equal(runs[0], runs[2])
 
 
-def test_a_network_openvino_cannot_convert_runs_in_torch(monkeypatch):
+def test_a_network_openvino_cannot_convert_runs_in_torch(monkeypatch, tmp_path):
     """A conversion failure (simulated: no network in the project fails to convert, so the
     converter is replaced by one that raises) gives one warning and torch's numbers."""
     import openvino
@@ -170,7 +171,8 @@ def test_a_network_openvino_cannot_convert_runs_in_torch(monkeypatch):
         raise RuntimeError("Cannot convert aten::something\nmore detail")
 
     monkeypatch.setattr(openvino, "convert_model", fail)
-    monkeypatch.setenv("GEOLULC_CACHE_DIR", "/nonexistent/cache")
+    (tmp_path / "file").write_text("")  # uncacheable: under a file, even as root
+    monkeypatch.setenv("GEOLULC_CACHE_DIR", str(tmp_path / "file" / "cache"))
     dw = load_model("dynamic-world")
     x = np.random.default_rng(2).integers(200, 4000, (1, 9, 64, 64)).astype(np.uint16)
     with pytest.warns(FallbackWarning, match="OpenVINO could not compile the network "

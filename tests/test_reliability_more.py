@@ -527,3 +527,45 @@ def test_open_ended_dates_and_unknown_baselines_are_said():
     with pytest.warns(AssumptionWarning, match="99.99 is newer than any known here"):
         assert baseline_offset((99, 99)) == 1000
     assert baseline_offset((5, 9)) == 1000 and baseline_offset((2, 14)) == 0
+
+
+def test_more_probe_findings_are_one_line_errors(data_dir, tmp_path):
+    """Bare exception names and misleading lines of the hostile-input probe (issue 36)."""
+    import json
+
+    import rasterio
+
+    from geolulc.errors import GeolulcError
+    from geolulc.io.scenes import load_scene
+    from geolulc.mapping.request import scene_extent_wgs84
+    from geolulc.models.model import read_card
+    from geolulc.models.patchdata import read_patch
+
+    globe = tmp_path / "globe.geojson"
+    globe.write_text(json.dumps({"type": "Polygon", "coordinates": [
+        [[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]}))
+    with pytest.raises(GeolulcError, match="spans 360° of longitude and 180° of latitude, more "
+                                           "than a hemisphere"):
+        load_aoi(globe)
+    nan = tmp_path / "nan.geojson"
+    nan.write_text('{"type": "Polygon", "coordinates": [[[NaN, 1], [2, 1], [2, 2], [1, 2], '
+                   '[NaN, 1]]]}')
+    with pytest.raises(GeolulcError, match="has coordinates that are not numbers"):
+        load_aoi(nan)
+    patch = next((data_dir / "eurosat" / "ms" / "SeaLake").glob("*.tif")).read_bytes()
+    (tmp_path / "cut.tif").write_bytes(patch[:len(patch) // 2])
+    with pytest.raises(GeolulcError, match="cut.tif: the file is truncated or corrupt"):
+        read_patch(tmp_path / "cut.tif")
+    scene = tmp_path / "nocrs"
+    scene.mkdir()
+    for band in (data_dir / "oscd" / "rennes" / "imgs_1").glob("*.tif"):
+        with rasterio.open(band) as s:
+            profile, data = s.profile, s.read()
+        profile.pop("crs")
+        with rasterio.open(scene / band.name, "w", **profile) as d:
+            d.write(data)
+    with pytest.raises(GeolulcError, match="has no coordinate reference system"):
+        scene_extent_wgs84(load_scene(scene))
+    (tmp_path / "deep.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    with pytest.raises(GeolulcError, match="nested too deeply"):
+        read_card(tmp_path / "deep.json")

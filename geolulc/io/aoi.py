@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ def _read_aoi(path: Path, max_area_km2: float) -> AOI:
     except GeolulcError:
         raise
     except Exception as exc:  # pyogrio/fiona raise many types for unreadable files
+        if _non_finite_coordinates(path):
+            raise AOIError(f"AOI {path} has coordinates that are not numbers (NaN or "
+                           "Infinity)") from None
         raise AOIError(f"cannot read AOI {path}: {str(exc).splitlines()[0]}") from None
     geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
     if frame.crs is None and geoms:
@@ -160,6 +164,24 @@ def _read_aoi(path: Path, max_area_km2: float) -> AOI:
     aoi = _checked(geoms, frame.crs, path.stem, f"AOI {path}", max_area_km2)
     log.info("AOI %s: %.1f km²", path.name, aoi.area_km2)
     return aoi
+
+
+def _non_finite_coordinates(path: Path) -> bool:
+    """Whether a GeoJSON file holds NaN or infinite numbers (which GEOS reports as bad rings)."""
+    if path.suffix.lower() not in (".json", ".geojson") or path.stat().st_size > 50 * 2**20:
+        return False
+    found = False
+
+    def constant(_: str) -> float:
+        nonlocal found
+        found = True
+        return 0.0
+
+    try:
+        json.loads(path.read_text(errors="replace"), parse_constant=constant)
+    except (ValueError, RecursionError):
+        return False
+    return found
 
 
 def _checked(geoms: list[BaseGeometry], crs: object, name: str, what: str,
@@ -174,11 +196,17 @@ def _checked(geoms: list[BaseGeometry], crs: object, name: str, what: str,
     for i, geom in enumerate(geoms):
         if not geom.is_valid:
             raise AOIError(f"{what} feature {i} is invalid: {explain_validity(geom)}")
+    as_given = gpd.GeoSeries(geoms, crs=crs).to_crs(4326)
     merged = gpd.GeoSeries([shapely.union_all(geoms)], crs=crs)
     wgs84 = unwrap_antimeridian(merged.to_crs(4326).iloc[0])
     minx, miny, maxx, maxy = wgs84.bounds
     if not (-180 <= minx <= maxx <= 360 and maxx - minx <= 360 and -90 <= miny <= maxy <= 90):
         raise AOIError(f"{what} lies outside the globe in EPSG:4326; is its CRS right?")
+    west, south, east, north = as_given.total_bounds
+    if min(maxx - minx, east - west) > 180 or north - south > 90:  # no geodesic area past that
+        raise AOIError(f"{what} spans {east - west:.0f}° of longitude and {north - south:.0f}° "
+                       f"of latitude, more than a hemisphere: map a smaller area (the limit is "
+                       f"{max_area_km2:,.0f} km²)")
     aoi = AOI(wgs84, name)
     area = aoi.area_km2
     if area <= 0:

@@ -63,7 +63,12 @@ def open_band(href: str, scene_id: str, band: str) -> DatasetReader:
     if "://" not in href and not href.startswith("/vsi"):
         check_readable(Path(href), f"band {band} of scene {scene_id}:")
     try:
-        return rasterio.open(href)
+        src = rasterio.open(href)
     except RasterioError as exc:
         raise ReadError(f"cannot open band {band} of scene {scene_id} at {href}: "
                            f"{str(exc).splitlines()[0]}") from None
+    if not src.crs:
+        src.close()
+        raise ReadError(f"band {band} of scene {scene_id} at {href} has no coordinate reference "
+                        "system, so it cannot be placed on a map")
+    return src

@@ -24,7 +24,6 @@ from geolulc.errors import (
     FallbackWarning,
     NoDataError,
     ParameterError,
-    ReadError,
     ResourceError,
     SceneError,
     TrustWarning,
@@ -244,17 +243,10 @@ def scene_extent_wgs84(scene: Scene) -> BaseGeometry:
     """Footprint of a scene in EPSG:4326, from its metadata or its first band."""
     if scene.footprint is not None:
         return scene.footprint
-    import rasterio
-    from rasterio.errors import RasterioError
-
-    from geolulc.io.gdal import gdal_env
-    href = next(iter(scene.bands.values()))
-    try:
-        with gdal_env(), rasterio.open(href) as src:
-            return box(*bounds_to_wgs84(src.bounds, src.crs))
-    except RasterioError as exc:
-        raise ReadError(f"cannot read scene {scene.id} ({href}): "
-                           f"{str(exc).splitlines()[0]}") from None
+    from geolulc.io.gdal import gdal_env, open_band
+    band, href = next(iter(scene.bands.items()))
+    with gdal_env(), open_band(href, scene.id, band) as src:
+        return box(*bounds_to_wgs84(src.bounds, src.crs))
 
 
 def plan_grid(req: MapRequest, aoi_geometry: BaseGeometry | None, scenes: list[Scene],

@@ -326,6 +326,8 @@ def parse_card(text: bytes, path: Path | str) -> ModelCard:
         card = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"model card {path} is corrupt: {exc}") from None
+    except RecursionError:
+        raise ModelError(f"model card {path} is nested too deeply to be a model card") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise ModelError(f"{path} is not a geolulc model card")
     if card.get("format_version") != FORMAT_VERSION:

@@ -54,8 +54,8 @@ def _raster_bands(src: rasterio.DatasetReader) -> list[str]:
     raise DataError(f"{src.name}: cannot tell which Sentinel-2 bands its {src.count} bands are")
 
 
-def read_patch(path: Path) -> tuple[np.ndarray, list[str], str]:
-    """One patch as (bands, H, W) with its band names and kind."""
+def read_patch(path: Path, name: str | None = None) -> tuple[np.ndarray, list[str], str]:
+    """One patch as (bands, H, W) with its band names and kind (`name`: what messages call it)."""
     check_readable(path, "patch")
     suffix = path.suffix.lower()
     try:
@@ -66,7 +66,10 @@ def read_patch(path: Path) -> tuple[np.ndarray, list[str], str]:
         with rasterio.open(path) as src:
             return src.read(), _raster_bands(src), "ms"
     except (OSError, UnidentifiedImageError, RasterioError) as exc:
-        raise ReadError(f"cannot read patch {path}: {str(exc).splitlines()[0]}") from None
+        first = (str(exc).splitlines() or [""])[0]
+        if not first or "See previous exception" in first:  # GDAL's words for a cut-off file
+            first = "the file is truncated or corrupt (its pixels cannot be decoded)"
+        raise ReadError(f"cannot read patch {name or path}: {first}") from None
 
 
 def list_patch_files(folder: Path) -> dict[str, list[Path]]:

@@ -104,7 +104,7 @@ class PatchModels:
         from geolulc.models.model import auto_model, load_model
         from geolulc.models.patchdata import read_patch
 
-        patches = [read_patch(p) for p in paths]
+        patches = [read_patch(p, name) for p, name in zip(paths, names, strict=True)]
         cpu = resolve_device("cpu")
         with self._lock:
             name = model if model != "auto" else auto_model(set(patches[0][1]), patches=True)
