@@ -569,3 +569,28 @@ def test_more_probe_findings_are_one_line_errors(data_dir, tmp_path):
     (tmp_path / "deep.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
     with pytest.raises(GeolulcError, match="nested too deeply"):
         read_card(tmp_path / "deep.json")
+
+
+def test_serve_says_serving_only_once_it_is(tmp_path):
+    """A busy port, a file as --data-dir and a catalogue that is no URL fail with one line and
+    never print "serving on" first (issue 36)."""
+    import socket
+
+    pytest.importorskip("uvicorn")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    (tmp_path / "file").write_text("")
+    cases = {
+        "Address already in use": ["--port", busy.getsockname()[1]],
+        "is a file, not a folder": ["--data-dir", tmp_path / "file"],
+        "must be the http(s) URL of a STAC API": ["--catalog", "file:///etc"],
+    }
+    try:
+        for message, args in cases.items():
+            failed = run_cli("serve", "--data-dir", tmp_path / "jobs", *args)
+            assert failed.returncode == 1, failed.stderr
+            lines = failed.stderr.strip().splitlines()
+            assert len(lines) == 1 and message in lines[0], lines
+    finally:
+        busy.close()

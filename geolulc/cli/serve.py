@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ import click
 from geolulc.cli.main import main
 from geolulc.cli.options import FiniteRange, friendly_errors
 from geolulc.defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH
-from geolulc.errors import DependencyError
+from geolulc.errors import DependencyError, ParameterError
 
 
 @main.command("serve")
@@ -53,5 +54,27 @@ def serve_command(host: str, port: int, data_dir: Path, catalog: str, collection
     config = ServeConfig(data_dir=data_dir, catalog=catalog, collection=collection, host=host,
                          token=token, workers=workers, max_queue=max_queue,
                          max_area_km2=max_area, cors_origins=cors_origins)
-    click.echo(f"geolulc serving on http://{host}:{port} (jobs in {data_dir})", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    app = create_app(config)  # its data folder and job store: their errors come first
+    sock = listening_socket(host, port)  # then the address: "serving" is said once it is ours
+    click.echo(f"geolulc serving on http://{host}:{sock.getsockname()[1]} (jobs in {data_dir})",
+               err=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` and listening, or a one-line error (busy, bad host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ParameterError(f"--host {host!r} is not an address of this machine ({exc})") \
+            from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ParameterError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    return sock

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from geolulc import __version__
-from geolulc.errors import AOIError, GeolulcError
+from geolulc.errors import AOIError, GeolulcError, ParameterError
 from geolulc.serve.jobs import MAP_NAME, JobRunner, JobSpec, JobStore
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,12 @@ class PatchModels:
 
 def create_app(config: ServeConfig) -> FastAPI:
     """The app: its routes, the job runner over `config.data_dir`, the page."""
+    from geolulc.io.catalog import check_catalog_url
     from geolulc.models.model import bundled_models
 
+    check_catalog_url(config.catalog)  # a service whose every job would fail is refused
+    if config.data_dir.exists() and not config.data_dir.is_dir():
+        raise ParameterError(f"`data_dir` {config.data_dir} is a file, not a folder")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(config.data_dir / "jobs.sqlite")
     runner = JobRunner(store, config.data_dir / "jobs", config.catalog, config.collection,
