@@ -156,7 +156,10 @@ def write(landcover: LandCover, out_dir: str | Path = "outputs", *, name: str | 
     The files are the map (COG with colour table), confidence, probabilities, clear-observation
     count, statistics (JSON, CSV), QGIS style and quicklook.
     """
-    outputs, _ = write_landcover(landcover, Path(out_dir), name)
+    if not isinstance(landcover, LandCover):
+        raise ParameterError(f"`landcover` must be what geolulc.classify returns, not "
+                             f"{type(landcover).__name__}")
+    outputs, _ = write_landcover(landcover, _path(out_dir) or Path("outputs"), name)
     return outputs
 
 
@@ -345,7 +348,7 @@ def catalog(out_dir: str | Path, *, title: str | None = None) -> Path:
     """
     from geolulc.io.stac_items import write_catalog
 
-    return write_catalog(Path(out_dir), title)[0]
+    return write_catalog(_path(out_dir) or Path("outputs"), title)[0]
 
 
 def list_models() -> list[ModelInfo]:
@@ -409,6 +412,9 @@ def _scene_list(scenes: Scenes | None) -> list[SceneLike]:
         return []
     if isinstance(scenes, (str, Path, Scene, dict)) or hasattr(scenes, "to_dict"):
         return [cast("SceneLike", scenes)]  # a pystac.Item: `hasattr` does not narrow the type
+    if not isinstance(scenes, Sequence):
+        raise ParameterError(f"`scenes` must be a path, an item or a list of them, not "
+                             f"{type(scenes).__name__}")
     return list(scenes)
 
 

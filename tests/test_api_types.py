@@ -122,3 +122,28 @@ def test_a_patch_classifier_that_misses_the_real_scene_targets_says_so():
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrustWarning)
         check_trust(load_model("dynamic-world"))
+
+
+def test_wrong_types_are_one_line_errors_of_the_package(data_dir, tmp_path):
+    """Bare TypeError/AttributeError of the probe (issue 36) are now GeolulcError subclasses;
+    a `datetime.date` is a day."""
+    import datetime
+
+    import geolulc
+
+    cases = {
+        "`scenes` must be a path, an item or a list": lambda: geolulc.classify(scenes=42),
+        "`options` must be a MapOptions": lambda: geolulc.classify(
+            scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], options={"stride": 16}),
+        "`date` must be text": lambda: geolulc.search(aoi=ROOT / "aoi" / "rennes.geojson",
+                                                      date=202002, catalog="http://127.0.0.1:9"),
+        "`landcover` must be what geolulc.classify returns": lambda: geolulc.write(None, tmp_path),
+        "expected a path, not int": lambda: geolulc.catalog(5),
+    }
+    for message, call in cases.items():
+        with pytest.raises(geolulc.GeolulcError, match=message):
+            call()
+    from geolulc.io.catalog import parse_date_range
+
+    assert parse_date_range(datetime.date(2020, 2, 1)) == \
+        "2020-02-01T00:00:00Z/2020-02-01T23:59:59Z"

@@ -71,8 +71,16 @@ def _period(text: str) -> tuple[date, date]:
     raise ParameterError(f"cannot read date {text!r}: use YYYY-MM-DD, YYYY-MM, YYYY or a range A/B")
 
 
-def parse_date_range(text: str) -> str:
-    """A day, month, year or range 'A/B' (or 'A..B') -> a STAC datetime interval."""
+def parse_date_range(text: str | date) -> str:
+    """A day, month, year or range 'A/B' (or 'A..B') -> a STAC datetime interval.
+
+    A `datetime.date` (or datetime) is its day.
+    """
+    if isinstance(text, date):
+        text = text.strftime("%Y-%m-%d")
+    if not isinstance(text, str):
+        raise ParameterError(f"`date` must be text such as '2023-06' or '2023-06-01/2023-06-15', "
+                             f"not {type(text).__name__} {text!r}")
     parts = re.split(r"/|\.\.", text)
     if len(parts) == 2 and not all(p.strip() for p in parts):
         raise ParameterError(f"date range {text!r} is open-ended: give both ends, such as "

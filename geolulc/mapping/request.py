@@ -6,6 +6,7 @@ and the chunking.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import warnings
@@ -183,6 +184,11 @@ class MapRequest(MapOptions):
            scenes: list[SceneLike] | None = None, model: str = DEFAULT_MODEL,
            out_dir: Path = Path("outputs"), name: str | None = None) -> MapRequest:
         """The request of the job (aoi, date, scenes, model, out_dir, name) with `options`."""
+        if options is not None and not isinstance(options, MapOptions):
+            raise ParameterError(f"`options` must be a MapOptions (geolulc.MapOptions(stride=16, "
+                                 f"…)), not {type(options).__name__}")
+        if isinstance(date, datetime.date):  # a day given as a date object
+            date = date.strftime("%Y-%m-%d")
         given = {f.name: getattr(options, f.name) for f in fields(MapOptions)} if options else {}
         return cls(**given, aoi=aoi, date=date, scenes=[] if scenes is None else scenes,
                    model=model, out_dir=out_dir, name=name)
