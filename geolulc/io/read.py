@@ -224,7 +224,10 @@ class _SceneSource:
         dn = np.empty((len(self.bands), int(window.height), int(window.width)), dtype=np.uint16)
         planes = {}
         for band in self.vrts:
-            plane = harmonise(self._read(band, window), self.scene.offset)
+            raw = self._read(band, window)
+            if raw.dtype.kind == "f":  # a float band file: NaN and infinities are no data (0)
+                raw = np.where(np.isfinite(raw), raw, 0)
+            plane = harmonise(raw, self.scene.offset)
             if self.toa:
                 plane = boa_to_toa(plane, band, zenith, aot)
             if band in self.bands:

@@ -132,9 +132,9 @@ def load_patch_folder(
         wanted = [normalise_band(b) for b in bands]
         missing = [b for b in wanted if b not in names]
         if missing:
-            raise ParameterError(
-                f"`bands` asks for {', '.join(missing)} but the patches have {len(names)} bands "
-                f"({', '.join(names)})")
+            raise ParameterError(  # the bands asked for, or a model's: no option named here
+                f"the patches of {folder} lack {', '.join(missing)} (they have {len(names)} "
+                f"bands: {', '.join(names)})")
         x = x[:, [names.index(b) for b in wanted]]
         names = wanted
     log.info("loaded %d %s patches of %d classes from %s", len(x), kind, len(classes), folder)
