@@ -598,3 +598,26 @@ def test_serve_says_serving_only_once_it_is(tmp_path):
             assert len(lines) == 1 and message in lines[0], lines
     finally:
         busy.close()
+
+
+def test_nan_in_float_band_files_is_no_data(data_dir, tmp_path):
+    import warnings
+
+    import rasterio
+
+    import geolulc
+
+    for band in (data_dir / "oscd" / "rennes" / "imgs_1").glob("*.tif"):
+        with rasterio.open(band) as s:
+            profile, data = s.profile, s.read().astype("float32")
+        data[:, :20] = np.nan  # the top rows of every band
+        profile.update(dtype="float32")
+        with rasterio.open(tmp_path / band.name, "w", **profile) as d:
+            d.write(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's invalid-cast warning
+        stack = geolulc.read(scenes=[tmp_path], bands=["B02", "B04"])
+    whole = geolulc.read(scenes=[data_dir / "oscd" / "rennes" / "imgs_1"], bands=["B02", "B04"])
+    assert (stack.clear <= whole.clear).all()  # NaN never became a clear pixel
+    assert stack.clear.sum() < whole.clear.sum() - 5000  # the NaN rows are no data
+    assert (stack.dn[:, ~stack.clear] == 0).all()

@@ -55,6 +55,11 @@ class Masking:
     restore_toa: bool = False  # put a modelled atmosphere back into L2A (for L1C models)
 
 
+def finite(raw: np.ndarray) -> np.ndarray:
+    """Pixels of a band as read; in a float band file NaN and infinities are no data (0)."""
+    return np.where(np.isfinite(raw), raw, 0) if raw.dtype.kind == "f" else raw
+
+
 @dataclass
 class Pixels:
     """A window of the harmonised, cloud-masked composite."""
@@ -146,7 +151,7 @@ class _SceneSource:
         grid, so every chunk, worker and resumed run cuts its pixels from the same mask.
         """
         height, width = (-(-n // CLOUD_BLOCK) for n in self.grid.read_shape)
-        transform = self.grid.read_transform * Affine.scale(CLOUD_BLOCK)
+        transform = self.grid.read_transform @ Affine.scale(CLOUD_BLOCK)
         means = {}
         fine_height, fine_width = self.grid.read_shape
         with contextlib.ExitStack() as stack:
@@ -160,7 +165,7 @@ class _SceneSource:
                                height=height, src_nodata=0, nodata=0,
                                resampling=Resampling.average) as vrt:
                     try:
-                        means[band] = harmonise(vrt.read(1), self.scene.offset)
+                        means[band] = harmonise(finite(vrt.read(1)), self.scene.offset)
                     except RasterioError as exc:
                         raise ReadError(f"cannot read band {band} of scene {self.scene.id} for "
                                         f"its cloud mask: {str(exc).splitlines()[0]}") from None
@@ -224,10 +229,7 @@ class _SceneSource:
         dn = np.empty((len(self.bands), int(window.height), int(window.width)), dtype=np.uint16)
         planes = {}
         for band in self.vrts:
-            raw = self._read(band, window)
-            if raw.dtype.kind == "f":  # a float band file: NaN and infinities are no data (0)
-                raw = np.where(np.isfinite(raw), raw, 0)
-            plane = harmonise(raw, self.scene.offset)
+            plane = harmonise(finite(self._read(band, window)), self.scene.offset)
             if self.toa:
                 plane = boa_to_toa(plane, band, zenith, aot)
             if band in self.bands:
