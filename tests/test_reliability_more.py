@@ -551,6 +551,11 @@ def test_more_probe_findings_are_one_line_errors(data_dir, tmp_path):
     with pytest.raises(GeolulcError, match="spans 360° of longitude and 180° of latitude, more "
                                            "than a hemisphere"):
         load_aoi(globe)
+    wide = tmp_path / "wide.geojson"  # as wide as written, not 170…340 across the antimeridian
+    wide.write_text(json.dumps({"type": "Polygon", "coordinates": [
+        [[-20, 0], [170, 0], [170, 1], [-20, 1], [-20, 0]]]}))
+    with pytest.raises(GeolulcError, match="spans 190° of longitude"):
+        load_aoi(wide, max_area_km2=1e9)
     nan = tmp_path / "nan.geojson"
     nan.write_text('{"type": "Polygon", "coordinates": [[[NaN, 1], [2, 1], [2, 2], [1, 2], '
                    '[NaN, 1]]]}')

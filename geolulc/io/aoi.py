@@ -64,7 +64,9 @@ def unwrap_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
     """An AOI written across the antimeridian as one compact shape (longitudes up to 360).
 
     As it stands such an AOI (179.9 … −179.9) spans 359.8°: its western-hemisphere longitudes are
-    moved by +360. Geometries narrower than 180° are returned unchanged.
+    moved by +360. Only a shape that this makes narrower by more than half the globe is taken
+    to cross the antimeridian: one from −20° to 170° is as wide as it is written (RFC 7946 reads
+    an unsplit ring that way), not 170° … 340°. Geometries narrower than 180° are unchanged.
     """
     minx, _, maxx, _ = geometry.bounds
     if maxx - minx <= 180:
@@ -72,7 +74,7 @@ def unwrap_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
     unwrapped = shapely.transform(
         geometry, lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]),
                                               xy[:, 1]]))
-    return unwrapped if unwrapped.bounds[2] - unwrapped.bounds[0] < maxx - minx else geometry
+    return unwrapped if unwrapped.bounds[2] - unwrapped.bounds[0] < maxx - minx - 180 else geometry
 
 
 def split_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
@@ -203,7 +205,8 @@ def _checked(geoms: list[BaseGeometry], crs: object, name: str, what: str,
     if not (-180 <= minx <= maxx <= 360 and maxx - minx <= 360 and -90 <= miny <= maxy <= 90):
         raise AOIError(f"{what} lies outside the globe in EPSG:4326; is its CRS right?")
     west, south, east, north = as_given.total_bounds
-    if min(maxx - minx, east - west) > 180 or north - south > 90:  # no geodesic area past that
+    circles = east - west > 180 and maxx - minx < 1e-6  # all longitudes, unwrapped to a line
+    if circles or maxx - minx > 180 or north - south > 90:  # no geodesic area past that
         raise AOIError(f"{what} spans {east - west:.0f}° of longitude and {north - south:.0f}° "
                        f"of latitude, more than a hemisphere: map a smaller area (the limit is "
                        f"{max_area_km2:,.0f} km²)")
