@@ -39,7 +39,7 @@ def check_map_outputs(out_dir, name, model_path, epsg):
         assert 100 / len(card["classes"]) - 1 <= c[c != 255].min() and c[c != 255].max() <= 100
     with rasterio.open(out_dir / f"{name}_probabilities.tif") as prob:
         assert prob.count == len(card["classes"]) and prob.transform == transform
-        assert list(prob.descriptions) == card["classes"]
+        assert list(prob.descriptions) == [f"p({c})" for c in card["classes"]]
         p = prob.read().astype(int)
         total = p.sum(0)[labels != 255]
         assert np.all(np.abs(total - 250) <= len(card["classes"]))  # rounding of each class

@@ -25,7 +25,14 @@ from geolulc.change_detection.detect import Change, DateMap
 from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
 from geolulc.io.quicklook import render_labels
-from geolulc.io.rasters import LANDCOVER_SUFFIX, NODATA, PROBABILITIES_SUFFIX, write_cog
+from geolulc.io.rasters import (
+    LANDCOVER_SUFFIX,
+    NODATA,
+    PROBABILITIES_SUFFIX,
+    write_categories,
+    write_cog,
+    write_qgis_style,
+)
 from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
 
 log = logging.getLogger(__name__)
@@ -193,15 +200,27 @@ def write_change(
                     np.round(np.nan_to_num(change.probability) * 100)).astype(np.uint8)
     files = {}
     with staged_outputs(out_dir, last="_change.json") as stage:
+        fromto_colors = fromto_colormap(classes, before.colors)
         files["fromto"] = write_cog(
             stage / f"{name}_fromto.tif", change.fromto, crs, transform, NODATA,
-            colormap=fromto_colormap(classes, before.colors),
+            colormap=fromto_colors,
             tags={"classes": classes, "model": before.model, "legend": legend,
                   "code": f"before * {len(classes)} + after"}, description="from-to class")
         files["change_mask"] = write_cog(
             stage / f"{name}_changemask.tif", change.mask, crs, transform, NODATA,
             colormap=CHANGE_COLORS, tags={"threshold": str(change.threshold)},
             description="0 no change, 1 change")
+        # names and colours of every code, for GDAL, ArcGIS (attribute table) and QGIS (style)
+        pairs = [f"{a} → {b}" for a in classes for b in classes]  # code = before * k + after
+        masks = ["no change", "change"]
+        for key, names, table in (("fromto", pairs, fromto_colors),
+                                  ("change_mask", masks, CHANGE_COLORS)):
+            rgb = [table[i][:3] for i in range(len(names))]
+            write_categories(files[key], names, rgb, "from-to class" if key == "fromto"
+                             else "change (0 no change, 1 change)")
+            style = Path(files[key]).with_suffix(".qml")
+            write_qgis_style(style, names, rgb)
+            files[f"{key}_style"] = style
         files["change_probability"] = write_cog(
             stage / f"{name}_changeprob.tif", prob, crs, transform, NODATA,
             tags={"units": "percent", "method": change.method},
@@ -249,15 +268,23 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
     """The STAC Item of one change's files (`geolulc.io.stac_items`)."""
     roles = {"fromto": ["data"], "change_mask": ["data"], "change_probability": ["data"],
              "transitions_csv": ["metadata"], "png": ["overview", "visual"],
-             "summary": ["metadata"], "vector": ["data"]}
+             "summary": ["metadata"], "vector": ["data"], "fromto_style": ["metadata"],
+             "change_mask_style": ["metadata"]}
     titles = {"fromto": f"from-to class (before × {len(before.classes)} + after)",
               "change_mask": "change mask (0 no change, 1 change)",
               "change_probability": f"change probability (%, {change.method})",
               "transitions_csv": "transition matrix (km²)", "png": "before, after and change",
-              "summary": "change summary", "vector": "change polygons"}
-    bands = {"fromto": [raster_band("uint8", NODATA)],
+              "summary": "change summary", "vector": "change polygons",
+              "fromto_style": "QGIS style of the from-to classes",
+              "change_mask_style": "QGIS style of the change mask"}
+    k = len(before.classes)
+    pairs = [f"{a} → {b}" for a in before.classes for b in before.classes]
+    fromto_colors = fromto_colormap(before.classes, before.colors)
+    # the colours of the rasters' own colour tables: one source for COG, QML, RAT and STAC
+    bands = {"fromto": [raster_band("uint8", NODATA, classes=pairs,
+                                    colors=[fromto_colors[i][:3] for i in range(k * k)])],
              "change_mask": [raster_band("uint8", NODATA, classes=["no change", "change"],
-                                         colors=[(0, 0, 0), (255, 0, 0)])],
+                                         colors=[CHANGE_COLORS[i][:3] for i in (0, 1)])],
              "change_probability": [raster_band("uint8", NODATA, unit="percent")]}
     assets = {key: Asset(path, roles[key], titles[key], bands.get(key))
               for key, path in files.items()}

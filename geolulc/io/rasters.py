@@ -8,7 +8,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import rasterio
@@ -117,6 +117,43 @@ def class_colormap(colors: list[tuple[int, int, int]]) -> dict[int, tuple[int, i
     cmap = {i: (*c, 255) for i, c in enumerate(colors)}
     cmap[NODATA] = (0, 0, 0, 0)
     return cmap
+
+
+#: GDAL's raster-attribute-table field types and usages (gdal.h: GDALRATFieldType/Usage).
+_RAT_FIELDS = (("Value", 0, 5), ("Class", 2, 2), ("Red", 0, 6), ("Green", 0, 7), ("Blue", 0, 8),
+               ("Alpha", 0, 9))
+
+
+def write_categories(raster: str | Path, classes: list[str],
+                     colors: list[tuple[int, int, int]], description: str) -> Path:
+    """GDAL's sidecar (RASTER.aux.xml) with the class names and a raster attribute table.
+
+    GDAL (`gdalinfo`), QGIS and ArcGIS read a GeoTIFF's category names and attribute table
+    (value, class, colour) from this file, so the codes of a categorical raster keep their
+    names without the QGIS style; the colour table stays in the GeoTIFF itself.
+    """
+    path = Path(f"{raster}.aux.xml")
+    fields = "\n".join(
+        f'      <FieldDefn index="{i}"><Name>{name}</Name><Type>{kind}</Type>'
+        f"<Usage>{usage}</Usage></FieldDefn>" for i, (name, kind, usage) in enumerate(_RAT_FIELDS))
+    rows = "\n".join(
+        f'      <Row index="{i}"><F>{i}</F><F>{escape(name)}</F><F>{r}</F><F>{g}</F><F>{b}</F>'
+        f"<F>255</F></Row>" for i, (name, (r, g, b)) in enumerate(zip(classes, colors)))
+    categories = "\n".join(f"      <Category>{escape(name)}</Category>" for name in classes)
+    write_text_atomic(path, f"""<PAMDataset>
+  <PAMRasterBand band="1">
+    <Description>{escape(description)}</Description>
+    <CategoryNames>
+{categories}
+    </CategoryNames>
+    <GDALRasterAttributeTable tableType="thematic">
+{fields}
+{rows}
+    </GDALRasterAttributeTable>
+  </PAMRasterBand>
+</PAMDataset>
+""")
+    return path
 
 
 def write_qgis_style(

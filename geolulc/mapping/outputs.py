@@ -18,6 +18,7 @@ from geolulc.io.rasters import (
     PROB_SCALE,
     PROBABILITIES_SUFFIX,
     class_colormap,
+    write_categories,
     write_cog,
     write_qgis_style,
 )
@@ -72,7 +73,8 @@ def write_map(
         files["probabilities"] = write_cog(
             stage / f"{name}{PROBABILITIES_SUFFIX}", probs, grid.crs, grid.map_transform, NODATA,
             tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
-            description=model.classes, resampling="AVERAGE", scale=1 / PROB_SCALE,
+            description=[f"p({c})" for c in model.classes], resampling="AVERAGE",
+            scale=1 / PROB_SCALE,
             nodata_where=result.labels == NODATA)
         write_text_atomic(stage / f"{name}_stats.json",
                           json.dumps({**stats, "run": run_info}, indent=2) + "\n")
@@ -87,6 +89,7 @@ def write_map(
         files["landcover"] = write_cog(
             stage / f"{name}{LANDCOVER_SUFFIX}", result.labels, grid.crs, grid.map_transform, NODATA,
             colormap=class_colormap(colors), tags=tags, description="land cover class")
+        write_categories(files["landcover"], model.classes, colors, "land cover class")
         files["item"] = write_map_item(stage, name, files, result, model, scenes, date)
     outputs = {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
     return outputs, {**run_info, "stats": stats}
