@@ -123,7 +123,7 @@ ms = np.full((13, 64, 64), 1000, dtype=np.uint16)
     ({"A": {"a.tif": ms}, "B": {"b.tif": np.ones((13, 32, 32), np.uint16)}}, [], "mixed patches"),
     ({"A": {"a.png": np.zeros((3, 64, 64), np.uint8)},
       "B": {"b.png": np.zeros((3, 64, 64), np.uint8)}}, ["--bands", "B04,B8A"],
-     "the patches have 3 bands"),
+     "(they have 3 bands"),
 ])
 def test_bad_training_data(tmp_path, spec, extra, message):
     root = make_folder(tmp_path, spec)
