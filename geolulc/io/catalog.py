@@ -7,11 +7,9 @@ import logging
 import math
 import os
 import re
-import threading
-import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 import shapely
 from pystac import STACTypeError
@@ -26,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 from urllib3.util.retry import Retry
 
+from geolulc.core.deadline import DeadlinePassed, within
 from geolulc.defaults import COLLECTIONS, DEFAULT_COLLECTION, EARTH_SEARCH  # noqa: F401 (re-exported)
 from geolulc.errors import CatalogError, DependencyError, GeolulcError, ParameterError
 from geolulc.io.aoi import split_antimeridian
@@ -152,36 +151,20 @@ def search_deadline() -> float:
 
 
 def _within_deadline(catalog: str, search: Callable[[float], list[dict]]) -> list[dict]:
-    """Run `search(deadline)` in a thread and wait at most the deadline, saying it waits.
+    """Run `search(deadline)` and wait at most the deadline, saying every so often it waits.
 
-    The thread is a daemon: a request stuck past the deadline is abandoned, and the process
-    exits as soon as the error is said instead of waiting for the request's own timeouts.
+    A request stuck past the deadline is abandoned (`geolulc.core.deadline.within`), and the
+    process exits as soon as the error is said instead of waiting for the request's timeouts.
     """
     deadline = search_deadline()
-    done = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["items"] = search(deadline)
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="geolulc-stac", daemon=True).start()
-    t0 = time.monotonic()
-    while True:
-        left = deadline - (time.monotonic() - t0)
-        if left <= 0:
-            raise CatalogError(f"STAC API {catalog} gave no complete answer within "
-                               f"{deadline:.0f} s (set GEOLULC_SEARCH_DEADLINE to wait longer)")
-        if done.wait(min(WAIT_NOTICE_S, left)):
-            if "error" in outcome:
-                raise outcome["error"]
-            return cast(list[dict], outcome["items"])
-        if deadline - (time.monotonic() - t0) > 0:
-            log.warning("waiting for STAC API %s (%.0f s)", catalog, time.monotonic() - t0)
+    try:
+        return within(lambda: search(deadline), deadline, "geolulc-stac",
+                      lambda elapsed: log.warning("waiting for STAC API %s (%.0f s)", catalog,
+                                                  elapsed), WAIT_NOTICE_S)
+    except DeadlinePassed:
+        raise CatalogError(f"STAC API {catalog} gave no complete answer within "
+                           f"{deadline:.0f} s (set GEOLULC_SEARCH_DEADLINE to wait longer)") \
+            from None
 
 
 def _to_scenes(items: list[dict]) -> list[Scene]:

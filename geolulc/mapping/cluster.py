@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
+from geolulc.core.deadline import within
 from geolulc.errors import ClusterError, DependencyError
 from geolulc.mapping.request import (
     MapRequest,
@@ -27,27 +27,18 @@ SCHEDULER_CONNECT_S = 15.0
 def connect_scheduler(address: str, deadline: float = SCHEDULER_CONNECT_S) -> Client:
     """A client of the scheduler at `address`, or a one-line error within `deadline` seconds.
 
-    The connection is made in a daemon thread that is abandoned at the deadline, so a silent
+    The connection is abandoned at the deadline (`geolulc.core.deadline.within`), so a silent
     scheduler never keeps the process alive.
     """
     from distributed import Client
 
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            # its own connect timeout ends first, so a refused port is said as such
-            outcome["client"] = Client(address, timeout=f"{max(deadline - 5, 1):.0f}s")
-        except BaseException as exc:  # unreachable, not an address, or the process ending
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name="geolulc-dask-connect", daemon=True)
-    thread.start()
-    thread.join(deadline)
-    if "client" in outcome:
-        return cast("Client", outcome["client"])
-    reason = outcome.get("error") or f"no answer within {deadline:.0f} s"
-    raise ClusterError(f"cannot reach the Dask scheduler {address}: {reason}")
+    # its own connect timeout ends first, so a refused port is said as such
+    timeout = f"{max(deadline - 5, 1):.0f}s"
+    try:
+        return within(lambda: Client(address, timeout=timeout), deadline,
+                      "geolulc-dask-connect")
+    except Exception as exc:  # unreachable, not an address, or no answer at all
+        raise ClusterError(f"cannot reach the Dask scheduler {address}: {exc}") from None
 
 
 @contextlib.contextmanager
