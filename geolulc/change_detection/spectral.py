@@ -39,7 +39,7 @@ from geolulc.core.grid import PatchGrid
 from geolulc.errors import NoDataError, SceneError
 from geolulc.io.read import Masking, StackReader
 from geolulc.io.scenes import Scene
-from geolulc.mapping.chunks import chunk_window
+from geolulc.mapping.chunks import chunk_window, context_rows
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +187,7 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
             context = max(mk.dilate for mk in plain)  # masks grown as over the whole grid
             for row0 in range(0, grid.rows, chunk_rows):
                 window = chunk_window(grid, chunk_rows, row0, context)
-                core = chunk_window(grid, chunk_rows, row0)
-                top = int(core.row_off - window.row_off)
-                bottom = int(window.row_off + window.height - core.row_off - core.height)
+                top, bottom = context_rows(grid, chunk_rows, row0, context)
                 a = first.read(window).crop(top, bottom, 0, 0)
                 b = second.read(window).crop(top, bottom, 0, 0)
                 yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)

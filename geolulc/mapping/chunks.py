@@ -61,6 +61,16 @@ def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int, context: int = 0) 
     return Window(0, top, grid.read_shape[1], bottom - top)
 
 
+def context_rows(grid: PatchGrid, chunk_rows: int, row0: int, context: int) -> tuple[int, int]:
+    """Rows of context above and below a chunk's own window in its read window (`context`
+    asked, fewer at the grid's edges): what is cut off once the chunk is masked and filled.
+    """
+    read = chunk_window(grid, chunk_rows, row0, context)
+    own = chunk_window(grid, chunk_rows, row0)
+    return (int(own.row_off - read.row_off),
+            int(read.row_off + read.height - own.row_off - own.height))
+
+
 @dataclass
 class ChunkJob:
     """Everything a chunk needs; picklable, so it can travel to Dask workers."""
@@ -160,11 +170,9 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     probs = np.zeros((n_rows, grid.cols, len(model.classes)), dtype=np.uint8)
     t1 = time.perf_counter()
     fill_unclear(pixels.dn, pixels.clear, inplace=True, reach=grid.reach)  # no copy
-    read, core = job.window(row0), chunk_window(grid, job.chunk_rows, row0)
-    top = int(core.row_off - read.row_off)
-    bottom = int(read.row_off + read.height - core.row_off - core.height)
-    # a dense run sees one `align` (a patch, for strides that divide it) of real pixels beyond
-    # the chunk's windows, so windows at its edges see what they see in any other chunking
+    top, bottom = context_rows(grid, job.chunk_rows, row0, job.context)
+    # a dense run sees two `align`s (two patches, for strides that divide them) of real pixels
+    # beyond the chunk's windows, so windows at its edges see what they see in any chunking
     seen = 2 * job.align
     seen_top = min(top, seen)
     context_dn = pixels.dn[:, top - seen_top:pixels.dn.shape[1] - bottom + min(bottom, seen)]
