@@ -62,8 +62,10 @@ def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int, context: int = 0) 
 
 
 def context_rows(grid: PatchGrid, chunk_rows: int, row0: int, context: int) -> tuple[int, int]:
-    """Rows of context above and below a chunk's own window in its read window (`context`
-    asked, fewer at the grid's edges): what is cut off once the chunk is masked and filled.
+    """Rows of context above and below a chunk's own window in its read window.
+
+    `context` rows are asked, fewer at the grid's edges; they are cut off once the chunk is
+    masked and filled.
     """
     read = chunk_window(grid, chunk_rows, row0, context)
     own = chunk_window(grid, chunk_rows, row0)
