@@ -8,7 +8,7 @@ faster than GDAL's general warper (with the other read changes, the read stage o
 
 - bilinear: each grid pixel centre at source position u takes the source pixels floor(u - ½)
   and the next, weighted 1 - f and f (f the fraction); taps outside the source or on no data
-  (0 where the file declares it) are left out and the others renormalised, and the value is
+  (0, declared by the file or not) are left out and the others renormalised, and the value is
   rounded half up; a pixel whose centre lies outside the source, or on a no-data source pixel,
   is no data;
 - nearest: the source pixel under the grid pixel's centre.
@@ -67,7 +67,6 @@ class NestedBand:
         self.crs = grid.crs.to_wkt()
         self.transform = grid.read_transform
         self.height, self.width = grid.read_shape
-        self.masked = True  # DN 0 is Sentinel-2's no data, declared by the file or not
 
     @classmethod
     def fit(cls, src: DatasetReader, grid: PatchGrid, bilinear: bool = True) -> NestedBand | None:
@@ -132,8 +131,9 @@ class NestedBand:
             hi = min(int(sub.first.max()) + 2 - top, block.shape[0])
             source = block[lo:hi]
             value = _interpolate(source.astype(exact), sub, ct, top + lo, left)
-            if beyond or (self.masked and not source.all()):  # renormalise over valid taps
-                valid = (source != 0) if self.masked else np.ones(source.shape, dtype=bool)
+            # renormalise over valid taps: DN 0 is Sentinel-2's no data, declared or not
+            if beyond or not source.all():
+                valid = source != 0
                 weight = _interpolate(valid.astype(exact), sub, ct, top + lo, left)
                 # GDAL gives no data where the source pixel under the centre is no data
                 centre = valid[np.ix_(sub.first + (sub.weight >= 0.5) - top - lo,
