@@ -264,15 +264,22 @@ class DynamicWorldFusion(nn.Module):
         # constant bounds only: a converted network must not keep the shape it was traced with
         return f[:, :, c:-c, c:-c]
 
-    def features(self, dn: torch.Tensor) -> torch.Tensor:
-        """Both branches' features per 16-pixel cell (N, 256 + 144, ⌈H/16⌉, ⌈W/16⌉)."""
+    def texture_features(self, dn: torch.Tensor) -> torch.Tensor:
+        """The RGB ResNet's features per 16-pixel cell, with `TEXTURE_CONTEXT` mirrored around."""
         t = self.TEXTURE_CONTEXT
         rgb = F.pad(self.texture_input(dn), (t, t, t, t), mode="reflect")
         cells = t // self.CELL
-        texture = self.texture.features(self.texture.stem(rgb))[:, :, cells:-cells, cells:-cells]
+        return self.texture.features(self.texture.stem(rgb))[:, :, cells:-cells, cells:-cells]
+
+    def per_pixel(self, dn: torch.Tensor) -> torch.Tensor:
+        """What the spectral branch gives per pixel, averaged over each cell by `features`."""
+        return self.trunk_features(dn)
+
+    def features(self, dn: torch.Tensor) -> torch.Tensor:
+        """Both branches' features per 16-pixel cell (N, 256 + 144, ⌈H/16⌉, ⌈W/16⌉)."""
         # the ResNet's strided convolutions give ⌈H/16⌉ cells; so does a ceil-mode pooling
-        spectra = F.avg_pool2d(self.trunk_features(dn), self.CELL, ceil_mode=True)
-        return torch.cat([texture, spectra], dim=1)
+        spectra = F.avg_pool2d(self.per_pixel(dn), self.CELL, ceil_mode=True)
+        return torch.cat([self.texture_features(dn), spectra], dim=1)
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         """Mean features (N, 400) of a batch of DN patches: what the head reads."""
@@ -371,16 +378,10 @@ class DynamicWorldTwoLevel(DynamicWorldFusion):
             raise ValueError(f"a two-level network has {len(TWO_LEVEL_CLASSES)} classes, not "
                              f"{num_classes}")
 
-    def features(self, dn: torch.Tensor) -> torch.Tensor:
-        """Both branches' features and Dynamic World's class probabilities per 16-pixel cell."""
-        t = self.TEXTURE_CONTEXT
-        rgb = F.pad(self.texture_input(dn), (t, t, t, t), mode="reflect")
-        cells = t // self.CELL
-        texture = self.texture.features(self.texture.stem(rgb))[:, :, cells:-cells, cells:-cells]
+    def per_pixel(self, dn: torch.Tensor) -> torch.Tensor:
+        """Dynamic World's features and its class probabilities per pixel (N, 144 + 9, H, W)."""
         trunk = self.trunk_features(dn)
-        world = torch.softmax(self.world(trunk), dim=1)
-        pooled = F.avg_pool2d(torch.cat([trunk, world], dim=1), self.CELL, ceil_mode=True)
-        return torch.cat([texture, pooled], dim=1)
+        return torch.cat([trunk, torch.softmax(self.world(trunk), dim=1)], dim=1)
 
 
 ARCHITECTURES: dict[str, type[PatchResNet] | type[DynamicWorldNet] | type[DynamicWorldFusion]] = {
