@@ -35,10 +35,14 @@ from geolulc.defaults import (
     Split,
 )
 from geolulc.errors import MissingInputError, ParameterError
-from geolulc.io.aoi import AOILike
+from geolulc.io.aoi import AOILike, load_aoi
+from geolulc.io.bands import normalise_band
 from geolulc.io.scenes import Scene, SceneLike, load_scene
 from geolulc.mapping.pipeline import LandCover, MapResult, classify_request, run_map, write_landcover
 from geolulc.mapping.request import MapOptions, MapRequest, check_trust
+from geolulc.models.augment import PRESETS as AUGMENTATION_PRESETS
+from geolulc.models.synth import SynthConfig
+from geolulc.models.train import TrainConfig
 
 if TYPE_CHECKING:
     import xarray
@@ -49,8 +53,8 @@ if TYPE_CHECKING:
     from geolulc.change_detection.job import ChangeResult, ChangeSet, DatePair
     from geolulc.models.evaluate import Evaluation, PatchPrediction
     from geolulc.models.model import ModelInfo
-    from geolulc.models.synth import SynthConfig, SynthQuality
-    from geolulc.models.train import TrainConfig, TrainedModel
+    from geolulc.models.synth import SynthQuality
+    from geolulc.models.train import TrainedModel
 
 Scenes = SceneLike | Sequence[SceneLike]
 
@@ -63,7 +67,6 @@ def search(*, aoi: AOILike, date: str, catalog: str = EARTH_SEARCH,
     `date` is a day, month, year or range (2023-06, 2023-06-01/2023-06-15); at most `limit`
     items are fetched.
     """
-    from geolulc.io.aoi import load_aoi
     from geolulc.io.catalog import search_scenes
 
     if limit < 1:
@@ -431,4 +434,6 @@ def _path(value: str | Path | None) -> Path | None:
 
 __all__ = ["MapOptions", "Stack", "catalog", "change", "classify", "classify_patches", "download",
            "evaluate", "evaluate_change", "list_models", "make_change", "make_map", "read", "search",
-           "synth_quality", "synth_sample", "synth_train", "train", "write", "write_change"]
+           "synth_quality", "synth_sample", "synth_train", "train", "write", "write_change",
+           # what the CLI builds its calls from
+           "AUGMENTATION_PRESETS", "SynthConfig", "TrainConfig", "load_aoi", "normalise_band"]

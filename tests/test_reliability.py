@@ -45,7 +45,7 @@ def test_a_pickled_payload_in_a_checkpoint_is_refused(tmp_path):
 
 def test_a_truncated_checkpoint_is_refused(tmp_path):
     from geolulc.errors import GeolulcError
-    from geolulc.models.train import load_checkpoint
+    from geolulc.models.checkpoints import load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"network": {"w": torch.ones(3)}, "card": {}, "epoch": 1}, path)

@@ -20,7 +20,7 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.change_detection.detect import Change, DateMap
 from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic

@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.cli.options import show_warning
 from geolulc.errors import GeolulcWarning
 

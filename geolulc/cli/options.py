@@ -263,7 +263,7 @@ def parse_bands(text: str | None) -> list[str] | None:
     """
     if not text:
         return None
-    from geolulc.io.bands import normalise_band
+    from geolulc.api import normalise_band
 
     try:
         bands = [normalise_band(b) for b in text.split(",") if b.strip()]

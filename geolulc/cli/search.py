@@ -39,8 +39,7 @@ class _SceneRow(TypedDict):
 def search_command(aoi: Path, date: str | None, catalog: str, collection: str,
                    max_cloud: float | None, max_area: float, limit: int, as_json: bool) -> None:
     """List the scenes a catalogue holds for an AOI and date, least cloudy first."""
-    from geolulc.api import search
-    from geolulc.io.aoi import load_aoi
+    from geolulc.api import load_aoi, search
 
     if not date:
         raise GeolulcError("--date is required")

@@ -42,8 +42,7 @@ def synth_train_command(data_dir: Path, out_dir: Path, name: str, bands: str | N
                         epochs: int, batch_size: int, lr: float, width: int, seed: int,
                         device: str, resume: bool) -> None:
     """Train a class-conditional patch generator (checkpoints, --resume, sample grids)."""
-    from geolulc.api import synth_train
-    from geolulc.models.synth import SynthConfig
+    from geolulc.api import SynthConfig, synth_train
 
     config = SynthConfig(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed,
                          name=name)

@@ -118,13 +118,11 @@ def train_command(data_dir: Path, out_dir: Path, name: str, bands: str | None,
     """Train a patch classifier; a failed run never overwrites the last good model."""
     from dataclasses import replace
 
-    from geolulc.api import train
-    from geolulc.models.augment import PRESETS
-    from geolulc.models.train import TrainConfig
+    from geolulc.api import AUGMENTATION_PRESETS, TrainConfig, train
 
     width_tuple = _int_list("--widths", widths)
     block_tuple = _int_list("--blocks", blocks) if blocks else (1,) * len(width_tuple)
-    augmentation = PRESETS[augment_preset]
+    augmentation = AUGMENTATION_PRESETS[augment_preset]
     if shift is not None:
         augmentation = replace(augmentation, shift=shift)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, widths=width_tuple,

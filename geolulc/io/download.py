@@ -18,7 +18,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import mapping
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.core.grid import choose_crs, grid_for_bounds, project_geometry
 from geolulc.errors import NoDataError
 from geolulc.io.aoi import DEFAULT_MAX_AREA_KM2, AOILike, load_aoi

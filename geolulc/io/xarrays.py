@@ -35,7 +35,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.errors import (
     AssumptionWarning,
     DataError,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.io.atomic import staged_outputs, write_text_atomic
 from geolulc.io.quicklook import write_quicklook
 from geolulc.io.rasters import (

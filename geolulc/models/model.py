@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.defaults import DEFAULT_MODEL  # noqa: F401 (re-exported)
 from geolulc.errors import DataError, ModelError
 from geolulc.io.atomic import atomic_path, make_ordinary, write_text_atomic

@@ -34,13 +34,13 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from tqdm import tqdm
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.core.device import resolve_device
 from geolulc.errors import DataError, ModelError, ParameterError
 from geolulc.io.atomic import atomic_path, check_file_name, safe_name, write_text_atomic
+from geolulc.models.checkpoints import load_checkpoint
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.patchdata import PatchSet, stratified_split
-from geolulc.models.train import load_checkpoint
 
 if TYPE_CHECKING:
     from geolulc.models.network import DynamicWorldFusion, PatchResNet

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import platform
 import time
 import warnings
@@ -30,6 +29,7 @@ from geolulc.defaults import Precision
 from geolulc.errors import DataError, ModelError, ParameterError, TrustWarning
 from geolulc.io.atomic import atomic_path, check_file_name
 from geolulc.models.augment import PRESETS, Augmentation, augment
+from geolulc.models.checkpoints import load_checkpoint
 from geolulc.models.evaluate import fingerprint
 from geolulc.models.losses import classification_loss, distillation_loss
 from geolulc.models.model import (
@@ -182,25 +182,6 @@ def _accuracy_loss(network: nn.Module, spec: InputSpec, x: np.ndarray, y: np.nda
             loss_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
             correct += int((logits.argmax(1) == yb).sum())
     return correct / max(len(x), 1), loss_sum / max(len(x), 1)
-
-
-def load_checkpoint(path: Path, device: torch.device | str,
-                    keys: tuple[str, ...] = ("network", "card", "epoch"),
-                    kind: str = "training") -> dict:
-    """A checkpoint (a classifier's training, or a generator's), read by a weights-only loader.
-
-    Tensors and plain types only, so a crafted file cannot run code; anything else is refused,
-    and so is a checkpoint without the `keys` of its `kind`.
-    """
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelError(f"checkpoint {path} refused: not a plain geolulc checkpoint "
-                           f"(truncated, or it holds objects other than tensors: {first})") from None
-    if not isinstance(ckpt, dict) or not set(keys) <= set(ckpt):
-        raise ModelError(f"checkpoint {path} is not a geolulc {kind} checkpoint")
-    return ckpt
 
 
 @dataclass

@@ -31,7 +31,7 @@ from rio_tiler.io import Reader, STACReader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from geolulc import __version__
+from geolulc._version import __version__
 from geolulc.errors import AOIError, GeolulcError, ParameterError
 from geolulc.serve.jobs import MAP_NAME, JobRunner, JobSpec, JobStore
 
