@@ -38,7 +38,9 @@ if TYPE_CHECKING:
         train,
         write,
         write_change,
+        write_legend,
     )
+    from geolulc.core.legend import Legend
     from geolulc.errors import GeolulcError, GeolulcWarning
     from geolulc.io.scenes import Scene, load_scene
     from geolulc.mapping.pipeline import LandCover, MapResult
@@ -47,7 +49,8 @@ if TYPE_CHECKING:
     from geolulc.models.train import TrainConfig
 
 _API = ("search", "download", "catalog", "classify", "make_map", "write", "read", "change", "write_change",
-        "make_change", "classify_patches", "train", "evaluate", "evaluate_change", "list_models",
+        "make_change", "write_legend", "classify_patches", "train", "evaluate", "evaluate_change",
+        "list_models",
         "synth_train", "synth_sample", "synth_quality",
         "MapOptions", "Stack")
 _EXPORTS = {
@@ -55,14 +58,15 @@ _EXPORTS = {
     "load_model": "geolulc.models.model", "TrainConfig": "geolulc.models.train",
     "SynthConfig": "geolulc.models.synth",
     "LandCover": "geolulc.mapping.pipeline", "MapResult": "geolulc.mapping.pipeline",
-    "Scene": "geolulc.io.scenes", "load_scene": "geolulc.io.scenes",
+    "Legend": "geolulc.core.legend", "Scene": "geolulc.io.scenes", "load_scene": "geolulc.io.scenes",
     "GeolulcError": "geolulc.errors", "GeolulcWarning": "geolulc.errors",
 }
 __all__ = [  # written out (the names of _EXPORTS) so that linters see the re-exports above
     "__version__", "search", "download", "catalog", "classify", "make_map", "write", "read",
-    "change", "write_change", "make_change", "classify_patches", "train", "evaluate",
+    "change", "write_change", "make_change", "write_legend", "classify_patches", "train", "evaluate",
     "evaluate_change", "list_models", "synth_train", "synth_sample", "synth_quality",
-    "MapOptions", "Stack", "load_model", "TrainConfig", "SynthConfig", "LandCover", "MapResult", "Scene",
+    "MapOptions", "Stack", "load_model", "TrainConfig", "SynthConfig", "LandCover", "MapResult",
+    "Legend", "Scene",
     "load_scene", "GeolulcError", "GeolulcWarning",
 ]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
+from geolulc.core.legend import Legend
 from geolulc.defaults import (
     DEFAULT_COLLECTION,
     DEFAULT_MAX_AREA_KM2,
@@ -251,6 +252,33 @@ def write_change(pair: DatePair, out_dir: str | Path = "outputs", *, name: str =
     return write_files(Path(out_dir), stem, pair.before, pair.after, pair.change, vector)
 
 
+def write_legend(raster: str | Path, legend: Legend | None = None) -> Path:
+    """Give a class raster written by rioxarray or GDAL its colours and class names.
+
+    ``ds.labels.rio.to_raster(path)`` keeps the variable's attributes as tags (`flag_meanings`,
+    `flag_colors`) but cannot write a colour table; this writes the colour table into the file
+    and the category names, attribute table and QGIS style (PATH.qml) beside it, from `legend`
+    or else from those tags. Returns the style's path.
+    """
+    import rasterio
+
+    from geolulc.io.rasters import write_legend as write
+
+    path = Path(raster)
+    if not path.is_file():
+        raise MissingInputError(f"raster {path} does not exist")
+    if legend is None:
+        with rasterio.open(path) as src:
+            tags, description = src.tags(), src.descriptions[0]
+        try:
+            legend = Legend.from_cf_flags(tags, description or tags.get("long_name") or "class")
+        except ValueError:
+            raise ParameterError(f"{path} has no flag_meanings and flag_colors tags (write it "
+                                 "from a geolulc Dataset's class variable, or pass `legend`)"
+                                 ) from None
+    return write(path, legend)
+
+
 def make_change(*, before: str | Path | None = None, after: str | Path | None = None,
                 aoi: AOILike | None = None, dates: Sequence[str] | None = None,
                 model: str | Path = DEFAULT_MODEL, method: ChangeMethod = "auto",
@@ -435,5 +463,6 @@ def _path(value: str | Path | None) -> Path | None:
 __all__ = ["MapOptions", "Stack", "catalog", "change", "classify", "classify_patches", "download",
            "evaluate", "evaluate_change", "list_models", "make_change", "make_map", "read", "search",
            "synth_quality", "synth_sample", "synth_train", "train", "write", "write_change",
+           "write_legend", "Legend",
            # what the CLI builds its calls from
            "AUGMENTATION_PRESETS", "SynthConfig", "TrainConfig", "load_aoi", "normalise_band"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
+from geolulc.core.legend import Legend
 from geolulc.io.aoi import load_aoi
 from geolulc.io.rasters import write_qgis_style
 from geolulc.mapping.chunks import ChunkCache, ChunkResult
@@ -34,7 +35,7 @@ def test_a_truncated_cached_chunk_is_computed_again(tmp_path):
 
 def test_class_names_with_quotes_make_a_well_formed_style(tmp_path):
     names = ['built "dense"', "water & <wet>", "o'clock"]
-    write_qgis_style(tmp_path / "s.qml", names, [(1, 2, 3)] * 3)
+    write_qgis_style(tmp_path / "s.qml", Legend(tuple(names), ((1, 2, 3),) * 3, "class"))
     root = ET.parse(tmp_path / "s.qml").getroot()  # raises if not well-formed
     assert [e.get("label") for e in root.iter("paletteEntry")] == names
 

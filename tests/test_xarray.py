@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -55,6 +57,38 @@ def test_a_map_as_a_dataset_lies_where_its_geotiff_does(rennes, tmp_path):
     assert ds.labels.attrs["flag_meanings"].split()[6] == "built"
 
 
+def test_a_map_keeps_its_names_and_colours_through_rioxarray(rennes, tmp_path):
+    """Dataset → rio.to_raster → write_legend, and the COG → open_rasterio → to_raster: the same
+    colour table, category names and band names as the map geolulc writes itself."""
+    import rioxarray
+
+    import geolulc
+
+    ds = rennes.to_xarray()
+    written = geolulc.write(rennes, tmp_path, name="r")
+    with rasterio.open(written["landcover"]) as src:
+        colours = {i: src.colormap(1)[i] for i in range(len(rennes.classes))}
+    ds.probabilities.rio.to_raster(tmp_path / "p.tif")
+    with rasterio.open(tmp_path / "p.tif") as src:
+        assert src.descriptions == tuple(f"p({c})" for c in rennes.classes)
+    reread = rioxarray.open_rasterio(written["landcover"])
+    for source, path in ((ds.labels, tmp_path / "labels.tif"), (reread, tmp_path / "cog.tif")):
+        source.rio.to_raster(path)
+        style = geolulc.write_legend(path)
+        with rasterio.open(path) as src:
+            assert {i: src.colormap(1)[i] for i in colours} == colours
+            assert (src.read(1) == rennes.labels).all()
+        info = json.loads(subprocess.run(["gdalinfo", "-json", str(path)], capture_output=True,
+                                         text=True, check=True).stdout)
+        assert info["bands"][0]["categories"] == rennes.classes
+        labels = [e.get("label") for e in ET.parse(style).getroot().iter("paletteEntry")]
+        assert labels == rennes.classes and style == path.with_suffix(".qml")
+    bare = tmp_path / "bare.tif"
+    xr.DataArray(rennes.labels, dims=("y", "x")).rio.to_raster(bare)
+    with pytest.raises(geolulc.GeolulcError, match="no flag_meanings"):
+        geolulc.write_legend(bare)
+
+
 def test_a_change_pair_as_a_dataset(rennes):
     from geolulc.change_detection.detect import DateMap, compare
     from geolulc.change_detection.job import DatePair
@@ -74,7 +108,7 @@ def test_a_change_pair_as_a_dataset(rennes):
     assert CRS.from_user_input(ds.rio.crs) == grid.crs and ds.rio.transform() == grid.map_transform
     k = len(model.classes)
     code = int(change.fromto[rennes.labels == 6][0])  # a built cell, and what it became
-    assert ds.fromto.attrs["flag_meanings"].split()[code] == f"built_to_{model.classes[code % k]}"
+    assert ds.fromto.attrs["flag_meanings"].split()[code] == f"built_→_{model.classes[code % k]}"
     assert ds.attrs["method"] == "tv" and ds.attrs["before"] == "before"
 
 

@@ -22,6 +22,7 @@ from rasterio.warp import reproject
 
 from geolulc._version import __version__
 from geolulc.change_detection.detect import Change, DateMap
+from geolulc.core.legend import CHANGE_LEGEND, fromto_legend
 from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
 from geolulc.io.quicklook import render_labels
@@ -29,16 +30,13 @@ from geolulc.io.rasters import (
     LANDCOVER_SUFFIX,
     NODATA,
     PROBABILITIES_SUFFIX,
-    write_categories,
+    class_colormap,
     write_cog,
-    write_qgis_style,
+    write_styles,
 )
 from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
 
 log = logging.getLogger(__name__)
-
-
-CHANGE_COLORS = {0: (220, 220, 220, 255), 1: (220, 20, 60, 255), NODATA: (0, 0, 0, 0)}
 
 
 def one_hot(labels: np.ndarray, k: int) -> np.ndarray:
@@ -143,25 +141,11 @@ def transition_matrix_csv(change: Change, classes: list[str], cell_area_m2: floa
     return "\n".join(lines) + "\n"
 
 
-def fromto_colormap(
-    classes: list[str], colors: list[tuple[int, int, int]],
-) -> dict[int, tuple[int, int, int, int]]:
-    """Changed pairs take the colour of the new class; unchanged ones a pale version of theirs."""
-    k = len(classes)
-    cmap = {NODATA: (0, 0, 0, 0)}
-    for b in range(k):
-        for a in range(k):
-            r, g, bl = colors[a]
-            cmap[b * k + a] = ((r, g, bl, 255) if a != b else
-                               ((r + 3 * 255) // 4, (g + 3 * 255) // 4, (bl + 3 * 255) // 4, 255))
-    return cmap
-
-
 def _side_by_side(path: Path, before: DateMap, after: DateMap, change: Change) -> None:
     colors = before.colors
     panels = [render_labels(before.labels, colors, 400), render_labels(after.labels, colors, 400),
               render_labels(np.where(change.mask == 1, 0, np.where(change.mask == 0, 1, NODATA))
-                            .astype(np.uint8), [(220, 20, 60), (220, 220, 220)], 400)]
+                            .astype(np.uint8), [CHANGE_LEGEND.colors[1], CHANGE_LEGEND.colors[0]], 400)]
     width = sum(p.width for p in panels) + 40
     canvas = Image.new("RGB", (width, max(p.height for p in panels) + 20), (255, 255, 255))
     x = 10
@@ -200,27 +184,21 @@ def write_change(
                     np.round(np.nan_to_num(change.probability) * 100)).astype(np.uint8)
     files = {}
     with staged_outputs(out_dir, last="_change.json") as stage:
-        fromto_colors = fromto_colormap(classes, before.colors)
+        fromto = fromto_legend(classes, before.colors)
         files["fromto"] = write_cog(
             stage / f"{name}_fromto.tif", change.fromto, crs, transform, NODATA,
-            colormap=fromto_colors,
+            colormap=class_colormap(list(fromto.colors)),
             tags={"classes": classes, "model": before.model, "legend": legend,
-                  "code": f"before * {len(classes)} + after"}, description="from-to class")
+                  "code": f"before * {len(classes)} + after", **fromto.cf_flags()},
+            description=fromto.description)
         files["change_mask"] = write_cog(
             stage / f"{name}_changemask.tif", change.mask, crs, transform, NODATA,
-            colormap=CHANGE_COLORS, tags={"threshold": str(change.threshold)},
-            description="0 no change, 1 change")
+            colormap=class_colormap(list(CHANGE_LEGEND.colors)),
+            tags={"threshold": str(change.threshold), **CHANGE_LEGEND.cf_flags()},
+            description=CHANGE_LEGEND.description)
         # names and colours of every code, for GDAL, ArcGIS (attribute table) and QGIS (style)
-        pairs = [f"{a} → {b}" for a in classes for b in classes]  # code = before * k + after
-        masks = ["no change", "change"]
-        for key, names, table in (("fromto", pairs, fromto_colors),
-                                  ("change_mask", masks, CHANGE_COLORS)):
-            rgb = [table[i][:3] for i in range(len(names))]
-            write_categories(files[key], names, rgb, "from-to class" if key == "fromto"
-                             else "change (0 no change, 1 change)")
-            style = Path(files[key]).with_suffix(".qml")
-            write_qgis_style(style, names, rgb)
-            files[f"{key}_style"] = style
+        files["fromto_style"] = write_styles(files["fromto"], fromto)
+        files["change_mask_style"] = write_styles(files["change_mask"], CHANGE_LEGEND)
         files["change_probability"] = write_cog(
             stage / f"{name}_changeprob.tif", prob, crs, transform, NODATA,
             tags={"units": "percent", "method": change.method},
@@ -277,14 +255,12 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
               "summary": "change summary", "vector": "change polygons",
               "fromto_style": "QGIS style of the from-to classes",
               "change_mask_style": "QGIS style of the change mask"}
-    k = len(before.classes)
-    pairs = [f"{a} → {b}" for a in before.classes for b in before.classes]
-    fromto_colors = fromto_colormap(before.classes, before.colors)
-    # the colours of the rasters' own colour tables: one source for COG, QML, RAT and STAC
-    bands = {"fromto": [raster_band("uint8", NODATA, classes=pairs,
-                                    colors=[fromto_colors[i][:3] for i in range(k * k)])],
-             "change_mask": [raster_band("uint8", NODATA, classes=["no change", "change"],
-                                         colors=[CHANGE_COLORS[i][:3] for i in (0, 1)])],
+    fromto = fromto_legend(before.classes, before.colors)
+    # the legends the rasters' colour tables come from: one source for COG, QML, RAT and STAC
+    bands = {"fromto": [raster_band("uint8", NODATA, classes=list(fromto.names),
+                                    colors=list(fromto.colors))],
+             "change_mask": [raster_band("uint8", NODATA, classes=list(CHANGE_LEGEND.names),
+                                         colors=list(CHANGE_LEGEND.colors))],
              "change_probability": [raster_band("uint8", NODATA, unit="percent")]}
     assets = {key: Asset(path, roles[key], titles[key], bands.get(key))
               for key, path in files.items()}

@@ -17,6 +17,8 @@ from pyproj import CRS
 from rasterio._err import CPLE_BaseError  # what GDAL's write errors surface as
 from rasterio.errors import RasterioError
 
+from geolulc.core.legend import Legend
+from geolulc.errors import DataError
 from geolulc.io.atomic import atomic_path, write_text_atomic
 
 #: Free bytes under which a failed write is reported as a full disk.
@@ -124,13 +126,13 @@ _RAT_FIELDS = (("Value", 0, 5), ("Class", 2, 2), ("Red", 0, 6), ("Green", 0, 7),
                ("Alpha", 0, 9))
 
 
-def write_categories(raster: str | Path, classes: list[str],
-                     colors: list[tuple[int, int, int]], description: str) -> Path:
-    """GDAL's sidecar (RASTER.aux.xml) with the class names and a raster attribute table.
+def write_styles(raster: str | Path, legend: Legend) -> Path:
+    """Name the codes of a categorical GeoTIFF for every client; returns the QGIS style's path.
 
-    GDAL (`gdalinfo`), QGIS and ArcGIS read a GeoTIFF's category names and attribute table
-    (value, class, colour) from this file, so the codes of a categorical raster keep their
-    names without the QGIS style; the colour table stays in the GeoTIFF itself.
+    GDAL (`gdalinfo`), QGIS and ArcGIS read the category names and the attribute table (value,
+    class, colour) from RASTER.aux.xml, so the codes keep their names without the QGIS style;
+    QGIS loads RASTER.qml (same name as the raster) as the layer's style. The colour table
+    itself is in the GeoTIFF (`write_cog`'s `legend`).
     """
     path = Path(f"{raster}.aux.xml")
     fields = "\n".join(
@@ -138,11 +140,11 @@ def write_categories(raster: str | Path, classes: list[str],
         f"<Usage>{usage}</Usage></FieldDefn>" for i, (name, kind, usage) in enumerate(_RAT_FIELDS))
     rows = "\n".join(
         f'      <Row index="{i}"><F>{i}</F><F>{escape(name)}</F><F>{r}</F><F>{g}</F><F>{b}</F>'
-        f"<F>255</F></Row>" for i, (name, (r, g, b)) in enumerate(zip(classes, colors)))
-    categories = "\n".join(f"      <Category>{escape(name)}</Category>" for name in classes)
+        f"<F>255</F></Row>" for i, (name, (r, g, b)) in enumerate(zip(legend.names, legend.colors)))
+    categories = "\n".join(f"      <Category>{escape(name)}</Category>" for name in legend.names)
     write_text_atomic(path, f"""<PAMDataset>
   <PAMRasterBand band="1">
-    <Description>{escape(description)}</Description>
+    <Description>{escape(legend.description)}</Description>
     <CategoryNames>
 {categories}
     </CategoryNames>
@@ -153,17 +155,17 @@ def write_categories(raster: str | Path, classes: list[str],
   </PAMRasterBand>
 </PAMDataset>
 """)
-    return path
+    style = Path(raster).with_suffix(".qml")
+    write_qgis_style(style, legend)
+    return style
 
 
-def write_qgis_style(
-    path: str | Path, classes: list[str], colors: list[tuple[int, int, int]],
-) -> None:
-    """A QGIS layer style (.qml) beside the raster, so QGIS shows class names in its legend."""
+def write_qgis_style(path: str | Path, legend: Legend) -> None:
+    """A QGIS layer style (.qml): a paletted renderer with the legend's names and colours."""
     entries = "\n".join(
         f'        <paletteEntry value="{i}" label={quoteattr(name)} alpha="255" '
-        f'color="#{r:02x}{g:02x}{b:02x}"/>'
-        for i, (name, (r, g, b)) in enumerate(zip(classes, colors))
+        f'color="{color}"/>'
+        for i, (name, color) in enumerate(zip(legend.names, legend.hex_colors))
     )
     qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.28" styleCategories="AllStyleCategories">
@@ -177,3 +179,20 @@ def write_qgis_style(
 </qgis>
 """
     write_text_atomic(path, qml)
+
+
+def write_legend(raster: str | Path, legend: Legend) -> Path:
+    """Give a categorical GeoTIFF written elsewhere (rioxarray, GDAL) geolulc's legend.
+
+    The colour table is written into the file, then the category names, attribute table and
+    QGIS style beside it (`write_styles`); returns the style's path.
+    """
+    try:
+        with rasterio.open(raster, "r+") as dst:
+            if dst.count != 1 or dst.dtypes[0] != "uint8":
+                raise DataError(f"{raster} is not a one-band uint8 raster of class codes")
+            dst.write_colormap(1, class_colormap(list(legend.colors)))
+            dst.set_band_description(1, legend.description)
+    except RasterioError as exc:
+        raise DataError(f"cannot write a colour table into {raster}: {exc}") from None
+    return write_styles(raster, legend)

@@ -36,6 +36,13 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from geolulc._version import __version__
+from geolulc.core.legend import (
+    CHANGE_LEGEND,
+    Legend,
+    fromto_legend,
+    land_cover_legend,
+    probability_names,
+)
 from geolulc.errors import (
     AssumptionWarning,
     DataError,
@@ -105,15 +112,15 @@ def grid_coords(crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict[str
     }
 
 
-def _classes_attrs(long_name: str, names: list[str]) -> dict[str, Any]:
-    """A class layer's CF flags (a code per name) and its no-data code."""
-    return {"long_name": long_name, "_FillValue": np.uint8(NODATA),
-            "flag_values": np.arange(len(names), dtype=np.uint8),
-            "flag_meanings": " ".join("_".join(name.split()) for name in names)}
+def _classes_attrs(legend: Legend, long_name: str | None = None) -> dict[str, Any]:
+    """A class layer's CF flags (a code per name), their colours and its no-data code.
 
-
-def _hex(colors: list[tuple[int, int, int]]) -> list[str]:
-    return ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in colors]
+    rioxarray's `to_raster` writes these as the GeoTIFF's tags, from which `write_legend` makes
+    the colour table, category names, attribute table and QGIS style it cannot write.
+    """
+    return {"long_name": long_name or legend.description, "_FillValue": np.uint8(NODATA),
+            "flag_values": np.arange(len(legend.names), dtype=np.uint8),
+            **legend.cf_flags()}
 
 
 def _dataset(layers: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, Any]]], crs: CRS,
@@ -145,13 +152,17 @@ def land_cover_dataset(*, labels: np.ndarray, confidence: np.ndarray, probabilit
     """
     probabilities[labels == NODATA] = np.nan
     return _dataset({
-        "labels": (("y", "x"), labels, _classes_attrs("land-cover class", classes)),
+        "labels": (("y", "x"), labels, _classes_attrs(land_cover_legend(classes, colors))),
         "confidence": (("y", "x"), confidence, {
             "long_name": "probability of the mapped class", "units": "%",
             "_FillValue": np.uint8(NODATA)}),
         "probabilities": (("class", "y", "x"), np.moveaxis(probabilities, -1, 0), {
-            "long_name": "class probability", "units": "1", "_FillValue": np.float32(np.nan)}),
-    }, crs, transform, classes, {"classes": classes, "class_colors": _hex(colors), **attrs})
+            # a name per band, as rioxarray reads and writes band descriptions
+            "long_name": tuple(probability_names(classes)), "units": "1",
+            "_FillValue": np.float32(np.nan)}),
+    }, crs, transform, classes, {"classes": classes,
+                                 "class_colors": land_cover_legend(classes, colors).hex_colors,
+                                 **attrs})
 
 
 def change_dataset(*, before: np.ndarray, after: np.ndarray, fromto: np.ndarray,
@@ -163,16 +174,17 @@ def change_dataset(*, before: np.ndarray, after: np.ndarray, fromto: np.ndarray,
     Both dates' labels, the from-to code (before × classes + after), the change mask (0/1) and
     the change probability (NaN where either date is unknown).
     """
-    pairs = [f"{a}_to_{b}" for a in classes for b in classes]
+    legend = land_cover_legend(classes, colors)
     return _dataset({
-        "before_labels": (("y", "x"), before, _classes_attrs("land-cover class before", classes)),
-        "after_labels": (("y", "x"), after, _classes_attrs("land-cover class after", classes)),
-        "fromto": (("y", "x"), fromto, _classes_attrs("from-to class: before × classes + after",
-                                                      pairs)),
-        "change_mask": (("y", "x"), mask, _classes_attrs("change", ["no_change", "change"])),
+        "before_labels": (("y", "x"), before, _classes_attrs(legend, "land-cover class before")),
+        "after_labels": (("y", "x"), after, _classes_attrs(legend, "land-cover class after")),
+        "fromto": (("y", "x"), fromto, _classes_attrs(fromto_legend(classes, colors))),
+        "change_mask": (("y", "x"), mask, _classes_attrs(CHANGE_LEGEND)),
         "change_probability": (("y", "x"), probability, {
             "long_name": "change probability", "units": "1", "_FillValue": np.float32(np.nan)}),
-    }, crs, transform, classes, {"classes": classes, "class_colors": _hex(colors), **attrs})
+    }, crs, transform, classes, {"classes": classes,
+                                 "class_colors": land_cover_legend(classes, colors).hex_colors,
+                                 **attrs})
 
 
 # ---------------------------------------------------------------- in

@@ -10,6 +10,7 @@ import numpy as np
 from affine import Affine
 
 from geolulc._version import __version__
+from geolulc.core.legend import land_cover_legend, probability_names
 from geolulc.io.atomic import staged_outputs, write_text_atomic
 from geolulc.io.quicklook import write_quicklook
 from geolulc.io.rasters import (
@@ -18,9 +19,8 @@ from geolulc.io.rasters import (
     PROB_SCALE,
     PROBABILITIES_SUFFIX,
     class_colormap,
-    write_categories,
     write_cog,
-    write_qgis_style,
+    write_styles,
 )
 from geolulc.io.scenes import Scene
 from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
@@ -73,7 +73,7 @@ def write_map(
         files["probabilities"] = write_cog(
             stage / f"{name}{PROBABILITIES_SUFFIX}", probs, grid.crs, grid.map_transform, NODATA,
             tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
-            description=[f"p({c})" for c in model.classes], resampling="AVERAGE",
+            description=probability_names(model.classes), resampling="AVERAGE",
             scale=1 / PROB_SCALE,
             nodata_where=result.labels == NODATA)
         write_text_atomic(stage / f"{name}_stats.json",
@@ -84,12 +84,12 @@ def write_map(
         files["quicklook"] = write_quicklook(
             stage / f"{name}_quicklook.png", result.labels, model.classes, colors,
             title=f"{name} ({model.name})")
-        write_qgis_style(stage / f"{name}_landcover.qml", model.classes, colors)
-        files["qgis_style"] = stage / f"{name}_landcover.qml"
+        legend = land_cover_legend(model.classes, colors)
         files["landcover"] = write_cog(
             stage / f"{name}{LANDCOVER_SUFFIX}", result.labels, grid.crs, grid.map_transform, NODATA,
-            colormap=class_colormap(colors), tags=tags, description="land cover class")
-        write_categories(files["landcover"], model.classes, colors, "land cover class")
+            colormap=class_colormap(list(legend.colors)), tags={**tags, **legend.cf_flags()},
+            description=legend.description)
+        files["qgis_style"] = write_styles(files["landcover"], legend)
         files["item"] = write_map_item(stage, name, files, result, model, scenes, date)
     outputs = {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
     return outputs, {**run_info, "stats": stats}
