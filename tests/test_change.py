@@ -11,8 +11,8 @@ from affine import Affine
 from pyproj import CRS
 
 from conftest import run_cli
-from geolulc.change_detection.detect import DateMap, compare
-from geolulc.change_detection.files import write_change
+from geolulc.change_detection.detect import Change, DateMap, compare
+from geolulc.change_detection.files import write_change, write_change_polygons
 from geolulc.errors import GeolulcError
 
 CLASSES = ["Water", "Forest", "Urban"]
@@ -77,6 +77,18 @@ def test_written_outputs(tmp_path):
     assert polygons.crs.to_epsg() == 32631
     assert sorted(polygons["transition"]) == ["Forest → Urban", "Water → Urban"]
     assert polygons["area_km2"].sum() == pytest.approx(3 * cell_km2)
+    assert set(polygons["kind"]) == {"class changed"}
+
+
+def test_a_change_that_keeps_its_class_says_why(tmp_path):
+    fromto = np.array([[0, 1], [3, 3]], np.uint8)  # Water → Water, Water → Forest, Forest → Forest
+    change = Change(fromto, np.array([[1, 1], [0, 0]], np.uint8),
+                    np.array([[0.9, 0.8], [0.1, 0.1]], np.float32), 0.5, "combined")
+    polygons = gpd.read_file(write_change_polygons(tmp_path / "c.gpkg", change,
+                                                   ["Water", "Forest"], UTM, T))
+    kinds = dict(zip(polygons["transition"], polygons["kind"]))
+    assert kinds == {"Water → Water": "same class, changed by combined change probability",
+                     "Water → Forest": "class changed"}
 
 
 def test_more_than_fifteen_classes_refused():

@@ -221,7 +221,12 @@ def write_change(
 
 def write_change_polygons(path: Path, change: Change, classes: list[str], crs: CRS,
                           transform: Affine) -> Path:
-    """Changed cells as polygons (one per connected area of one transition) in a GeoPackage."""
+    """Changed cells as polygons (one per connected area of one transition) in a GeoPackage.
+
+    A polygon whose class is the same on both dates (built → built) changed by the change
+    probability of `change.method` (the class probabilities or the reflectance moved: a new
+    building, a cut field) without the mapped class changing; its `kind` says so.
+    """
     import geopandas as gpd
     from rasterio.features import shapes
     from shapely.geometry import shape
@@ -234,6 +239,8 @@ def write_change_polygons(path: Path, change: Change, classes: list[str], crs: C
         "transition": [f"{classes[c // k]} → {classes[c % k]}" for _, c in records],
         "before": [classes[c // k] for _, c in records],
         "after": [classes[c % k] for _, c in records],
+        "kind": ["class changed" if c // k != c % k else
+                 f"same class, changed by {change.method} change probability" for _, c in records],
         "area_km2": [g.area / 1e6 for g, _ in records],
     }, geometry=[g for g, _ in records], crs=crs.to_wkt())
     frame.to_file(path, driver="GPKG", layer="changes")  # `path` is inside the staging folder
