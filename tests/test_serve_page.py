@@ -1,8 +1,9 @@
 """The map page of `geolulc serve` in a real browser (Debian's chromium driven by Playwright)
 against the loopback STAC API: an AOI uploaded, a month and a model chosen, a job started from
 the page and watched to the end, its land cover drawn in the palette's colours over the scene's
-true colour, the legend's areas those of the job and its files linked; an area the server
-refuses, GeoJSON that is none and a cancelled job each shown in one line.
+true colour, the legend's areas those of the job and its files linked, and the job's address
+reloaded showing it again with its area outline and month; an area the server refuses, GeoJSON
+that is none and a cancelled job each shown in one line.
 
 ``GEOLULC_UPDATE_SCREENSHOT=1`` also saves the page as docs/serve.png."""
 
@@ -142,6 +143,15 @@ def test_a_map_started_from_the_page_is_drawn_with_its_legend_and_files(page, se
     true_colour = _map_pixels(page, "truecolor")
     assert _share(true_colour[inside], BARE) < 0.01
     assert _share(true_colour, BACKGROUND) < 0.01
+    assert page.text_content("#error") == ""
+
+    page.fill("#date", "2021-07")  # the address alone must bring the job's month back
+    page.reload()
+    expect(page.locator("#state")).to_have_text("done")
+    assert page.input_value("#date") == "2020-02"
+    expect(page.locator(".leaflet-overlay-pane path")).to_have_count(1)  # the area outline
+    _map_pixels(page, "truecolor")
+    assert _aoi_box(page) == inside  # drawn where it was before the reload
     assert page.text_content("#error") == ""
 
 

@@ -4,7 +4,8 @@ Routes: ``POST /classify`` (patches → class probabilities), ``POST /maps`` (an
 a map job), ``GET /maps/{id}`` (state, progress, files, bounds), ``GET /maps/{id}/files/{name}``,
 ``DELETE /maps/{id}``, ``GET /maps/{id}/tiles/{layer}/{z}/{x}/{y}.png`` (the land cover with its
 colour table, or the scene's true colour, read from the COGs with rio-tiler), ``GET /models``,
-and ``/`` (the page). Every error is a JSON body ``{"error": "one line"}`` with its status.
+and ``/`` (the page). Every error, an unexpected one included, is a JSON body
+``{"error": "one line"}`` with its status.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import ipaddress
 import json
 import logging
+import math
 import re
 import tempfile
 import threading
@@ -22,17 +24,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from rio_tiler.errors import TileOutsideBounds
-from rio_tiler.io import Reader, STACReader
+from rasterio.errors import RasterioError
+from rio_tiler.errors import RioTilerError, TileOutsideBounds
+from rio_tiler.io import Reader
+from rio_tiler.models import ImageData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from geolulc._version import __version__
 from geolulc.errors import AOIError, GeolulcError, ParameterError
+from geolulc.io.atomic import write_text_atomic
+from geolulc.io.gdal import gdal_env
+from geolulc.io.scenes import Scene
 from geolulc.serve.jobs import MAP_NAME, JobRunner, JobSpec, JobStore
 
 log = logging.getLogger(__name__)
@@ -41,8 +49,15 @@ STATIC = Path(__file__).parent / "static"
 #: Names of files a job may serve: one path component of ordinary characters.
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LAYERS = ("landcover", "truecolor")
-#: Reflectance (× 10000) shown as full brightness in the true-colour tiles.
-TRUE_COLOUR_MAX = 3000
+#: The scene's bands shown as red, green and blue.
+TRUE_COLOUR_BANDS = ("B04", "B03", "B02")
+#: Percentiles of each band over the job's area shown as black and as full brightness: a fixed
+#: range saturates bright desert and leaves dark forest black.
+STRETCH_PERCENTILES = (2.0, 98.0)
+#: Longest side, in pixels, of the decimated read (overviews) the stretch is computed from.
+STRETCH_READ_SIZE = 1024
+#: A job's true-colour bands (GDAL paths) and stretch, kept in its folder once computed.
+TRUE_COLOUR_FILE = "truecolor.json"
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,14 @@ class ApiError(Exception):
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    """The body of every error: one line, whatever the message held."""
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line, for an error body."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 class PatchModels:
@@ -128,13 +150,18 @@ def create_app(config: ServeConfig) -> FastAPI:
     runner = JobRunner(store, config.data_dir / "jobs", config.catalog, config.collection,
                        config.max_area_km2, config.workers, config.max_queue)
     patch_models = PatchModels()
+    true_colour_lock = threading.Lock()  # a job's stretch is computed by one tile request only
     app = FastAPI(title="geolulc", summary="Land-cover maps from Sentinel-2 imagery",
                   version=__version__, docs_url=None, redoc_url=None)  # their scripts need a CDN
 
     @app.middleware("http")
     async def guard(request: Request,
                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Token (off loopback) and request size, before any route runs."""
+        """Token (off loopback) and request size, before any route runs.
+
+        Whatever a route raises that no handler answers is logged and answered as a one-line
+        500, not as bare text.
+        """
         public = request.method == "GET" and (request.url.path == "/"
                                                or request.url.path.startswith("/static/"))
         if config.token and not public:  # the page and its scripts hold no data
@@ -148,7 +175,11 @@ def create_app(config: ServeConfig) -> FastAPI:
             else 2**20
         if size is not None and (not size.isdigit() or int(size) > limit):
             return _error(413, f"the request is larger than {limit:,} bytes")
-        return await call_next(request)
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - every error is one line of JSON
+            log.exception("%s %s", request.method, request.url.path)
+            return _error(500, f"internal error: {type(exc).__name__}: {_first_line(exc)}")
 
     if config.cors_origins:  # added last, so it runs first: preflights and 401s get its headers
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
@@ -245,6 +276,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         """A 256-pixel Web Mercator tile of the land cover or of the scene's true colour."""
         if layer not in LAYERS:
             raise ApiError(404, f"no layer {layer!r}: {', '.join(LAYERS)}")
+        if not (0 <= z <= 30 and 0 <= x < 2**z and 0 <= y < 2**z):
+            raise ApiError(404, f"no tile {z}/{x}/{y} in Web Mercator")
         return Response(_render_tile(job_id, layer, z, x, y), media_type="image/png")
 
     def _record(job_id: str) -> dict[str, Any]:
@@ -270,7 +303,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                      json.loads((out / f"{MAP_NAME}_stats.json").read_text())["classes"]]
         return {"id": job_id, "state": record["state"], "error": record["error"],
                 "progress": {"done": record["done"], "total": record["total"]},
-                "request": record["spec"] | {"aoi": None}, "files": files, "bbox": bbox,
+                "request": record["spec"], "files": files, "bbox": bbox,
                 "classes": stats}
 
     def _job_file(job_id: str, name: str) -> Path:
@@ -288,35 +321,96 @@ def create_app(config: ServeConfig) -> FastAPI:
         # rio_tiler is imported with the module: its first import by concurrent tile requests
         # (threads) races ("cannot import name … from partially initialized module").
         landcover = _job_file(job_id, f"{MAP_NAME}_landcover.tif")
-        try:
-            if layer == "landcover":
+        if layer == "landcover":
+            try:
                 with Reader(str(landcover)) as src:
                     image = src.tile(x, y, z, tilesize=256, indexes=1)
                     colormap = src.dataset.colormap(1)
-                return image.render(img_format="PNG", colormap=colormap)
-            href = _scene_item(landcover.with_name(f"{MAP_NAME}.json"))
-            with STACReader(href) as src:
-                keys = [k for k in (("red", "green", "blue"), ("B04", "B03", "B02"))
-                        if set(k) <= set(src.assets)]
-                if not keys:
-                    raise ApiError(404, "the scene has no red, green and blue assets")
-                image = src.tile(x, y, z, assets=list(keys[0]), tilesize=256)
-            image.rescale(in_range=((0, TRUE_COLOUR_MAX),) * 3)
-            return image.render(img_format="PNG")
+            except TileOutsideBounds:
+                return _empty_tile()
+            return image.render(img_format="PNG", colormap=colormap)
+        shown = _true_colour(job_id, landcover.with_name(f"{MAP_NAME}.json"))
+        try:
+            with gdal_env():
+                bands = [_read_band(href, lambda src: src.tile(x, y, z, tilesize=256, indexes=1,
+                                                               nodata=0))
+                         for href in shown["bands"]]
         except TileOutsideBounds:
             return _empty_tile()
+        image = ImageData.create_from_list(bands)
+        image.rescale(in_range=[(lo, hi) for lo, hi in shown["ranges"]])
+        return image.render(img_format="PNG")
+
+    def _true_colour(job_id: str, item_path: Path) -> dict[str, Any]:
+        """The job's true-colour bands and stretch: computed by the first tile, then kept."""
+        folder = runner.folder(job_id)
+        path = folder / TRUE_COLOUR_FILE
+        if not path.is_file():
+            with true_colour_lock:
+                if not path.is_file():
+                    item = json.loads(item_path.read_text())
+                    scene = _job_scene(folder / "aoi.geojson", _record(job_id)["spec"]["date"],
+                                       item["properties"].get("geolulc:scenes") or [])
+                    write_text_atomic(path, json.dumps(_true_colour_of(scene, tuple(item["bbox"]))))
+        shown: dict[str, Any] = json.loads(path.read_text())
+        return shown
+
+    def _job_scene(aoi: Path, date: str, scene_ids: list[str]) -> Scene:
+        """The map's first scene, found as the job found it.
+
+        The same search of the same catalogue, so its hrefs (URLs, or local paths relative to
+        their item or absolute) are resolved as the job resolved them. The map's Item names its
+        scenes by id: a scene of local files has no link there.
+        """
+        from geolulc.io.aoi import load_aoi
+        from geolulc.io.catalog import search_scenes
+
+        if not scene_ids:
+            raise ApiError(404, "the map names no source scene to show in true colour")
+        try:
+            found = search_scenes(load_aoi(aoi, math.inf).geometry, date, runner.catalog,
+                                  runner.collection)
+        except GeolulcError as exc:  # the catalogue's failure, not the request's
+            raise ApiError(502, str(exc).replace("`", "")) from None
+        scene = next((s for s in found if s.id == scene_ids[0]), None)
+        if scene is None:
+            raise ApiError(502, f"scene {scene_ids[0]} of the map is no longer in {runner.catalog}")
+        return scene
 
     return app
 
 
-def _scene_item(item_path: Path) -> str:
-    """The STAC item URL of the map's first source scene (from the map's own Item)."""
-    links = json.loads(item_path.read_text()).get("links", [])
-    hrefs = [ln["href"] for ln in links if ln.get("rel") == "derived_from"
-             and str(ln.get("href", "")).startswith(("http://", "https://"))]
-    if not hrefs:
-        raise ApiError(404, "the map has no catalogue scene to show in true colour")
-    return hrefs[0]
+def _true_colour_of(scene: Scene, bbox: tuple[float, float, float, float]) -> dict[str, Any]:
+    """The red, green and blue of `scene` and their stretch.
+
+    The stretch is each band's 2nd–98th percentile over the map's `bbox`, from a decimated read.
+    """
+    missing = [b for b in TRUE_COLOUR_BANDS if b not in scene.bands]
+    if missing:
+        raise ApiError(404, f"scene {scene.id} has no {', '.join(missing)} to show in true colour")
+    ranges = []
+    with gdal_env():
+        for band in TRUE_COLOUR_BANDS:
+            image = _read_band(scene.bands[band], lambda src: src.part(
+                bbox, max_size=STRETCH_READ_SIZE, indexes=1, nodata=0))
+            valid = image.array.compressed()
+            if not valid.size:
+                raise ApiError(404, f"scene {scene.id} has no {band} pixels in the map's area")
+            low, high = (float(v) for v in np.percentile(valid, STRETCH_PERCENTILES))
+            ranges.append([low, max(high, low + 1)])
+    return {"scene": scene.id, "bands": [scene.bands[b] for b in TRUE_COLOUR_BANDS],
+            "ranges": ranges}
+
+
+def _read_band(href: str, read: Callable[[Reader], ImageData]) -> ImageData:
+    """`read` of one band file; a file that cannot be read is a one-line 502."""
+    try:
+        with Reader(href) as src:
+            return read(src)
+    except TileOutsideBounds:
+        raise
+    except (RasterioError, RioTilerError) as exc:
+        raise ApiError(502, f"cannot read the scene's band {href}: {_first_line(exc)}") from None
 
 
 def _empty_tile() -> bytes:

@@ -194,18 +194,20 @@ $("cancel").addEventListener("click", async () => {
   }
 });
 
-function watch(id) {
+/** Follow a job; `restore`: it was opened by its address, so its area and month come back. */
+function watch(id, restore = false) {
   clearTimeout(page.timer);
   clearResult();
   page.job = id;
   history.replaceState(null, "", `#job=${id}`);
-  poll(id);
+  poll(id, restore);
 }
 
-async function poll(id) {
+async function poll(id, restore = false) {
   try {
     const status = await api("GET", `maps/${id}`);
     if (id !== page.job) return; // another job was started meanwhile
+    if (restore) restoreRequest(status.request);
     show(status);
     if (status.state === "queued" || status.state === "running") {
       page.timer = setTimeout(poll, POLL_MS, id);
@@ -214,6 +216,16 @@ async function poll(id) {
     showError(error.message);
     show(null);
   }
+}
+
+/** The area outline and the month of the job's request, as if it had just been started here. */
+function restoreRequest(request) {
+  if (request.aoi) {
+    $("aoi-text").value = JSON.stringify(request.aoi);
+    useText($("aoi-text").value, "the job's area");
+  }
+  // The field holds a month: a job asked for a month, or a day of it, shows that month.
+  if (/^\d{4}-\d{2}(-\d{2})?$/.test(request.date)) $("date").value = request.date.slice(0, 7);
 }
 
 function show(status) {
@@ -365,4 +377,4 @@ $("token").addEventListener("change", () => {
 $("date").value = lastMonth();
 loadModels();
 const named = new URLSearchParams(location.hash.slice(1)).get("job");
-if (named) watch(named);
+if (named) watch(named, true);
