@@ -371,15 +371,21 @@ def evaluate_change(cities: Sequence[str | Path], *, model: str | Path = DEFAULT
                            patch_fraction)
 
 
-def catalog(out_dir: str | Path, *, title: str | None = None) -> Path:
+def catalog(out_dir: str | Path, *, title: str | None = None, validate: bool = False) -> Path:
     """Write a STAC Catalog (``catalog.json``) over the maps and changes written in `out_dir`.
 
-    Each run already writes its own STAC Item; the catalogue links them by relative href, so
-    the folder can be served or browsed (QGIS's STAC browser, stac-browser) as it is.
+    Each run already writes its own STAC Item; the catalogue links them by relative href and
+    gives each root and parent links back, so the folder can be moved, served or browsed (QGIS's
+    STAC browser, stac-browser) as it is. `validate` then checks the catalogue and every Item
+    against the STAC and extension schemas bundled with geolulc, offline, raising `DataError`
+    on the first failure.
     """
-    from geolulc.io.stac_items import write_catalog
+    from geolulc.io.stac_items import validate_catalog, write_catalog
 
-    return write_catalog(_path(out_dir) or Path("outputs"), title)[0]
+    path = write_catalog(_path(out_dir) or Path("outputs"), title)[0]
+    if validate:
+        validate_catalog(path)
+    return path
 
 
 def list_models() -> list[ModelInfo]:

@@ -34,7 +34,7 @@ from geolulc.io.rasters import (
     write_cog,
     write_styles,
 )
-from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
+from geolulc.io.stac_items import Asset, item_dates, period_of, raster_band, write_item
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,8 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
              "change_probability": [raster_band("uint8", NODATA, unit="percent")]}
     assets = {key: Asset(path, roles[key], titles[key], bands.get(key))
               for key, path in files.items()}
-    when = period_of(acquired, before.name, after.name)  # the dates asked, or the scenes'
+    # the dates asked, else the scenes' acquisitions, else the periods of the maps compared
+    when = period_of(acquired or item_dates(sources), before.name, after.name)
     properties = {
         "title": f"{name}: land-cover change {before.name} → {after.name} ({before.model})",
         "processing:software": {"geolulc": __version__}, "geolulc:model": before.model,
@@ -280,4 +281,5 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
     }
     return write_item(stage, name, crs=before.crs, transform=before.transform,
                       shape_=change.mask.shape, valid=change.mask != NODATA, when=when,
-                      assets=assets, sources=sources, properties=properties)
+                      assets=assets, sources=sources, properties=properties,
+                      home=stage.parent)  # staged inside the output folder

@@ -23,7 +23,7 @@ from geolulc.io.rasters import (
     write_styles,
 )
 from geolulc.io.scenes import Scene
-from geolulc.io.stac_items import Asset, period_of, raster_band, write_item
+from geolulc.io.stac_items import Asset, acquisition_days, period_of, raster_band, write_item
 from geolulc.io.stats import areas_csv, class_areas
 from geolulc.mapping.classification import Classification
 from geolulc.models.model import Model
@@ -116,16 +116,17 @@ def write_map_item(stage: Path, name: str, files: dict[str, Path], result: Class
         "stats_csv": Asset(files["stats_csv"], ["metadata"], "area per class (CSV)"),
         "qgis_style": Asset(files["qgis_style"], ["metadata"], "QGIS style of the land cover"),
     }
-    when = period_of([s.datetime for s in scenes if s.datetime], date, date)  # asked, or seen
+    acquired = [s.datetime for s in scenes if s.datetime]
+    when = period_of(acquired, date, date)  # asked, or seen
     properties = {
         "title": f"{name}: land cover ({model.name})",
         "processing:software": {"geolulc": __version__},
         "geolulc:model": model.name, "geolulc:model_digest": model.digest,
-        "geolulc:model_kind": model.kind, "geolulc:date": date,
+        "geolulc:model_kind": model.kind, "geolulc:date": date or acquisition_days(acquired),
         "geolulc:scenes": [s.id for s in scenes],
         "gsd": grid.cell_size,
     }
     return write_item(stage, name, crs=grid.crs, transform=grid.map_transform,
                       shape_=(grid.rows, grid.cols), valid=result.labels != NODATA, when=when,
                       assets=assets, sources=[s.href for s in scenes if s.href],
-                      properties=properties)
+                      properties=properties, home=stage.parent)  # staged inside the output folder
