@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from pyproj import CRS
 from rasterio._err import CPLE_BaseError  # what GDAL's write errors surface as
-from rasterio.errors import RasterioError
+from rasterio.dtypes import _gdal_typename
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from geolulc.core.legend import Legend
 from geolulc.errors import DataError
@@ -46,42 +50,43 @@ def write_cog(
     quantities are stored with horizontal differencing (predictor 2) at deflate level 1, which
     on a tile's probabilities is 2× faster than level 6 without it and 11 % smaller.
     `description` names the band, or each band when given as a list; `scale` is written as
-    GDAL's band scale, so GIS software shows physical values. Bands are written one at a time
-    (a whole tile's nine probability bands never exist twice in memory); `nodata_where` marks
-    pixels set to `nodata` in every band as it is written, leaving `array` untouched.
+    GDAL's band scale, so GIS software shows physical values. `nodata_where` marks pixels
+    written as `nodata` in every band.
+
+    GDAL makes a COG only by copying a finished raster, and rasterio's writer would first
+    copy the array into one (a whole tile's probabilities: 1.1 GB more). Here GDAL reads
+    `array` where it lies (`_in_place`); `nodata_where` is applied to it for the copy and the
+    values under it are put back afterwards, so the array is unchanged when this returns.
     """
     path = Path(path)
     stack = array[None] if array.ndim == 2 else array
-    count, height, width = stack.shape
+    if nodata_where is not None and nodata is None:
+        raise ValueError("nodata_where needs a nodata value to write")
+    options = {"compress": "DEFLATE", "blocksize": 256, "overview_resampling": resampling,
+               "BIGTIFF": "IF_SAFER", "num_threads": "ALL_CPUS"}
+    if resampling != "NEAREST":
+        options.update(predictor=2, level=1)
     with atomic_path(path) as tmp:
-        profile = {
-            "driver": "COG", "width": width, "height": height, "count": count,
-            "dtype": array.dtype.name, "crs": crs.to_wkt(), "transform": transform,
-            "nodata": nodata, "compress": "DEFLATE", "blocksize": 256,
-            "overview_resampling": resampling, "BIGTIFF": "IF_SAFER", "num_threads": "ALL_CPUS",
-        }
-        if resampling != "NEAREST":
-            profile.update(predictor=2, level=1)
+        hidden = stack[:, nodata_where] if nodata_where is not None else None
         try:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for band in range(count):
-                    plane = np.ascontiguousarray(stack[band])
-                    if nodata_where is not None:
-                        if nodata is None:
-                            raise ValueError("nodata_where needs a nodata value to write")
-                        plane = np.where(nodata_where, nodata, plane).astype(array.dtype)
-                    dst.write(plane, band + 1)
+            if hidden is not None:
+                stack[:, nodata_where] = nodata
+            with _in_place(stack) as src:
+                src.crs, src.transform = crs, transform
+                if nodata is not None:
+                    src.nodata = nodata
                 if colormap:
-                    dst.write_colormap(1, colormap)
+                    src.write_colormap(1, colormap)
                 if tags:
-                    dst.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
+                    src.update_tags(**{k: v if isinstance(v, str) else json.dumps(v)
                                        for k, v in tags.items()})
                 if scale is not None:
-                    dst.scales = [scale] * count
-                    dst.offsets = [0.0] * count
+                    src.scales = [scale] * src.count
+                    src.offsets = [0.0] * src.count
                 names = [description] if isinstance(description, str) else description or []
                 for band, name in enumerate(names, start=1):
-                    dst.set_band_description(band, name)
+                    src.set_band_description(band, name)
+                rasterio.shutil.copy(src, tmp, driver="COG", **options)
             check_whole(tmp)
         except (RasterioError, CPLE_BaseError, SystemError) as exc:
             # GDAL words a full disk as a seek error, an unknown error, or not at all
@@ -91,7 +96,30 @@ def write_cog(
             raise OSError(errno.EIO, f"{path.name} was not written whole: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                           str(path.parent)) from None
+        finally:
+            if hidden is not None:
+                stack[:, nodata_where] = hidden
     return path
+
+
+@contextlib.contextmanager
+def _in_place(stack: np.ndarray) -> Iterator[rasterio.io.DatasetWriter]:
+    """A GDAL in-memory raster over the (bands, rows, cols) `stack` itself, not a copy of it.
+
+    Any strides with positive steps do (a map's (rows, cols, classes) probabilities seen band
+    first); others are copied once. GDAL ≥ 3.10 opens such a raster only when told to.
+    """
+    if any(step <= 0 for step in stack.strides) or not stack.flags.aligned:
+        stack = np.ascontiguousarray(stack)
+    count, height, width = stack.shape
+    band_step, line_step, pixel_step = stack.strides
+    name = (f"MEM:::DATAPOINTER={stack.ctypes.data},PIXELS={width},LINES={height},"
+            f"BANDS={count},DATATYPE={_gdal_typename(stack.dtype.name)},"
+            f"PIXELOFFSET={pixel_step},LINEOFFSET={line_step},BANDOFFSET={band_step}")
+    with (rasterio.Env(GDAL_MEM_ENABLE_OPEN="YES"), warnings.catch_warnings()):
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # georeferenced just after
+        with rasterio.open(name, "r+") as src:
+            yield src
 
 
 def check_whole(path: Path) -> None:
