@@ -65,9 +65,13 @@ WHOLE_SCENE_NOTICE_PIXELS = 10_000_000
 
 
 def aoi_cells(grid: PatchGrid, aoi_geometry: BaseGeometry | None) -> np.ndarray:
-    """Cells touching the AOI polygon (all of them without an AOI)."""
+    """Cells touching the AOI polygon (all of them without an AOI).
+
+    Without an AOI it is one True seen as the grid (read-only, no memory: a whole tile's mask
+    would be 120 MB).
+    """
     if aoi_geometry is None:
-        return np.ones((grid.rows, grid.cols), dtype=bool)
+        return np.broadcast_to(np.True_, (grid.rows, grid.cols))
     return ~geometry_mask([mapping(project_geometry(aoi_geometry, grid.crs))],
                           (grid.rows, grid.cols), grid.map_transform, all_touched=True)
 
