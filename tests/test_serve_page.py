@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from io import BytesIO
@@ -117,7 +118,9 @@ def test_a_map_started_from_the_page_is_drawn_with_its_legend_and_files(page, se
     assert page.text_content("#progress-text") == \
         f"{status['progress']['total']:,} / {status['progress']['total']:,} cells"
 
+    assert "snow_and_ice" in [row["class"] for row in status["classes"]]
     for row in status["classes"]:
+        assert re.fullmatch(r"#[0-9A-F]{6}", row["color"]), row  # from the Item, by code
         cells = page.locator(f"#legend tr[data-class='{row['class']}'] td")
         assert cells.nth(2).text_content() == f"{row['area_km2']:.2f}"
         assert cells.nth(3).text_content() == f"{row['percent']:.1f}"

@@ -19,6 +19,7 @@ import math
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,9 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 STRETCH_READ_SIZE = 1024
 #: A job's true-colour bands (GDAL paths) and stretch, kept in its folder once computed.
 TRUE_COLOUR_FILE = "truecolor.json"
+#: Seconds a job's failed true colour (its catalogue down, its scene gone) is answered from
+#: memory before it is tried again.
+TRUE_COLOUR_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,11 @@ def create_app(config: ServeConfig) -> FastAPI:
     runner = JobRunner(store, config.data_dir / "jobs", config.catalog, config.collection,
                        config.max_area_km2, config.workers, config.max_queue)
     patch_models = PatchModels()
-    true_colour_lock = threading.Lock()  # a job's stretch is computed by one tile request only
+    # a job's stretch is computed by one tile request only, and a failure is not retried by
+    # every waiting tile: each job has its lock, and its last failure is kept a while
+    true_colour_locks: dict[str, threading.Lock] = {}
+    true_colour_failed: dict[str, tuple[float, ApiError]] = {}
+    locks_lock = threading.Lock()
     app = FastAPI(title="geolulc", summary="Land-cover maps from Sentinel-2 imagery",
                   version=__version__, docs_url=None, redoc_url=None)  # their scripts need a CDN
 
@@ -297,9 +305,9 @@ def create_app(config: ServeConfig) -> FastAPI:
             item = json.loads(item_path.read_text())
             bbox = item["bbox"]
             band = item["assets"]["landcover"]["raster:bands"][0]
-            colours = {c["title"]: f"#{c['color_hint']}" for c in band["classification:classes"]
+            colours = {c["value"]: f"#{c['color_hint']}" for c in band["classification:classes"]
                        if "color_hint" in c}
-            stats = [{**row, "color": colours.get(row["class"])} for row in
+            stats = [{**row, "color": colours.get(row["code"])} for row in
                      json.loads((out / f"{MAP_NAME}_stats.json").read_text())["classes"]]
         return {"id": job_id, "state": record["state"], "error": record["error"],
                 "progress": {"done": record["done"], "total": record["total"]},
@@ -346,12 +354,23 @@ def create_app(config: ServeConfig) -> FastAPI:
         folder = runner.folder(job_id)
         path = folder / TRUE_COLOUR_FILE
         if not path.is_file():
-            with true_colour_lock:
+            with locks_lock:
+                lock = true_colour_locks.setdefault(job_id, threading.Lock())
+            with lock:
+                failed = true_colour_failed.get(job_id)
+                if failed and time.monotonic() - failed[0] < TRUE_COLOUR_RETRY_S:
+                    raise failed[1]
                 if not path.is_file():
-                    item = json.loads(item_path.read_text())
-                    scene = _job_scene(folder / "aoi.geojson", _record(job_id)["spec"]["date"],
-                                       item["properties"].get("geolulc:scenes") or [])
-                    write_text_atomic(path, json.dumps(_true_colour_of(scene, tuple(item["bbox"]))))
+                    try:
+                        item = json.loads(item_path.read_text())
+                        scene = _job_scene(folder / "aoi.geojson",
+                                           _record(job_id)["spec"]["date"],
+                                           item["properties"].get("geolulc:scenes") or [])
+                        found = _true_colour_of(scene, tuple(item["bbox"]))
+                    except ApiError as exc:
+                        true_colour_failed[job_id] = (time.monotonic(), exc)
+                        raise
+                    write_text_atomic(path, json.dumps(found))
         shown: dict[str, Any] = json.loads(path.read_text())
         return shown
 
