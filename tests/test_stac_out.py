@@ -93,7 +93,7 @@ def test_a_map_item_describes_its_files(runs):
     assert band["classification:classes"][-1] == {"value": 255, "name": "no_data",
                                                   "title": "no data", "nodata": True}
     probabilities = item.assets["probabilities"].extra_fields["raster:bands"]
-    assert [b["name"] for b in probabilities] == classes
+    assert [b["name"] for b in probabilities] == [f"p({c})" for c in classes]  # as the COG's bands
     assert probabilities[0]["scale"] == pytest.approx(1 / 250) and probabilities[0]["offset"] == 0
     assert item.properties["geolulc:model"] == "dynamic-world"
     assert len(item.properties["geolulc:model_digest"]) == 20
@@ -178,6 +178,20 @@ def test_a_moved_catalogue_still_resolves_and_validates(runs, tmp_path, offline)
                   if link.rel == "derived_from")
     assert maps == [moved / f"rennes_{d}.json" for d in DAYS]
     assert Path(change.assets["fromto"].get_absolute_href()).is_file()
+
+
+def test_a_catalogue_in_a_folder_with_url_characters(runs, tmp_path):
+    """pystac reads hrefs as URLs: a folder named `maps#2 x` must not become `maps`."""
+    import geolulc
+
+    odd = tmp_path / "maps#2 x"
+    shutil.copytree(runs, odd)
+    path = geolulc.catalog(odd, validate=True)
+    links = json.loads(path.read_text())["links"]
+    items = sorted(link["href"] for link in links if link["rel"] == "item")
+    assert items == sorted(f"./{p.name}" for p in odd.glob("*.json") if p.name != "catalog.json"
+                           and "processing:software" in p.read_text())
+    assert all((odd / href).is_file() for href in items)
 
 
 @pytest.mark.parametrize("field, value, message", [

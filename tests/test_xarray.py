@@ -108,7 +108,7 @@ def test_a_change_pair_as_a_dataset(rennes):
     assert CRS.from_user_input(ds.rio.crs) == grid.crs and ds.rio.transform() == grid.map_transform
     k = len(model.classes)
     code = int(change.fromto[rennes.labels == 6][0])  # a built cell, and what it became
-    assert ds.fromto.attrs["flag_meanings"].split()[code] == f"built_→_{model.classes[code % k]}"
+    assert ds.fromto.attrs["flag_meanings"].split()[code] == f"built_to_{model.classes[code % k]}"
     assert ds.attrs["method"] == "tv" and ds.attrs["before"] == "before"
 
 

@@ -264,10 +264,8 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
               "change_mask_style": "QGIS style of the change mask"}
     fromto = fromto_legend(before.classes, before.colors)
     # the legends the rasters' colour tables come from: one source for COG, QML, RAT and STAC
-    bands = {"fromto": [raster_band("uint8", NODATA, classes=list(fromto.names),
-                                    colors=list(fromto.colors))],
-             "change_mask": [raster_band("uint8", NODATA, classes=list(CHANGE_LEGEND.names),
-                                         colors=list(CHANGE_LEGEND.colors))],
+    bands = {"fromto": [raster_band("uint8", NODATA, legend=fromto)],
+             "change_mask": [raster_band("uint8", NODATA, legend=CHANGE_LEGEND)],
              "change_probability": [raster_band("uint8", NODATA, unit="percent")]}
     assets = {key: Asset(path, roles[key], titles[key], bands.get(key))
               for key, path in files.items()}

@@ -9,6 +9,7 @@ other names or colours than another.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,20 @@ class Legend:
         return [" ".join(name.replace("_", " ").split()) for name in self.names]
 
     @property
+    def identifiers(self) -> list[str]:
+        """Names as CF's flag meanings and STAC's class names write them: `water_to_built`.
+
+        ASCII letters, digits and underscores only; case is kept (STAC lowers it).
+        """
+        found = []
+        for name in self.names:
+            plain = unicodedata.normalize("NFKD", name.replace("→", " to ")).encode("ascii",
+                                                                                    "ignore")
+            words = re.split(r"[^0-9A-Za-z]+", plain.decode())
+            found.append("_".join(w for w in words if w) or "class")
+        return found
+
+    @property
     def hex_colors(self) -> list[str]:
         """Colours as #rrggbb, as QGIS styles and CF attributes write them."""
         return ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in self.colors]
@@ -43,17 +58,26 @@ class Legend:
         rioxarray writes a variable's attributes as GeoTIFF tags and reads tags back as
         attributes, so these carry the legend through `to_raster` and `open_rasterio`.
         """
-        return {"flag_meanings": " ".join("_".join(name.split()) for name in self.names),
+        return {"flag_meanings": " ".join(self.identifiers),
                 "flag_colors": " ".join(self.hex_colors)}
 
     @classmethod
     def from_cf_flags(cls, attrs: Mapping[str, object], description: str) -> Legend:
-        """The legend that `cf_flags` wrote into `attrs` (a variable's attributes, or tags)."""
+        """The legend that `cf_flags` wrote into `attrs` (a variable's attributes, or tags).
+
+        Codes must be 0…n-1 (`flag_values`, where given) and fewer than 255, the no-data code.
+        """
         meanings = str(attrs.get("flag_meanings", "")).split()
         colors = str(attrs.get("flag_colors", "")).split()
         if not meanings or len(colors) != len(meanings) or not all(
                 re.fullmatch(r"#[0-9a-fA-F]{6}", c) for c in colors):
             raise ValueError("no flag_meanings with as many #rrggbb flag_colors")
+        values = attrs.get("flag_values")
+        codes = (re.findall(r"-?\d+", values) if isinstance(values, str)
+                 else [] if values is None else [str(int(v)) for v in values])  # type: ignore[attr-defined]
+        if len(meanings) >= 255 or (values is not None
+                                    and codes != [str(i) for i in range(len(meanings))]):
+            raise ValueError("flag_values are not the codes 0…n-1 of fewer than 255 classes")
         rgb = tuple((int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)) for c in colors)
         return cls(tuple(meanings), rgb, description)
 

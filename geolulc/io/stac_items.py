@@ -41,7 +41,6 @@ import hashlib
 import json
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
@@ -72,6 +71,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from shapely.geometry import box, mapping, shape
 
+from geolulc.core.legend import Legend
 from geolulc.errors import DataError, GeolulcError, MissingInputError, ParameterError
 from geolulc.io.atomic import write_text_atomic
 from geolulc.io.catalog import parse_date_range
@@ -112,32 +112,27 @@ class Asset:
 
 def raster_band(dtype: str, nodata: float | None = None, *, scale: float | None = None,
                 unit: str | None = None, name: str | None = None,
-                classes: list[str] | None = None,
-                colors: list[tuple[int, int, int]] | None = None) -> RasterBand:
-    """A raster:bands entry; with `classes`, the classification extension's classes too.
+                legend: Legend | None = None) -> RasterBand:
+    """A raster:bands entry; with a `legend`, the classification extension's classes too.
 
     A class's `name` is its machine form (``built_area``), its `title` the words people read
-    (``built area``); the no-data value is a class of its own marked `nodata`.
+    (``built area``, `Legend.titles`); the no-data value is a class of its own marked `nodata`.
     """
     band = RasterBand.create(data_type=DataType(dtype), nodata=nodata, unit=unit, scale=scale,
                              offset=0.0 if scale is not None else None)
     if name:
         band.properties["name"] = name
-    if classes is not None:
+    if legend is not None:
         entries = [Classification.create(
-            value=i, name=_class_name(c), title=_class_title(c),
-            color_hint="{:02X}{:02X}{:02X}".format(*colors[i]) if colors else None)
-            for i, c in enumerate(classes)]
+            value=i, name=name.lower(), title=title,
+            color_hint="{:02X}{:02X}{:02X}".format(*color))
+            for i, (name, title, color) in enumerate(zip(legend.identifiers, legend.titles,
+                                                         legend.colors))]
         if nodata is not None:
             entries.append(Classification.create(value=int(nodata), name="no_data",
                                                  title="no data", nodata=True))
         ClassificationExtension.ext(band).classes = entries
     return band
-
-
-def _class_title(name: str) -> str:
-    """A class's name as people read it: underscores are spaces (``flooded vegetation``)."""
-    return " ".join(name.replace("_", " ").split())
 
 
 def footprint(valid: np.ndarray, transform: Affine, crs: CRS) -> dict[str, Any]:
@@ -305,14 +300,15 @@ def write_catalog(folder: Path, title: str | None = None) -> tuple[Path, list[st
     catalog = pystac.Catalog(here.name, "Land-cover maps and changes written by geolulc",
                              title=title or f"geolulc outputs in {here.name}",
                              catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    catalog.set_self_href(str(here / CATALOG_FILE))
+    # file:// URLs, not paths: pystac reads hrefs as URLs (a folder `maps#2` would be `maps`)
+    catalog.set_self_href((here / CATALOG_FILE).as_uri())
     ids = []
     for path in sorted(here.glob("*.json")):
         data = _geolulc_item(path)
         if data is None:
             continue
         try:
-            item = pystac.Item.from_dict(data, href=str(path), migrate=False)
+            item = pystac.Item.from_dict(data, href=path.as_uri(), migrate=False)
         except (KeyError, TypeError, ValueError, pystac.STACError) as exc:
             raise DataError(f"{path} is a geolulc STAC Item pystac cannot read ({exc!r})") from None
         catalog.add_item(item, title=item.properties.get("title"), strategy=AsIsLayoutStrategy())
@@ -338,7 +334,10 @@ class _AtomicStacIO(DefaultStacIO):
     """pystac's file IO with each file replaced atomically: a failure leaves the old one whole."""
 
     def write_text_to_href(self, href: str, txt: str) -> None:
-        write_text_atomic(Path(unquote(urlparse(href).path)), txt)
+        # a path is a path (a folder may be named `maps#2`); only a file:// URL is parsed
+        parsed = urlparse(href)
+        write_text_atomic(Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(href),
+                          txt)
 
 
 class OfflineValidator(STACValidator):
@@ -432,7 +431,9 @@ def _linked(start: Path, href: str, what: str) -> Path:
     """The local file `href` (relative to file `start`) leads to; DataError where there is none."""
     if urlparse(href).scheme in URL_SCHEMES:
         raise DataError(f"{start}: {what} is a URL, not a file of the catalogue")
-    target = (start.parent / unquote(href)).resolve()
+    target = (start.parent / href).resolve()
+    if not target.is_file():  # a percent-encoded href (`a%20b.tif`) names `a b.tif`
+        target = (start.parent / unquote(href)).resolve()
     if not target.is_file():
         raise DataError(f"{start}: {what} leads to no file")
     return target
@@ -531,13 +532,6 @@ def _one_line(text: str, limit: int = 200) -> str:
 def _grid_bounds(transform: Affine, shape_: tuple[int, int]) -> tuple[float, float, float, float]:
     west, south, east, north = array_bounds(shape_[0], shape_[1], transform)
     return min(west, east), min(south, north), max(west, east), max(south, north)
-
-
-def _class_name(name: str) -> str:
-    """A class name in the extension's form (ASCII letters, digits, underscores)."""
-    plain = unicodedata.normalize("NFKD", name.replace("→", " to ")).encode("ascii", "ignore")
-    words = re.split(r"[^0-9A-Za-z]+", plain.decode())
-    return "_".join(w for w in words if w).lower() or "class"
 
 
 def _utc(dates: list[datetime]) -> list[datetime]:

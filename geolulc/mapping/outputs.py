@@ -100,15 +100,16 @@ def write_map_item(stage: Path, name: str, files: dict[str, Path], result: Class
     """The STAC Item of a map's files (`geolulc.io.stac_items`)."""
     grid = result.grid
     classes, colors = model.classes, model.colors
-    label = raster_band("uint8", NODATA, name="land cover", classes=classes, colors=colors)
+    label = raster_band("uint8", NODATA, name="land cover",
+                        legend=land_cover_legend(classes, colors))
     assets = {
         "landcover": Asset(files["landcover"], ["data"], "land cover class", [label]),
         "confidence": Asset(files["confidence"], ["data", "quality"],
                             "probability of the mapped class (%)",
                             [raster_band("uint8", NODATA, unit="percent")]),
         "probabilities": Asset(files["probabilities"], ["data"], "probability of each class",
-                               [raster_band("uint8", NODATA, scale=1 / PROB_SCALE, name=c)
-                                for c in classes]),
+                               [raster_band("uint8", NODATA, scale=1 / PROB_SCALE, name=band)
+                                for band in probability_names(classes)]),
         "count": Asset(files["count"], ["data", "quality"], "clear observations per pixel",
                        [raster_band("uint8", unit="acquisitions")]),
         "quicklook": Asset(files["quicklook"], ["overview", "visual"], "quicklook with legend"),
