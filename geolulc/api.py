@@ -35,7 +35,7 @@ from geolulc.defaults import (
     Precision,
     Split,
 )
-from geolulc.errors import MissingInputError, ParameterError
+from geolulc.errors import DataError, MissingInputError, ParameterError
 from geolulc.io.aoi import AOILike, load_aoi
 from geolulc.io.bands import normalise_band
 from geolulc.io.scenes import Scene, SceneLike, load_scene
@@ -261,6 +261,7 @@ def write_legend(raster: str | Path, legend: Legend | None = None) -> Path:
     or else from those tags. Returns the style's path.
     """
     import rasterio
+    import rasterio.errors
 
     from geolulc.io.rasters import write_legend as write
 
@@ -268,8 +269,11 @@ def write_legend(raster: str | Path, legend: Legend | None = None) -> Path:
     if not path.is_file():
         raise MissingInputError(f"raster {path} does not exist")
     if legend is None:
-        with rasterio.open(path) as src:
-            tags, description = src.tags(), src.descriptions[0]
+        try:
+            with rasterio.open(path) as src:
+                tags, description = src.tags(), src.descriptions[0]
+        except rasterio.errors.RasterioError as exc:
+            raise DataError(f"cannot read raster {path}: {str(exc).splitlines()[0]}") from None
         try:
             legend = Legend.from_cf_flags(tags, description or tags.get("long_name") or "class")
         except ValueError:

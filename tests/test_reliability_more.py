@@ -634,3 +634,37 @@ def test_nan_in_float_band_files_is_no_data(data_dir, tmp_path):
     assert (stack.clear <= whole.clear).all()  # NaN never became a clear pixel
     assert stack.clear.sum() < whole.clear.sum() - 5000  # the NaN rows are no data
     assert (stack.dn[:, ~stack.clear] == 0).all()
+
+
+def test_writing_a_cog_leaves_the_callers_array_as_it_was(tmp_path):
+    """write_cog lets GDAL read the array where it lies and writes `nodata_where` into it for
+    the copy: the caller's (rows, cols, classes) stack must come back unchanged, also when the
+    copy fails (a real full disk), and arrays GDAL cannot read in place are copied."""
+    import rasterio
+    from affine import Affine
+    from pyproj import CRS
+
+    from geolulc.io.rasters import write_cog
+
+    crs, transform = CRS.from_epsg(32630), Affine(10, 0, 0, 0, -10, 0)
+    probs = np.random.default_rng(1).integers(0, 250, (300, 400, 3), dtype=np.uint8)
+    before = probs.copy()
+    nodata = np.zeros((300, 400), bool)
+    nodata[:50] = True
+    write_cog(tmp_path / "p.tif", np.moveaxis(probs, 2, 0), crs, transform, 255,
+              nodata_where=nodata, resampling="AVERAGE")
+    assert (probs == before).all()
+    with rasterio.open(tmp_path / "p.tif") as src:
+        assert (src.read(2)[:50] == 255).all() and (src.read(2)[50:] == probs[50:, :, 1]).all()
+    for odd in (np.broadcast_to(np.uint8(7), (300, 400)), before[..., 0].astype(">u2"),
+                before[..., 0] > 100):  # read-only, big-endian, bool
+        write_cog(tmp_path / "odd.tif", odd, crs, transform, 255, nodata_where=nodata)
+        with rasterio.open(tmp_path / "odd.tif") as src:
+            assert (src.read(1)[50:] == odd[50:]).all() and (src.read(1)[:50] == 255).all()
+    noise = np.random.default_rng(0).integers(0, 250, (3, 3000, 3000), dtype=np.uint8)
+    kept = noise.copy()
+    some = np.zeros((3000, 3000), bool)
+    some[:10] = True
+    with small_disk(tmp_path, "4M") as disk, pytest.raises(OSError):
+        write_cog(disk / "map.tif", noise, crs, transform, 255, nodata_where=some)
+    assert (noise == kept).all()

@@ -8,9 +8,10 @@ import json
 import os
 import shutil
 import warnings
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import rasterio
@@ -60,6 +61,17 @@ def write_cog(
     """
     path = Path(path)
     stack = array[None] if array.ndim == 2 else array
+    if (not stack.dtype.isnative or stack.dtype.kind == "b" or stack.dtype.itemsize < 2
+            and stack.dtype.kind == "f") or (nodata_where is not None
+                                            and not stack.flags.writeable):
+        # GDAL reads native byte order and has no bool or float16; a read-only array cannot
+        # take `nodata_where`: a copy in a type GDAL has
+        wanted: np.dtype = stack.dtype.newbyteorder("=")
+        if stack.dtype.kind == "b":
+            wanted = np.dtype(np.uint8)
+        elif stack.dtype.kind == "f" and stack.dtype.itemsize < 4:
+            wanted = np.dtype(np.float32)
+        stack = stack.astype(wanted)
     if nodata_where is not None and nodata is None:
         raise ValueError("nodata_where needs a nodata value to write")
     options = {"compress": "DEFLATE", "blocksize": 256, "overview_resampling": resampling,
@@ -160,29 +172,38 @@ def write_styles(raster: str | Path, legend: Legend) -> Path:
     GDAL (`gdalinfo`), QGIS and ArcGIS read the category names and the attribute table (value,
     class, colour) from RASTER.aux.xml, so the codes keep their names without the QGIS style;
     QGIS loads RASTER.qml (same name as the raster) as the layer's style. The colour table
-    itself is in the GeoTIFF (`write_cog`'s `legend`).
+    itself is in the GeoTIFF (`write_cog`'s `colormap`). What an existing RASTER.aux.xml holds
+    besides band 1's description, names and table (statistics, metadata) is kept.
     """
     path = Path(f"{raster}.aux.xml")
-    fields = "\n".join(
-        f'      <FieldDefn index="{i}"><Name>{name}</Name><Type>{kind}</Type>'
-        f"<Usage>{usage}</Usage></FieldDefn>" for i, (name, kind, usage) in enumerate(_RAT_FIELDS))
-    rows = "\n".join(
-        f'      <Row index="{i}"><F>{i}</F><F>{escape(name)}</F><F>{r}</F><F>{g}</F><F>{b}</F>'
-        f"<F>255</F></Row>" for i, (name, (r, g, b)) in enumerate(zip(legend.names, legend.colors)))
-    categories = "\n".join(f"      <Category>{escape(name)}</Category>" for name in legend.names)
-    write_text_atomic(path, f"""<PAMDataset>
-  <PAMRasterBand band="1">
-    <Description>{escape(legend.description)}</Description>
-    <CategoryNames>
-{categories}
-    </CategoryNames>
-    <GDALRasterAttributeTable tableType="thematic">
-{fields}
-{rows}
-    </GDALRasterAttributeTable>
-  </PAMRasterBand>
-</PAMDataset>
-""")
+    root = ET.Element("PAMDataset")
+    if path.is_file():
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError:
+            raise DataError(f"{path} is not a GDAL sidecar (unreadable XML): move it away "
+                            "first") from None
+    band = next((b for b in root.iter("PAMRasterBand") if b.get("band") == "1"), None)
+    if band is None:
+        band = ET.SubElement(root, "PAMRasterBand", band="1")
+    for tag in ("Description", "CategoryNames", "GDALRasterAttributeTable"):
+        for old in band.findall(tag):
+            band.remove(old)
+    ET.SubElement(band, "Description").text = legend.description
+    names = ET.SubElement(band, "CategoryNames")
+    for name in legend.names:
+        ET.SubElement(names, "Category").text = name
+    table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    for i, (field, kind, usage) in enumerate(_RAT_FIELDS):
+        defn = ET.SubElement(table, "FieldDefn", index=str(i))
+        for tag, value in (("Name", field), ("Type", kind), ("Usage", usage)):
+            ET.SubElement(defn, tag).text = str(value)
+    for i, (name, rgb) in enumerate(zip(legend.names, legend.colors)):
+        row = ET.SubElement(table, "Row", index=str(i))
+        for value in (i, name, *rgb, 255):
+            ET.SubElement(row, "F").text = str(value)
+    ET.indent(root)
+    write_text_atomic(path, ET.tostring(root, encoding="unicode") + "\n")
     style = Path(raster).with_suffix(".qml")
     write_qgis_style(style, legend)
     return style
@@ -213,7 +234,8 @@ def write_legend(raster: str | Path, legend: Legend) -> Path:
     """Give a categorical GeoTIFF written elsewhere (rioxarray, GDAL) geolulc's legend.
 
     The colour table is written into the file, then the category names, attribute table and
-    QGIS style beside it (`write_styles`); returns the style's path.
+    QGIS style beside it (`write_styles`); returns the style's path. Updating a GeoTIFF in place
+    appends to it, so a COG stays valid as a GeoTIFF but loses its cloud-optimised layout.
     """
     try:
         with rasterio.open(raster, "r+") as dst:
