@@ -668,3 +668,28 @@ def test_writing_a_cog_leaves_the_callers_array_as_it_was(tmp_path):
     with small_disk(tmp_path, "4M") as disk, pytest.raises(OSError):
         write_cog(disk / "map.tif", noise, crs, transform, 255, nodata_where=some)
     assert (noise == kept).all()
+
+
+def test_a_legend_keeps_what_the_sidecar_already_held(tmp_path):
+    """GDAL keeps statistics (and more) in RASTER.aux.xml: write_legend adds names and a table
+    for band 1 without losing them."""
+    import json
+    import subprocess
+
+    import rasterio
+    from affine import Affine
+
+    import geolulc
+
+    path = tmp_path / "classes.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       crs="EPSG:32630", transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
+        dst.write(np.arange(64, dtype=np.uint8).reshape(8, 8) % 2, 1)
+    subprocess.run(["gdalinfo", "-stats", str(path)], capture_output=True, check=True)
+    assert "STATISTICS_MEAN" in (tmp_path / "classes.tif.aux.xml").read_text()
+    geolulc.write_legend(path, Legend(("land", "sea"), ((1, 2, 3), (4, 5, 6)), "class"))
+    band = json.loads(subprocess.run(["gdalinfo", "-json", str(path)], capture_output=True,
+                                     text=True, check=True).stdout)["bands"][0]
+    assert band["categories"] == ["land", "sea"] and band["description"] == "class"
+    assert float(band["metadata"][""]["STATISTICS_MEAN"]) == 0.5
+    assert band["colorTable"]["entries"][1] == [4, 5, 6, 255]
