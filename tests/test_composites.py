@@ -11,7 +11,8 @@ import rasterio
 from pyproj import CRS
 
 from geolulc.core.grid import PatchGrid
-from geolulc.mapping.classification import Classification
+from geolulc.mapping.chunks import ChunkResult
+from geolulc.mapping.classification import ChunkTotals, Classification
 from geolulc.mapping.composite import ProbabilityComposite
 
 
@@ -45,6 +46,14 @@ def test_the_mean_probability_composite_is_the_mean_of_the_series(data_dir, tmp_
     differ = both & (labels[0] != labels[1])
     assert differ.any() and set(np.unique(mapped[differ])) <= set(np.unique(labels[0][differ])) | \
         set(np.unique(labels[1][differ]))
+    # without a series, each chunk is folded into the sums as it comes: the same composite
+    folded = geolulc.make_map(scenes=[city / "imgs_1", city / "imgs_2"], out_dir=tmp_path / "f",
+                              name="r", options=geolulc.MapOptions(
+                                  composite="mean-probability", chunk_rows=64))
+    assert folded.run["composite"] == "mean-probability" and "series" not in folded.run
+    for kind in ("probabilities", "landcover", "count", "confidence"):
+        np.testing.assert_array_equal(_read(tmp_path / "f" / f"r_{kind}.tif"),
+                                      _read(tmp_path / f"r_{kind}.tif"), err_msg=kind)
     item = json.loads((tmp_path / "r_2017-06-21.json").read_text())
     assert item["properties"]["datetime"] is None and \
         item["properties"]["start_datetime"].startswith("2017-06-21")
@@ -74,6 +83,29 @@ def test_mode_counts_votes_where_the_mean_follows_confidence(method, expected):
     assert result.labels[0].tolist() == expected
     assert result.count.tolist() == [[3, 3]] and composite.timings == {"classify": 3.0}
     assert int(result.probabilities[0, 1].sum()) in (249, 250, 251)
+
+
+@pytest.mark.parametrize("method", ["mean-probability", "mode"])
+def test_folding_chunks_is_adding_acquisitions(method):
+    """A composite fed chunk by chunk (rows 0 and 1 of a 2 × 3 grid, in either order) equals one
+    fed whole acquisitions."""
+    grid = PatchGrid(CRS.from_epsg(32630), 10.0, 500000.0, 5300000.0, 2, 3, 1, 1)
+    rng = np.random.default_rng(0)
+    whole, folded = ProbabilityComposite(grid, 4, method), ProbabilityComposite(grid, 4, method)
+    for _ in range(3):
+        labels = rng.integers(0, 4, (2, 3)).astype(np.uint8)
+        labels[rng.random((2, 3)) < 0.3] = 255
+        probs = rng.integers(0, 250, (2, 3, 4)).astype(np.uint8)
+        count = rng.integers(0, 3, (2, 3)).astype(np.uint8)
+        whole.add(Classification(grid, labels, probs, 6, 2, {"read": 1.0}, count))
+        for row0 in (1, 0):
+            folded.add_chunk(ChunkResult(row0, labels[row0:row0 + 1], probs[row0:row0 + 1], 1,
+                                         count[row0:row0 + 1]))
+        folded.add_totals(ChunkTotals(6, 2, {"read": 1.0}))
+    a, b = whole.result(), folded.result()
+    for name in ("labels", "probabilities", "count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.patches, a.masked_pixels, a.timings) == (b.patches, b.masked_pixels, b.timings)
 
 
 def test_a_series_needs_a_clear_acquisition_and_files_to_write(data_dir, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -10,7 +11,58 @@ from geolulc.core.grid import PatchGrid
 from geolulc.errors import NoDataError
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA, PROB_SCALE
-from geolulc.mapping.chunks import ChunkCache
+from geolulc.mapping.chunks import ChunkCache, ChunkResult
+
+
+class ChunkSink(Protocol):
+    """What takes each classified chunk as it comes (`fold_grid`): a map, a composite's sums."""
+
+    def add_chunk(self, result: ChunkResult) -> None:
+        """Take the rows `result` holds."""
+
+
+@dataclass
+class ChunkTotals:
+    """What folding one date's chunks leaves besides the sink's own arrays."""
+
+    patches: int  # cells classified
+    masked_pixels: int
+    timings: dict[str, float]
+    cache: ChunkCache | None = None  # finished chunks, removed once the map is written
+
+    def require_patches(self, what: str) -> None:
+        """A map without a single classified patch is an error, not an empty map.
+
+        Its chunk cache, which holds nothing worth resuming, is removed.
+        """
+        if self.patches == 0:
+            if self.cache:
+                self.cache.clear()
+            raise NoDataError(f"{what}: no clear patch to classify (the scenes do not cover "
+                               "the area, or every patch is mostly cloud or no data)")
+
+
+class Assembly:
+    """A date's chunks put together into whole-grid labels, probabilities and counts."""
+
+    def __init__(self, grid: PatchGrid, n_classes: int) -> None:
+        self.grid = grid
+        self.count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
+        self.labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
+        self.probabilities = np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint8)
+
+    def add_chunk(self, result: ChunkResult) -> None:
+        """Put the chunk's rows in place."""
+        rows = slice(result.row0, result.row0 + len(result.labels))
+        self.labels[rows] = result.labels
+        self.probabilities[rows] = result.probs
+        top = result.row0 * self.grid.stride
+        self.count[top:top + result.count.shape[0]] = result.count
+
+    def classification(self, totals: ChunkTotals) -> Classification:
+        """The assembled date with its totals."""
+        return Classification(self.grid, self.labels, self.probabilities, totals.patches,
+                              totals.masked_pixels, totals.timings, self.count, totals.cache)
 
 
 @dataclass
@@ -25,17 +77,6 @@ class Classification:
     timings: dict[str, float]
     count: np.ndarray  # uint8 clear observations per input pixel of the cells' extent
     cache: ChunkCache | None = None  # finished chunks, removed once the map is written
-
-    def require_patches(self, what: str) -> None:
-        """A map without a single classified patch is an error, not an empty map.
-
-        Its chunk cache, which holds nothing worth resuming, is removed.
-        """
-        if self.patches == 0:
-            if self.cache:
-                self.cache.clear()
-            raise NoDataError(f"{what}: no clear patch to classify (the scenes do not cover "
-                               "the area, or every patch is mostly cloud or no data)")
 
     @property
     def confidence(self) -> np.ndarray:

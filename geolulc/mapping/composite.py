@@ -18,7 +18,8 @@ from geolulc.core.labels import choose_labels
 from geolulc.defaults import PROBABILITY_COMPOSITES
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA
-from geolulc.mapping.classification import Classification
+from geolulc.mapping.chunks import ChunkResult
+from geolulc.mapping.classification import ChunkTotals, Classification
 
 #: Most acquisitions one composite takes: its sums are uint16 (≤ 250 × 262) and counts uint8.
 MAX_COMPOSITE_ACQUISITIONS = 255
@@ -43,22 +44,37 @@ class ProbabilityComposite:
 
     def add(self, result: Classification) -> None:
         """Add one acquisition's classification (its clear cells) to the sums."""
+        self._fold(0, result.labels, result.probabilities, result.count)
+        self.add_totals(ChunkTotals(result.patches, result.masked_pixels, result.timings))
+
+    def add_chunk(self, result: ChunkResult) -> None:
+        """Add the rows of one classified chunk (`fold_grid`); `add_totals` ends the acquisition."""
+        self._fold(result.row0, result.labels, result.probs, result.count)
+
+    def add_totals(self, totals: ChunkTotals) -> None:
+        """Count one acquisition whose chunks were all added."""
         if self.acquisitions >= MAX_COMPOSITE_ACQUISITIONS:
             raise ValueError(f"a composite takes at most {MAX_COMPOSITE_ACQUISITIONS} acquisitions")
         self.acquisitions += 1
-        for rows in row_blocks(self.clear.shape, 1 << 16):  # no whole-map temporaries
-            valid = result.labels[rows] != NODATA
-            self.sums[rows] += result.probabilities[rows] * valid[..., None]
+        self.patches = int(np.count_nonzero(self.clear))  # cells seen clear at least once
+        self.masked += totals.masked_pixels
+        for stage, seconds in totals.timings.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    def _fold(self, row0: int, labels: np.ndarray, probabilities: np.ndarray,
+              count: np.ndarray) -> None:
+        """Rows `row0`… of one acquisition into the sums, votes, clear and count."""
+        for block in row_blocks(labels.shape, 1 << 16):  # no whole-map temporaries
+            rows = slice(row0 + block.start, row0 + min(block.stop, len(labels)))
+            valid = labels[block] != NODATA
+            self.sums[rows] += probabilities[block] * valid[..., None]
             self.clear[rows] += valid
             if self.votes is not None:
-                labels = result.labels[rows]
                 for k in range(self.votes.shape[2]):
-                    self.votes[rows][..., k] += labels == k
-        np.add(self.count, result.count, out=self.count, where=self.count < 255)
-        self.patches = int(np.count_nonzero(self.clear))  # cells seen clear at least once
-        self.masked += result.masked_pixels
-        for stage, seconds in result.timings.items():
-            self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+                    self.votes[rows][..., k] += labels[block] == k
+        top = row0 * self.grid.stride
+        mine = self.count[top:top + count.shape[0]]
+        np.add(mine, count, out=mine, where=mine < 255)
 
     def result(self) -> Classification:
         """The composite: mean probabilities, the label they (or the votes) give, the counts."""

@@ -27,13 +27,12 @@ from geolulc.io.aoi import AOI, load_aoi
 from geolulc.io.atomic import remove_stale_staging, safe_name
 from geolulc.io.catalog import parse_date_range, select_covering
 from geolulc.io.rasters import (
-    NODATA,
     PROB_SCALE,
 )
 from geolulc.io.read import Masking, StackReader, acquisitions
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
-from geolulc.mapping.classification import Classification
+from geolulc.mapping.classification import Assembly, ChunkSink, ChunkTotals, Classification
 from geolulc.mapping.cluster import dask_client
 from geolulc.mapping.composite import MAX_COMPOSITE_ACQUISITIONS, ProbabilityComposite
 from geolulc.mapping.dense import supports
@@ -82,8 +81,23 @@ def classify_grid(
     dense: bool = True, cache_root: Path | None = None, client: Client | None = None,
     worker_device: str = "auto", masking: Masking | None = None, worker_batch: int | None = None,
 ) -> Classification:
-    """Classify the grid chunk by chunk, in this process or on a Dask `client`.
+    """Classify the grid chunk by chunk (`fold_grid`) and put the chunks together."""
+    assembly = Assembly(grid, len(model.classes))
+    totals = fold_grid(assembly, scenes, model, grid, inside, classifier, min_clear, chunk_rows,
+                       progress, dense, cache_root, client, worker_device, masking, worker_batch)
+    return assembly.classification(totals)
 
+
+def fold_grid(
+    sink: ChunkSink, scenes: list[Scene], model: Model, grid: PatchGrid, inside: np.ndarray,
+    classifier: Classifier, min_clear: float = 0.5, chunk_rows: int = 8, progress: bool = True,
+    dense: bool = True, cache_root: Path | None = None, client: Client | None = None,
+    worker_device: str = "auto", masking: Masking | None = None, worker_batch: int | None = None,
+) -> ChunkTotals:
+    """Classify the grid chunk by chunk, in this process or on a Dask `client`, into `sink`.
+
+    Each chunk goes to the sink as it is finished, so what stays in memory is the sink's: a
+    map's whole-grid arrays, or a composite's running sums (no acquisition held whole).
     With `dense` (strides below the patch size), each chunk is classified fully convolutionally
     instead of patch by patch, sharing the work of overlapping windows. With `cache_root`,
     finished chunks are kept there until the map is written, and a rerun resumes from them.
@@ -91,9 +105,6 @@ def classify_grid(
     dense = dense and model.kind == "classifier" and supports(model, grid.stride)
     job = ChunkJob(scenes, model.bands, grid, inside, min_clear, dense, chunk_rows,
                    masking or Masking())
-    count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
-    labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
-    probabilities = np.zeros((grid.rows, grid.cols, len(model.classes)), dtype=np.uint8)
     timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
     n_patches = masked_px = 0
     cache = ChunkCache(cache_root, job_key(job, model)) if cache_root else None
@@ -114,19 +125,14 @@ def classify_grid(
         for result in itertools.chain(done.values(), fresh):  # cached as each one finishes
             if cache and result.row0 not in done:
                 cache.put(result)
-            rows = slice(result.row0, result.row0 + len(result.labels))
-            labels[rows] = result.labels
-            probabilities[rows] = result.probs
+            sink.add_chunk(result)
             n_patches += result.cells
             masked_px += result.masked
-            top = result.row0 * grid.stride
-            count[top:top + result.count.shape[0]] = result.count
             for stage, seconds in result.timings.items():
                 timings[stage] += seconds
             bar.update(min(chunk_rows, grid.rows - result.row0) * grid.cols)
             bar.set_postfix(classified=n_patches)
-    return Classification(grid, labels, probabilities, n_patches, masked_px, timings, count,
-                          cache)
+    return ChunkTotals(n_patches, masked_px, timings, cache)
 
 
 @dataclass
@@ -256,16 +262,24 @@ def _plan(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput
 def _classify_date(req: MapRequest, model: Model, plan: _Plan, date: DateInput,
                    client: Client | None, cache: bool) -> tuple[Classification, Masking]:
     """One date's scenes classified on the plan's grid, chunk by chunk and resumably."""
+    assembly = Assembly(plan.grid, len(model.classes))
+    totals, masking = _fold_date(req, model, plan, date, client, cache, assembly)
+    return assembly.classification(totals), masking
+
+
+def _fold_date(req: MapRequest, model: Model, plan: _Plan, date: DateInput,
+               client: Client | None, cache: bool, sink: ChunkSink) -> tuple[ChunkTotals, Masking]:
+    """One date's scenes classified on the plan's grid into `sink`; no clear cell is an error."""
     check_scenes(date.scenes, model, restores_toa(req, model))
     masking = masking_for(dataclasses.replace(
         req, date=date.label if date.searched else None), model)
-    result = classify_grid(date.scenes, model, plan.grid, plan.inside, plan.classifier,
-                           req.min_clear, plan.chunk_rows, req.progress, req.dense,
-                           cache_root=req.out_dir if cache else None, client=client,
-                           worker_device=req.device, masking=masking,
-                           worker_batch=req.batch_size)
+    totals = fold_grid(sink, date.scenes, model, plan.grid, plan.inside, plan.classifier,
+                       req.min_clear, plan.chunk_rows, req.progress, req.dense,
+                       cache_root=req.out_dir if cache else None, client=client,
+                       worker_device=req.device, masking=masking,
+                       worker_batch=req.batch_size)
     try:
-        result.require_patches(date.label)
+        totals.require_patches(date.label)
     except NoDataError:
         with StackReader(date.scenes, model.bands, plan.grid, masking) as reader:
             empty = reader.empty_bands()
@@ -274,7 +288,7 @@ def _classify_date(req: MapRequest, model: Model, plan: _Plan, date: DateInput,
             raise NoDataError(f"{date.label}: band(s) holding no data (0) on every pixel of the "
                               f"area, so nothing can be classified: {said}") from None
         raise
-    return result, masking
+    return totals, masking
 
 
 def classify_on_grid(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput],
@@ -308,7 +322,8 @@ def classify_acquisitions(req: MapRequest, model: Model, aoi: AOI | None,
 
     `method` is mean-probability or mode (None: no composite, for a series of a reflectance
     composite); `each` sees every acquisition's classification as it is made. Acquisitions with
-    no clear cell are skipped; memory holds one acquisition and the running sums.
+    no clear cell are skipped. Without `each`, each chunk is folded into the running sums as
+    it is classified, so no acquisition is ever held whole; with it, one at a time is.
     """
     plan = _plan(req, model, aoi, inputs, device)
     composite = (ProbabilityComposite(plan.grid, len(model.classes), method,
@@ -318,17 +333,23 @@ def classify_acquisitions(req: MapRequest, model: Model, aoi: AOI | None,
     with dask_client(req) as client:
         for date in inputs:
             try:
-                result, _ = _classify_date(req, model, plan, date, client, cache)
+                if each is None and composite is not None:  # folded in chunk by chunk
+                    totals, _ = _fold_date(req, model, plan, date, client, cache, composite)
+                    composite.add_totals(totals)
+                    cache_of = totals.cache
+                else:
+                    result, _ = _classify_date(req, model, plan, date, client, cache)
+                    if each is not None:
+                        each(date, result)
+                    if composite is not None:
+                        composite.add(result)
+                    cache_of = result.cache
             except NoDataError:
                 log.info("acquisition %s: no clear cell, skipped", date.label)
                 continue
             clear += 1
-            if each is not None:
-                each(date, result)
-            if composite is not None:
-                composite.add(result)
-            if result.cache:
-                caches.append(result.cache)
+            if cache_of:
+                caches.append(cache_of)
     if not clear:
         raise NoDataError(f"none of the {len(inputs)} acquisition(s) of {req.date or 'the scenes'}"
                           " has a clear view of the area")
