@@ -89,6 +89,28 @@ def test_a_map_keeps_its_names_and_colours_through_rioxarray(rennes, tmp_path):
         geolulc.write_legend(bare)
 
 
+def test_odc_stac_loads_a_map_item_as_geolulc_wrote_it(rennes, tmp_path):
+    """A map's STAC Item through odc-stac: the land cover pixel for pixel, its no data, and the
+    class names and colours from the Item's classification (odc-stac carries no colour table)."""
+    import pystac
+
+    import geolulc
+
+    written = geolulc.write(rennes, tmp_path, name="r")
+    item = pystac.Item.from_file(written["item"])
+    ds = odc_stac.load([item], bands=["landcover", "probabilities.2"], chunks={})
+    assert (ds.landcover.isel(time=0).values == rennes.labels).all()
+    assert ds.landcover.attrs["nodata"] == 255 and ds.landcover.dtype == np.uint8
+    with rasterio.open(written["probabilities"]) as src:
+        assert (ds["probabilities.2"].isel(time=0).values == src.read(2)).all()
+        assert src.descriptions[1] == f"p({rennes.classes[1]})"
+    band = item.assets["landcover"].extra_fields["raster:bands"][0]
+    named = [c for c in band["classification:classes"] if not c.get("nodata")]
+    assert [c["title"] for c in named] == [c.replace("_", " ") for c in rennes.classes]
+    assert [c["color_hint"] for c in named] == [
+        "{:02X}{:02X}{:02X}".format(*rgb) for rgb in rennes.model.colors]
+
+
 def test_a_change_pair_as_a_dataset(rennes):
     from geolulc.change_detection.detect import DateMap, compare
     from geolulc.change_detection.job import DatePair
