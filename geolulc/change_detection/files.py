@@ -201,7 +201,7 @@ def write_change(
         files["change_mask_style"] = write_styles(files["change_mask"], CHANGE_LEGEND)
         files["change_probability"] = write_cog(
             stage / f"{name}_changeprob.tif", prob, crs, transform, NODATA,
-            tags={"units": "percent", "method": change.method},
+            tags={"method": change.method}, unit="percent",
             description=f"change probability (%, {change.method})",
             resampling="AVERAGE")
         write_text_atomic(stage / f"{name}_transitions.csv",

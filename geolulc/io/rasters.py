@@ -42,6 +42,7 @@ def write_cog(
     colormap: Mapping[int, tuple[int, ...]] | None = None, tags: dict | None = None,
     description: str | list[str] | None = None, resampling: str = "NEAREST",
     scale: float | None = None, nodata_where: np.ndarray | None = None,
+    unit: str | None = None,
 ) -> Path:
     """Write a (height, width) or (bands, height, width) array as a COG, atomically.
 
@@ -51,8 +52,8 @@ def write_cog(
     quantities are stored with horizontal differencing (predictor 2) at deflate level 1, which
     on a tile's probabilities is 2× faster than level 6 without it and 11 % smaller.
     `description` names the band, or each band when given as a list; `scale` is written as
-    GDAL's band scale, so GIS software shows physical values. `nodata_where` marks pixels
-    written as `nodata` in every band.
+    GDAL's band scale, so GIS software shows physical values, and `unit` as every band's unit
+    type. `nodata_where` marks pixels written as `nodata` in every band.
 
     GDAL makes a COG only by copying a finished raster, and rasterio's writer would first
     copy the array into one (a whole tile's probabilities: 1.1 GB more). Here GDAL reads
@@ -95,6 +96,8 @@ def write_cog(
                 if scale is not None:
                     src.scales = [scale] * src.count
                     src.offsets = [0.0] * src.count
+                if unit:
+                    src.units = [unit] * src.count
                 names = [description] if isinstance(description, str) else description or []
                 for band, name in enumerate(names, start=1):
                     src.set_band_description(band, name)

@@ -63,13 +63,13 @@ def write_map(
     with staged_outputs(out_dir, last=LANDCOVER_SUFFIX) as stage:
         files["confidence"] = write_cog(
             stage / f"{name}_confidence.tif", result.confidence, grid.crs, grid.map_transform,
-            NODATA, tags={"units": "percent", "model": model.name},
+            NODATA, tags={"model": model.name}, unit="percent",
             description="probability of the predicted class (%)", resampling="AVERAGE")
         fine = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
         files["count"] = write_cog(
             stage / f"{name}_count.tif", result.count, grid.crs, fine, None,
             tags={"meaning": "acquisitions with a clear view of the pixel"},
-            description="clear observations", resampling="AVERAGE")
+            description="clear observations", resampling="AVERAGE", unit="acquisitions")
         files["probabilities"] = write_cog(
             stage / f"{name}{PROBABILITIES_SUFFIX}", probs, grid.crs, grid.map_transform, NODATA,
             tags={**tags, "scale": f"probability = value / {PROB_SCALE}"},
