@@ -22,7 +22,7 @@ from rasterio.warp import reproject
 
 from geolulc._version import __version__
 from geolulc.change_detection.detect import Change, DateMap
-from geolulc.core.legend import CHANGE_LEGEND, fromto_legend
+from geolulc.core.legend import CHANGE_LEGEND, Legend, fromto_legend
 from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
 from geolulc.io.quicklook import render_labels
@@ -214,7 +214,7 @@ def write_change(
                                                     classes, crs, transform)
         write_text_atomic(stage / f"{name}_change.json", json.dumps(summary, indent=2) + "\n")
         files["summary"] = stage / f"{name}_change.json"
-        files["item"] = _write_change_item(stage, name, files, before, after, change,
+        files["item"] = _write_change_item(stage, name, files, before, after, change, fromto,
                                            sources or [], acquired or [])
     return {k: str(Path(out_dir) / Path(v).name) for k, v in files.items()}
 
@@ -248,9 +248,9 @@ def write_change_polygons(path: Path, change: Change, classes: list[str], crs: C
 
 
 def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: DateMap,
-                       after: DateMap, change: Change, sources: list[str],
+                       after: DateMap, change: Change, fromto: Legend, sources: list[str],
                        acquired: list[datetime]) -> Path:
-    """The STAC Item of one change's files (`geolulc.io.stac_items`)."""
+    """The STAC Item of one change's files (`geolulc.io.stac_items`), in the rasters' legends."""
     roles = {"fromto": ["data"], "change_mask": ["data"], "change_probability": ["data"],
              "transitions_csv": ["metadata"], "png": ["overview", "visual"],
              "summary": ["metadata"], "vector": ["data"], "fromto_style": ["metadata"],
@@ -262,7 +262,6 @@ def _write_change_item(stage: Path, name: str, files: dict[str, Path], before: D
               "summary": "change summary", "vector": "change polygons",
               "fromto_style": "QGIS style of the from-to classes",
               "change_mask_style": "QGIS style of the change mask"}
-    fromto = fromto_legend(before.classes, before.colors)
     # the legends the rasters' colour tables come from: one source for COG, QML, RAT and STAC
     bands = {"fromto": [raster_band("uint8", NODATA, legend=fromto)],
              "change_mask": [raster_band("uint8", NODATA, legend=CHANGE_LEGEND)],
