@@ -19,7 +19,7 @@ from geolulc.mapping.chunks import ChunkCache, ChunkResult
 
 
 def test_a_truncated_cached_chunk_is_computed_again(tmp_path):
-    cache = ChunkCache(tmp_path, "key")
+    cache = ChunkCache(tmp_path, "key", (2, 3, 4))
     result = ChunkResult(0, np.zeros((2, 3), np.uint8), np.zeros((2, 3, 4), np.uint8), 0,
                          np.ones((2, 3), np.uint8))
     cache.put(result)
@@ -31,6 +31,31 @@ def test_a_truncated_cached_chunk_is_computed_again(tmp_path):
     assert not path.exists()  # healed: the next run does not meet it again
     cache.put(result)
     np.testing.assert_array_equal(cache.get(0).count, result.count)
+
+
+def test_cached_probabilities_not_written_whole_are_computed_again(tmp_path):
+    """A chunk's probabilities live in the cache's raw file, checked against the chunk's
+    checksum: bytes changed under it (a kill mid-write, or a COG copy that put no-data in and
+    was killed before putting the values back) make the chunk be computed again."""
+    rng = np.random.default_rng(0)
+    shape = (6, 5, 3)
+    cache = ChunkCache(tmp_path, "key", shape)
+    chunks = [ChunkResult(r, rng.integers(0, 3, (3, 5), dtype=np.uint8),
+                          rng.integers(0, 251, (3, 5, 3), dtype=np.uint8), 0,
+                          np.ones((3, 5), np.uint8)) for r in (0, 3)]
+    for chunk in chunks:
+        cache.put(chunk)
+    whole = np.concatenate([c.probs for c in chunks])
+    np.testing.assert_array_equal(cache.probabilities(), whole)
+    np.testing.assert_array_equal(ChunkCache(tmp_path, "key", shape).get(3).probs,
+                                  chunks[1].probs)  # a new run resumes from the same file
+    cache.probabilities()[4, 2, 1] ^= 1  # one byte of the second chunk changed
+    with pytest.warns(RuntimeWarning, match="checksum"):
+        assert cache.get(3) is None
+    assert cache.get(0) is not None  # the other chunk is intact
+    cache.clear()
+    np.testing.assert_array_equal(cache.probabilities()[:3], chunks[0].probs)  # still mapped
+    assert not cache.dir.exists()
 
 
 def test_class_names_with_quotes_make_a_well_formed_style(tmp_path):
@@ -378,13 +403,14 @@ def test_a_path_that_is_not_utf8_is_one_line(data_dir, tmp_path):
 
 def test_a_full_disk_fails_the_map_and_keeps_the_good_one(data_dir, tmp_path):
     """A map that does not fit fails with one line and a non-zero exit, and a rerun onto a
-    nearly full disk leaves the earlier, whole map as it was (issue 36). A 2.5 MB tmpfs."""
+    nearly full disk leaves the earlier, whole map as it was (issue 36). A 4 MB tmpfs: the map
+    and, while it is written, its probabilities in the chunk cache (1.3 MB) fit."""
     import hashlib
     import shutil
 
     import rasterio
 
-    with small_disk(tmp_path, "2500k") as disk:
+    with small_disk(tmp_path, "4000k") as disk:
         scene = data_dir / "oscd" / "bercy" / "imgs_1"
         first = run_cli("map", "--scene", scene, "--out", disk, "--name", "X", "--quiet")
         assert first.returncode == 0, first.stderr

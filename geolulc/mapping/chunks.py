@@ -20,6 +20,7 @@ import shutil
 import time
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from geolulc.errors import ModelError
 from geolulc.io.atomic import atomic_path
 from geolulc.io.rasters import NODATA, PROB_SCALE
 from geolulc.io.read import Masking, Pixels, StackReader
+from geolulc.io.rowstore import RowStore
 from geolulc.io.scenes import Scene
 from geolulc.mapping.dense import dense_probabilities
 from geolulc.mapping.patches import clear_cells, cut_patches
@@ -226,6 +228,7 @@ def job_key(job: ChunkJob, model: Model) -> str:
         "min_clear": job.min_clear, "dense": job.dense, "chunk_rows": job.chunk_rows,
         "masking": [job.masking.composite, job.masking.dilate, job.masking.detect_l1c,
                     job.masking.restore_toa],
+        "cache": 2,  # probabilities in one raw file, not in each chunk's
     }
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
@@ -235,18 +238,26 @@ CACHE_MAX_AGE_DAYS = 7
 
 
 class ChunkCache:
-    """Finished chunks of one job on disk, written atomically and compressed.
+    """Finished chunks of one job on disk, so an interrupted run resumes where it stopped.
 
-    Caches of other jobs untouched for CACHE_MAX_AGE_DAYS are removed when a new one starts.
+    Each chunk's labels and counts go into a small compressed file written atomically, its
+    probabilities into one raw file of the whole grid (`RowStore`): compressing a tile's 1.1 GB
+    of probabilities took a tenth of the map's time, and the raw file is where a map's
+    probabilities stay until they are written (`probabilities()`), instead of memory. The
+    small file holds a checksum of the chunk's probabilities, so a chunk whose probabilities
+    were not written whole (a kill, or a failed COG copy that was putting no-data in) is
+    computed again. Caches of other jobs untouched for CACHE_MAX_AGE_DAYS are removed when a
+    new one starts.
     """
 
-    def __init__(self, root: Path, key: str) -> None:
+    def __init__(self, root: Path, key: str, shape: tuple[int, int, int]) -> None:
         self.dir = Path(root) / ".geolulc-cache" / key
         cutoff = time.time() - CACHE_MAX_AGE_DAYS * 86400
         for other in self.dir.parent.glob("*") if self.dir.parent.is_dir() else []:
             if other != self.dir and other.stat().st_mtime < cutoff:
                 log.info("removing the stale chunk cache %s", other)
                 shutil.rmtree(other, ignore_errors=True)
+        self.store = RowStore(self.dir / "probabilities.u8", shape, np.uint8)
 
     def _path(self, row0: int) -> Path:
         return self.dir / f"chunk-{row0:06d}.npz"
@@ -254,16 +265,19 @@ class ChunkCache:
     def get(self, row0: int) -> ChunkResult | None:
         """A finished chunk, or None to compute it.
 
-        An unreadable chunk (truncated by a kill or a full disk) is removed with a warning and computed
-        again, never a wedge.
+        An unreadable chunk (truncated by a kill or a full disk, or probabilities that do not
+        match their checksum) is removed with a warning and computed again, never a wedge.
         """
         path = self._path(row0)
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return ChunkResult(row0, data["labels"], data["probs"], int(data["masked"]),
-                                   data["count"])
+                labels = data["labels"]
+                probs = self.store.read(row0, len(labels))
+                if zlib.crc32(np.ascontiguousarray(probs).data) != int(data["probs_crc32"]):
+                    raise ValueError("its probabilities do not match their checksum")
+                return ChunkResult(row0, labels, probs, int(data["masked"]), data["count"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             warnings.warn(f"cached chunk {path.name} is unreadable ({type(exc).__name__}: "
                           f"{str(exc)[:120]}); it is computed again", RuntimeWarning,
@@ -274,22 +288,34 @@ class ChunkCache:
     def put(self, result: ChunkResult) -> None:
         """Keep a finished chunk, atomically, so a killed run never leaves half a chunk to resume from.
 
-        An identical run into the same folder shares the cache and removes it when it finishes:
-        a chunk whose folder vanished while it was written is written again, once.
+        The probabilities go first, then the file that says the chunk is done. An identical
+        run into the same folder shares the cache and removes it when it finishes: a chunk
+        whose folder vanished while it was written is written again, once (the probabilities
+        are safe in the store's open file).
         """
+        self.store.write(result.row0, result.probs)
+        crc = zlib.crc32(np.ascontiguousarray(result.probs).data)
         for attempt in (1, 2):
             self.dir.mkdir(parents=True, exist_ok=True)
             try:
                 with atomic_path(self._path(result.row0)) as tmp, open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, labels=result.labels, probs=result.probs,
-                                        masked=result.masked, count=result.count)
+                    np.savez_compressed(fh, labels=result.labels, masked=result.masked,
+                                        count=result.count, probs_crc32=crc)
                 return
             except FileNotFoundError:
                 if attempt == 2:
                     raise
 
+    def probabilities(self) -> np.ndarray:
+        """The probabilities of every chunk put, (rows, cols, classes), mapped from the file."""
+        return self.store.array()
+
     def clear(self) -> None:
-        """Remove the job's cache (and the cache folder once no other job's is left in it)."""
+        """Remove the job's cache (and the cache folder once no other job's is left in it).
+
+        What `probabilities()` returned stays readable: the file goes once it is dropped.
+        """
+        self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         parent = self.dir.parent
         with contextlib.suppress(OSError):  # another run's cache may appear there meanwhile

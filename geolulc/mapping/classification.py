@@ -43,25 +43,36 @@ class ChunkTotals:
 
 
 class Assembly:
-    """A date's chunks put together into whole-grid labels, probabilities and counts."""
+    """A date's chunks put together into whole-grid labels, probabilities and counts.
 
-    def __init__(self, grid: PatchGrid, n_classes: int) -> None:
+    With `cached`, the probabilities are not held: the chunk cache keeps them in a file as
+    chunks are put (`ChunkCache.probabilities`), so a whole tile's 1.1 GB stays out of memory.
+    """
+
+    def __init__(self, grid: PatchGrid, n_classes: int, cached: bool = False) -> None:
         self.grid = grid
         self.count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
         self.labels = np.full((grid.rows, grid.cols), NODATA, dtype=np.uint8)
-        self.probabilities = np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint8)
+        self.probabilities = (None if cached else
+                              np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint8))
 
     def add_chunk(self, result: ChunkResult) -> None:
         """Put the chunk's rows in place."""
         rows = slice(result.row0, result.row0 + len(result.labels))
         self.labels[rows] = result.labels
-        self.probabilities[rows] = result.probs
+        if self.probabilities is not None:
+            self.probabilities[rows] = result.probs
         top = result.row0 * self.grid.stride
         self.count[top:top + result.count.shape[0]] = result.count
 
     def classification(self, totals: ChunkTotals) -> Classification:
         """The assembled date with its totals."""
-        return Classification(self.grid, self.labels, self.probabilities, totals.patches,
+        probabilities = self.probabilities
+        if probabilities is None:
+            if totals.cache is None:
+                raise ValueError("an Assembly of cached chunks was folded without a cache")
+            probabilities = totals.cache.probabilities()
+        return Classification(self.grid, self.labels, probabilities, totals.patches,
                               totals.masked_pixels, totals.timings, self.count, totals.cache)
 
 
@@ -71,7 +82,9 @@ class Classification:
 
     grid: PatchGrid
     labels: np.ndarray  # uint8 class codes, NODATA where not classified
-    probabilities: np.ndarray  # uint8 (rows, cols, classes), probability × PROB_SCALE
+    #: uint8 (rows, cols, classes), probability × PROB_SCALE; mapped from the chunk cache's
+    #: file when there is one (pages come in as they are read)
+    probabilities: np.ndarray
     patches: int  # cells classified (patches of a classifier, pixels of a per-pixel model)
     masked_pixels: int
     timings: dict[str, float]

@@ -76,6 +76,8 @@ def write_map(
             description=probability_names(model.classes), resampling="AVERAGE",
             scale=1 / PROB_SCALE,
             nodata_where=result.labels == NODATA)
+        if result.cache:  # mapped from the chunk cache: its pages go back to the file
+            result.cache.store.release()
         write_text_atomic(stage / f"{name}_stats.json",
                           json.dumps({**stats, "run": run_info}, indent=2) + "\n")
         files["stats_json"] = stage / f"{name}_stats.json"

@@ -7,7 +7,7 @@ import itertools
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from geolulc.core.device import resolve_device
 from geolulc.core.grid import PatchGrid, project_geometry
 from geolulc.defaults import PROBABILITY_COMPOSITES
-from geolulc.errors import AssumptionWarning, NoDataError, ParameterError
+from geolulc.errors import AssumptionWarning, DataError, NoDataError, ParameterError
 from geolulc.io.aoi import AOI, load_aoi
 from geolulc.io.atomic import remove_stale_staging, safe_name
 from geolulc.io.catalog import parse_date_range, select_covering
@@ -31,7 +31,14 @@ from geolulc.io.rasters import (
 )
 from geolulc.io.read import Masking, StackReader, acquisitions
 from geolulc.io.scenes import Scene, load_scene
-from geolulc.mapping.chunks import ChunkCache, ChunkJob, job_key, run_dask, run_local
+from geolulc.mapping.chunks import (
+    ChunkCache,
+    ChunkJob,
+    ChunkResult,
+    job_key,
+    run_dask,
+    run_local,
+)
 from geolulc.mapping.classification import Assembly, ChunkSink, ChunkTotals, Classification
 from geolulc.mapping.cluster import dask_client
 from geolulc.mapping.composite import MAX_COMPOSITE_ACQUISITIONS, ProbabilityComposite
@@ -82,7 +89,7 @@ def classify_grid(
     worker_device: str = "auto", masking: Masking | None = None, worker_batch: int | None = None,
 ) -> Classification:
     """Classify the grid chunk by chunk (`fold_grid`) and put the chunks together."""
-    assembly = Assembly(grid, len(model.classes))
+    assembly = Assembly(grid, len(model.classes), cached=cache_root is not None)
     totals = fold_grid(assembly, scenes, model, grid, inside, classifier, min_clear, chunk_rows,
                        progress, dense, cache_root, client, worker_device, masking, worker_batch)
     return assembly.classification(totals)
@@ -107,12 +114,14 @@ def fold_grid(
                    masking or Masking())
     timings = {"read": 0.0, "patch": 0.0, "classify": 0.0}
     n_patches = masked_px = 0
-    cache = ChunkCache(cache_root, job_key(job, model)) if cache_root else None
-    cached = {row0: cache.get(row0) for row0 in job.starts} if cache else {}
-    done = {row0: r for row0, r in cached.items() if r is not None}
+    cache = (ChunkCache(cache_root, job_key(job, model), (grid.rows, grid.cols,
+                                                          len(model.classes)))
+             if cache_root else None)
+    done = [row0 for row0 in job.starts if cache.get(row0) is not None] if cache else []
     if done:
         log.info("resuming: %d of %d chunks already done", len(done), len(job.starts))
-    todo = [row0 for row0 in job.starts if row0 not in done]
+    finished = set(done)
+    todo = [row0 for row0 in job.starts if row0 not in finished]
     if todo:
         job.with_cloud_masks()
     if client is not None:
@@ -122,8 +131,8 @@ def fold_grid(
         fresh = run_local(job, todo, model, classifier)
     with tqdm(total=grid.rows * grid.cols, unit="cell", desc="mapping",
               disable=not progress) as bar:
-        for result in itertools.chain(done.values(), fresh):  # cached as each one finishes
-            if cache and result.row0 not in done:
+        for result in itertools.chain(_resumed(cache, done), fresh):  # cached as each finishes
+            if cache and result.row0 not in finished:
                 cache.put(result)
             sink.add_chunk(result)
             n_patches += result.cells
@@ -133,6 +142,16 @@ def fold_grid(
             bar.update(min(chunk_rows, grid.rows - result.row0) * grid.cols)
             bar.set_postfix(classified=n_patches)
     return ChunkTotals(n_patches, masked_px, timings, cache)
+
+
+def _resumed(cache: ChunkCache | None, done: list[int]) -> Iterator[ChunkResult]:
+    """The chunks found done, read again one at a time (not all held while the rest run)."""
+    for row0 in done:
+        result = cache.get(row0) if cache else None
+        if result is None:
+            raise DataError(f"the chunk cache {cache.dir if cache else ''} changed while "
+                              "this run resumed from it: run again")
+        yield result
 
 
 @dataclass
@@ -262,7 +281,7 @@ def _plan(req: MapRequest, model: Model, aoi: AOI | None, inputs: list[DateInput
 def _classify_date(req: MapRequest, model: Model, plan: _Plan, date: DateInput,
                    client: Client | None, cache: bool) -> tuple[Classification, Masking]:
     """One date's scenes classified on the plan's grid, chunk by chunk and resumably."""
-    assembly = Assembly(plan.grid, len(model.classes))
+    assembly = Assembly(plan.grid, len(model.classes), cached=cache)
     totals, masking = _fold_date(req, model, plan, date, client, cache, assembly)
     return assembly.classification(totals), masking
 

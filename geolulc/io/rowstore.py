@@ -1,0 +1,78 @@
+"""A whole-grid array kept in a raw file and written row band by row band.
+
+A whole tile's class probabilities are 1.1 GB (a composite's sums 2.2 GB). Held in memory they
+set a map's peak memory; written into a file with `pwrite` they sit in the operating system's
+page cache, which is not the process's memory, and a row band is read back with `pread`. Only
+`array()` maps the file, for a writer that needs the whole stack at once (GDAL's COG copy
+reads it where it lies); `release()` hands the mapped pages back once that is done.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class RowStore:
+    """A (rows, cols[, bands]) array of one dtype in a raw file, row-major, zeros at first.
+
+    The file is opened once and kept open, so the store stays whole even if its folder is
+    removed meanwhile (another identical run finishing); it is closed with the store.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: np.dtype | type) -> None:
+        self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        size = self.row_bytes * shape[0]
+        if os.fstat(self._fd).st_size != size:  # a new (sparse, all-zero) file, or resized
+            os.ftruncate(self._fd, size)
+        self._mapped: np.memmap | None = None
+
+    def write(self, row0: int, block: np.ndarray) -> None:
+        """Put `block` (rows, *shape[1:]) at row `row0`."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.shape[1:] or row0 + len(block) > self.shape[0]:
+            raise ValueError(f"a block {block.shape} at row {row0} does not fit {self.shape}")
+        data, offset = block.data.cast("B"), row0 * self.row_bytes
+        while data:  # pwrite may write less than asked
+            done = os.pwrite(self._fd, data, offset)
+            data, offset = data[done:], offset + done
+
+    def read(self, row0: int, n_rows: int) -> np.ndarray:
+        """Rows `row0` … `row0 + n_rows` as a new array."""
+        n_rows = max(0, min(n_rows, self.shape[0] - row0))
+        out = np.empty((n_rows, *self.shape[1:]), dtype=self.dtype)
+        view, offset = out.data.cast("B"), row0 * self.row_bytes
+        while view:
+            done = os.preadv(self._fd, [view], offset)
+            if done == 0:
+                raise OSError(f"{self.path} ends before row {row0 + n_rows}")
+            view, offset = view[done:], offset + done
+        return out
+
+    def array(self) -> np.ndarray:
+        """The whole array, mapped from the file (writable; pages come in as they are read)."""
+        if self._mapped is None:
+            with os.fdopen(os.dup(self._fd), "r+b") as fh:
+                self._mapped = np.memmap(fh, dtype=self.dtype, mode="r+", shape=self.shape)
+        return self._mapped
+
+    def release(self) -> None:
+        """Hand back the pages of `array()` read so far: the file keeps them, not the process."""
+        if self._mapped is not None and self._mapped._mmap is not None:  # type: ignore[attr-defined]
+            self._mapped.flush()
+            self._mapped._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close the file (a mapping from `array()` stays valid until it is dropped)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
