@@ -86,12 +86,15 @@ def test_mode_counts_votes_where_the_mean_follows_confidence(method, expected):
 
 
 @pytest.mark.parametrize("method", ["mean-probability", "mode"])
-def test_folding_chunks_is_adding_acquisitions(method):
+@pytest.mark.parametrize("on_disk", ["whole", "folded"])
+def test_folding_chunks_is_adding_acquisitions(method, on_disk, tmp_path):
     """A composite fed chunk by chunk (rows 0 and 1 of a 2 × 3 grid, in either order) equals one
-    fed whole acquisitions."""
+    fed whole acquisitions, with its sums in memory or in nameless files (which leave nothing
+    behind)."""
     grid = PatchGrid(CRS.from_epsg(32630), 10.0, 500000.0, 5300000.0, 2, 3, 1, 1)
     rng = np.random.default_rng(0)
-    whole, folded = ProbabilityComposite(grid, 4, method), ProbabilityComposite(grid, 4, method)
+    whole, folded = (ProbabilityComposite(grid, 4, method, folder=tmp_path if on_disk == kind
+                                          else None) for kind in ("whole", "folded"))
     for _ in range(3):
         labels = rng.integers(0, 4, (2, 3)).astype(np.uint8)
         labels[rng.random((2, 3)) < 0.3] = 255
@@ -103,6 +106,8 @@ def test_folding_chunks_is_adding_acquisitions(method):
                                          count[row0:row0 + 1]))
         folded.add_totals(ChunkTotals(6, 2, {"read": 1.0}))
     a, b = whole.result(), folded.result()
+    assert isinstance((a, b)[on_disk == "folded"].probabilities, np.memmap)
+    assert list(tmp_path.iterdir()) == []
     for name in ("labels", "probabilities", "count"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert (a.patches, a.masked_pixels, a.timings) == (b.patches, b.masked_pixels, b.timings)

@@ -37,6 +37,7 @@ from pyproj import CRS
 
 from geolulc.errors import ParameterError
 from geolulc.io.rasters import NODATA, PROB_SCALE
+from geolulc.io.rowstore import rows_of
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class DateMap:
 
     def probability_rows(self, rows: slice) -> np.ndarray:
         """Probabilities of `rows` as float32 in [0, 1], whichever way they are stored."""
-        p = self.probabilities[rows]
+        p = rows_of(self.probabilities, rows)
         return p.astype(np.float32) / PROB_SCALE if p.dtype == np.uint8 else p
 
 

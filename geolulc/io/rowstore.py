@@ -4,13 +4,14 @@ A whole tile's class probabilities are 1.1 GB (a composite's sums 2.2 GB). Held 
 set a map's peak memory; written into a file with `pwrite` they sit in the operating system's
 page cache, which is not the process's memory, and a row band is read back with `pread`. Only
 `array()` maps the file, for a writer that needs the whole stack at once (GDAL's COG copy
-reads it where it lies); `release()` hands the mapped pages back once that is done.
+reads it where it lies); `release` hands the mapped pages back once that is done.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,17 @@ class RowStore:
     removed meanwhile (another identical run finishing); it is closed with the store.
     """
 
-    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: np.dtype | type) -> None:
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: np.dtype | type,
+                 temporary: bool = False) -> None:
         self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
         self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if temporary:  # a file without a name: gone with the store, even after a kill
+            fd, name = tempfile.mkstemp(prefix=".geolulc-", dir=self.path.parent)
+            os.unlink(name)
+            self._fd = fd
+        else:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         size = self.row_bytes * shape[0]
         if os.fstat(self._fd).st_size != size:  # a new (sparse, all-zero) file, or resized
             os.ftruncate(self._fd, size)
@@ -56,17 +63,14 @@ class RowStore:
         return out
 
     def array(self) -> np.ndarray:
-        """The whole array, mapped from the file (writable; pages come in as they are read)."""
+        """The whole array, mapped from the file (writable).
+
+        Pages come in as they are read and stay until `release` hands them back.
+        """
         if self._mapped is None:
             with os.fdopen(os.dup(self._fd), "r+b") as fh:
                 self._mapped = np.memmap(fh, dtype=self.dtype, mode="r+", shape=self.shape)
         return self._mapped
-
-    def release(self) -> None:
-        """Hand back the pages of `array()` read so far: the file keeps them, not the process."""
-        if self._mapped is not None and self._mapped._mmap is not None:  # type: ignore[attr-defined]
-            self._mapped.flush()
-            self._mapped._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Close the file (a mapping from `array()` stays valid until it is dropped)."""
@@ -76,3 +80,26 @@ class RowStore:
 
     def __del__(self) -> None:
         self.close()
+
+
+def rows_of(array: np.ndarray, rows: slice) -> np.ndarray:
+    """A copy of `rows` of a whole-grid array; from a file mapping, its pages handed back after.
+
+    Reading a mapped array row block by row block would otherwise leave every page read in the
+    process's memory: a whole tile's probabilities, 1.1 GB, by the end of one pass.
+    """
+    out = np.array(array[rows])
+    if isinstance(array, np.memmap) and array._mmap is not None and out.size:  # type: ignore[attr-defined]
+        start, stop, _ = rows.indices(array.shape[0])
+        row_bytes = array.strides[0]
+        first = (array.offset + start * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        last = array.offset + stop * row_bytes
+        array._mmap.madvise(mmap.MADV_DONTNEED, first, last - first)  # type: ignore[attr-defined]
+    return out
+
+
+def release(array: np.ndarray) -> None:
+    """Hand back the pages of a file mapping read so far (the file keeps them); else nothing."""
+    if isinstance(array, np.memmap) and array._mmap is not None:  # type: ignore[attr-defined]
+        array.flush()
+        array._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]

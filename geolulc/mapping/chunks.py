@@ -233,6 +233,8 @@ def job_key(job: ChunkJob, model: Model) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
+#: Folder of an output folder that holds the chunk caches (and a composite's nameless files).
+CACHE_FOLDER = ".geolulc-cache"
 #: Caches of interrupted runs that were not resumed are removed after this many days.
 CACHE_MAX_AGE_DAYS = 7
 
@@ -251,7 +253,7 @@ class ChunkCache:
     """
 
     def __init__(self, root: Path, key: str, shape: tuple[int, int, int]) -> None:
-        self.dir = Path(root) / ".geolulc-cache" / key
+        self.dir = Path(root) / CACHE_FOLDER / key
         cutoff = time.time() - CACHE_MAX_AGE_DAYS * 86400
         for other in self.dir.parent.glob("*") if self.dir.parent.is_dir() else []:
             if other != self.dir and other.stat().st_mtime < cutoff:

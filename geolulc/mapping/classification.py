@@ -11,6 +11,7 @@ from geolulc.core.grid import PatchGrid
 from geolulc.errors import NoDataError
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA, PROB_SCALE
+from geolulc.io.rowstore import rows_of
 from geolulc.mapping.chunks import ChunkCache, ChunkResult
 
 
@@ -97,7 +98,7 @@ class Classification:
         conf = np.empty(self.labels.shape, dtype=np.uint8)
         for rows in row_blocks(self.probabilities.shape[:2], 1 << 18):  # no whole-map temporaries
             labels = np.minimum(self.labels[rows], self.probabilities.shape[2] - 1)  # NODATA: any
-            top = np.take_along_axis(self.probabilities[rows], labels[..., None].astype(np.intp),
+            top = np.take_along_axis(rows_of(self.probabilities, rows), labels[..., None].astype(np.intp),
                                      axis=2)[..., 0].astype(np.uint16)
             conf[rows] = (top * 100 + PROB_SCALE // 2) // PROB_SCALE
         conf[self.labels == NODATA] = NODATA

@@ -11,6 +11,8 @@ World's own composites are made from its per-image probabilities.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from geolulc.core.grid import PatchGrid
@@ -18,6 +20,7 @@ from geolulc.core.labels import choose_labels
 from geolulc.defaults import PROBABILITY_COMPOSITES
 from geolulc.io.blocks import row_blocks
 from geolulc.io.rasters import NODATA
+from geolulc.io.rowstore import RowStore, rows_of
 from geolulc.mapping.chunks import ChunkResult
 from geolulc.mapping.classification import ChunkTotals, Classification
 
@@ -26,25 +29,42 @@ MAX_COMPOSITE_ACQUISITIONS = 255
 
 
 class ProbabilityComposite:
-    """Running sums of classified acquisitions on one grid; `result()` gives the composite."""
+    """Running sums of classified acquisitions on one grid; `result()` gives the composite.
+
+    With `folder`, the sums (2.2 GB for a whole tile), the votes and the composite's
+    probabilities are kept in nameless files there (`RowStore`), read and written a chunk's
+    rows at a time, instead of in memory.
+    """
 
     def __init__(self, grid: PatchGrid, n_classes: int, method: str,
-                 label_groups: list[list[int]] | None = None) -> None:
+                 label_groups: list[list[int]] | None = None, folder: Path | None = None
+                 ) -> None:
         if method not in PROBABILITY_COMPOSITES:
             raise ValueError(f"unknown probability composite {method!r}")
         self.grid, self.method, self.label_groups = grid, method, label_groups
-        self.sums = np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint16)
-        self.votes = (np.zeros((grid.rows, grid.cols, n_classes), dtype=np.uint8)
-                      if method == "mode" else None)
+        self.folder = folder
+        shape = (grid.rows, grid.cols, n_classes)
+        self.sums = self._array(shape, np.uint16)
+        self.votes = self._array(shape, np.uint8) if method == "mode" else None
         self.clear = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
         self.count = np.zeros((grid.rows * grid.stride, grid.cols * grid.stride), dtype=np.uint8)
         self.acquisitions = 0
         self.patches = self.masked = 0
         self.timings: dict[str, float] = {}
 
+    def _array(self, shape: tuple[int, int, int], dtype: type) -> np.ndarray | RowStore:
+        """A zeroed whole-grid array: in a nameless file of `folder`, else in memory."""
+        if self.folder is None:
+            return np.zeros(shape, dtype=dtype)
+        return RowStore(Path(self.folder) / "composite", shape, dtype, temporary=True)
+
     def add(self, result: Classification) -> None:
         """Add one acquisition's classification (its clear cells) to the sums."""
-        self._fold(0, result.labels, result.probabilities, result.count)
+        step = max(1, (1 << 22) // max(result.labels.shape[1], 1))  # rows of ~4 M cells
+        for row0 in range(0, len(result.labels), step):
+            rows = slice(row0, row0 + step)
+            self._fold(row0, result.labels[rows], rows_of(result.probabilities, rows),
+                       result.count[row0 * self.grid.stride:(row0 + step) * self.grid.stride])
         self.add_totals(ChunkTotals(result.patches, result.masked_pixels, result.timings))
 
     def add_chunk(self, result: ChunkResult) -> None:
@@ -64,14 +84,18 @@ class ProbabilityComposite:
     def _fold(self, row0: int, labels: np.ndarray, probabilities: np.ndarray,
               count: np.ndarray) -> None:
         """Rows `row0`… of one acquisition into the sums, votes, clear and count."""
+        n = len(labels)
+        sums = _rows(self.sums, row0, n)
+        votes = None if self.votes is None else _rows(self.votes, row0, n)
         for block in row_blocks(labels.shape, 1 << 16):  # no whole-map temporaries
-            rows = slice(row0 + block.start, row0 + min(block.stop, len(labels)))
             valid = labels[block] != NODATA
-            self.sums[rows] += probabilities[block] * valid[..., None]
-            self.clear[rows] += valid
-            if self.votes is not None:
-                for k in range(self.votes.shape[2]):
-                    self.votes[rows][..., k] += labels[block] == k
+            sums[block] += probabilities[block] * valid[..., None]
+            self.clear[row0:row0 + n][block] += valid
+            if votes is not None:
+                for k in range(votes.shape[2]):
+                    votes[block][..., k] += labels[block] == k
+        _put_rows(self.sums, row0, sums)
+        _put_rows(self.votes, row0, votes)
         top = row0 * self.grid.stride
         mine = self.count[top:top + count.shape[0]]
         np.add(mine, count, out=mine, where=mine < 255)
@@ -80,17 +104,33 @@ class ProbabilityComposite:
         """The composite: mean probabilities, the label they (or the votes) give, the counts."""
         rows_, cols_, k = self.sums.shape
         labels = np.full((rows_, cols_), NODATA, dtype=np.uint8)
-        probabilities = np.zeros((rows_, cols_, k), dtype=np.uint8)
-        for rows in row_blocks(self.clear.shape, 1 << 16):
-            clear = self.clear[rows]
+        probabilities = self._array((rows_, cols_, k), np.uint8)
+        for rows in row_blocks(self.clear.shape, 1 << 20):
+            n = len(self.clear[rows])
+            clear, sums = self.clear[rows], _rows(self.sums, rows.start, n)
             seen = clear > 0
-            mean = (self.sums[rows] + clear[..., None] // 2) // np.maximum(clear, 1)[..., None]
-            probabilities[rows] = mean.astype(np.uint8)
+            mean = (sums + clear[..., None] // 2) // np.maximum(clear, 1)[..., None]
+            _put_rows(probabilities, rows.start, mean.astype(np.uint8))
             if self.votes is not None:  # most votes; equal votes: the higher mean probability
-                key = self.votes[rows].astype(np.uint32) * 65536 + self.sums[rows]
-                chosen = key.argmax(axis=2)
+                votes = _rows(self.votes, rows.start, n).astype(np.uint32)
+                chosen = (votes * 65536 + sums).argmax(axis=2)
             else:  # the mean probabilities' label, as one acquisition's is chosen
-                chosen = choose_labels(self.sums[rows], self.label_groups)
+                chosen = choose_labels(sums, self.label_groups)
             labels[rows] = np.where(seen, chosen, NODATA)
-        return Classification(self.grid, labels, probabilities, self.patches, self.masked,
-                              self.timings, self.count)
+        return Classification(self.grid, labels,
+                              probabilities.array() if isinstance(probabilities, RowStore)
+                              else probabilities, self.patches, self.masked, self.timings,
+                              self.count)
+
+
+def _rows(array: np.ndarray | RowStore, row0: int, n: int) -> np.ndarray:
+    """Rows of a whole-grid array: a view of one in memory, a copy read from a store."""
+    return array.read(row0, n) if isinstance(array, RowStore) else array[row0:row0 + n]
+
+
+def _put_rows(array: np.ndarray | RowStore | None, row0: int, rows: np.ndarray | None) -> None:
+    """Store rows at `row0` (rows that `_rows` gave as a view are already there)."""
+    if isinstance(array, RowStore) and rows is not None:
+        array.write(row0, rows)
+    elif array is not None and rows is not None and not np.may_share_memory(array, rows):
+        array[row0:row0 + len(rows)] = rows

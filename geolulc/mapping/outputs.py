@@ -22,6 +22,7 @@ from geolulc.io.rasters import (
     write_cog,
     write_styles,
 )
+from geolulc.io.rowstore import release
 from geolulc.io.scenes import Scene
 from geolulc.io.stac_items import Asset, acquisition_days, period_of, raster_band, write_item
 from geolulc.io.stats import areas_csv, class_areas
@@ -76,8 +77,7 @@ def write_map(
             description=probability_names(model.classes), resampling="AVERAGE",
             scale=1 / PROB_SCALE,
             nodata_where=result.labels == NODATA)
-        if result.cache:  # mapped from the chunk cache: its pages go back to the file
-            result.cache.store.release()
+        release(result.probabilities)  # a file mapping's pages go back to the file
         write_text_atomic(stage / f"{name}_stats.json",
                           json.dumps({**stats, "run": run_info}, indent=2) + "\n")
         files["stats_json"] = stage / f"{name}_stats.json"

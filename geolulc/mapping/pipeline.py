@@ -32,6 +32,7 @@ from geolulc.io.rasters import (
 from geolulc.io.read import Masking, StackReader, acquisitions
 from geolulc.io.scenes import Scene, load_scene
 from geolulc.mapping.chunks import (
+    CACHE_FOLDER,
     ChunkCache,
     ChunkJob,
     ChunkResult,
@@ -346,7 +347,8 @@ def classify_acquisitions(req: MapRequest, model: Model, aoi: AOI | None,
     """
     plan = _plan(req, model, aoi, inputs, device)
     composite = (ProbabilityComposite(plan.grid, len(model.classes), method,
-                                      model.card.label_groups)
+                                      model.card.label_groups,
+                                      Path(req.out_dir) / CACHE_FOLDER if cache else None)
                  if method else None)
     caches, clear = [], 0
     with dask_client(req) as client:
