@@ -164,3 +164,43 @@ def test_scenes_without_the_spectral_bands(data_dir, tiny_l2a_model, tmp_path):
     refused = run_cli(*args, "--method", "combined", "--out", str(tmp_path / "c"))
     assert refused.returncode == 1 and "lack band(s) B11, B12" in refused.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_the_sample_drawn_from_strips_of_each_chunk_fits_as_the_whole_does(data_dir,
+                                                                            monkeypatch):
+    """The normalisation's sample is drawn from a strip of rows of each chunk (a whole tile's
+    sampling pass then reads 17 of every 500 rows): on Rennes cut in chunks of 64 rows, with
+    a sample small enough that each strip is 27 of them, the scores agree with a sample drawn
+    from every row."""
+    import geolulc.change_detection.spectral as spectral
+    from geolulc.io.read import Masking
+    from geolulc.io.scenes import load_scene
+    from geolulc.mapping.request import MapRequest, plan_grid
+    from geolulc.models.model import load_model
+
+    city = data_dir / "oscd" / "rennes"
+    before, after = [load_scene(city / "imgs_1")], [load_scene(city / "imgs_2")]
+    grid = plan_grid(MapRequest(), None, before, load_model("dynamic-world"))
+    inside = np.ones((grid.rows, grid.cols), dtype=bool)
+    monkeypatch.setattr(spectral, "SAMPLE_PIXELS", 20_000)
+    reads = []
+    real_read = spectral.StackReader.read
+
+    def counted(self, window):
+        reads.append(int(window.height))
+        return real_read(self, window)
+
+    monkeypatch.setattr(spectral.StackReader, "read", counted)
+    scores = {}
+    for strip in (4, 10_000):  # strips, or every row of each chunk
+        monkeypatch.setattr(spectral, "SAMPLE_STRIP", strip)
+        reads.clear()
+        scores[strip] = spectral.spectral_change(before, after, grid, (Masking(), Masking()), 64,
+                                                 inside)
+        sampled, scored = reads[:len(reads) // 2], reads[len(reads) // 2:]  # the two passes
+        assert (sum(sampled) < sum(scored)) == (strip == 4), (sampled, scored)
+    a, b = scores[4], scores[10_000]
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert np.array_equal(np.isfinite(a), np.isfinite(b)) and ok.sum() > 100_000
+    assert np.corrcoef(a[ok], b[ok])[0, 1] > 0.99
+    assert np.median(np.abs(a[ok] - b[ok]) / np.maximum(b[ok], 1e-3)) < 0.05

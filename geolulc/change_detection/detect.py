@@ -152,19 +152,21 @@ def compare(before: DateMap, after: DateMap, threshold: float | None = None,
         raise ParameterError(f"unknown change method {method!r}: use {', '.join(METHODS)}")
     threshold = DEFAULT_THRESHOLD[method] if threshold is None else threshold
     weights = transition_weights(before.classes)
-    valid = before.valid & after.valid
-    if spectral is not None:
-        valid &= np.isfinite(spectral)
-    prob = np.full(valid.shape, np.nan, dtype=np.float32)
-    for r0 in range(0, valid.shape[0], ROWS_PER_BLOCK):
+    shape = before.labels.shape
+    prob = np.empty(shape, dtype=np.float32)
+    fromto = np.empty(shape, dtype=np.uint8)
+    mask = np.empty(shape, dtype=np.uint8)
+    for r0 in range(0, shape[0], ROWS_PER_BLOCK):  # no whole-grid temporaries
         rows = slice(r0, r0 + ROWS_PER_BLOCK)
+        was, now = before.labels[rows], after.labels[rows]
+        valid = (was != NODATA) & (now != NODATA)
+        if spectral is not None:
+            valid &= np.isfinite(spectral[rows])
         block = change_probability(before.probability_rows(rows), after.probability_rows(rows),
                                    method, None if spectral is None else spectral[rows], weights)
-        prob[rows] = np.where(valid[rows], block, np.nan)
-    fromto = np.full(valid.shape, NODATA, dtype=np.uint8)
-    fromto[valid] = before.labels[valid] * k + after.labels[valid]
-    mask = np.full(valid.shape, NODATA, dtype=np.uint8)
-    mask[valid] = (prob[valid] >= threshold).astype(np.uint8)
+        prob[rows] = np.where(valid, block, np.nan)
+        fromto[rows] = np.where(valid, was * np.uint8(k) + now, NODATA)
+        mask[rows] = np.where(valid, block >= threshold, NODATA)
     return Change(fromto, mask, prob, threshold, method)
 
 

@@ -25,6 +25,7 @@ from geolulc.change_detection.detect import Change, DateMap
 from geolulc.core.legend import CHANGE_LEGEND, Legend, fromto_legend
 from geolulc.errors import DataError, FallbackWarning, NoDataError, ReadError
 from geolulc.io.atomic import atomic_path, staged_outputs, write_text_atomic
+from geolulc.io.blocks import row_blocks
 from geolulc.io.quicklook import render_labels
 from geolulc.io.rasters import (
     LANDCOVER_SUFFIX,
@@ -180,8 +181,10 @@ def write_change(
         "transitions": occurring,
     }
     legend = {str(t["code"]): f"{t['before']} → {t['after']}" for t in occurring}
-    prob = np.where(np.isnan(change.probability), NODATA,
-                    np.round(np.nan_to_num(change.probability) * 100)).astype(np.uint8)
+    prob = np.empty(change.probability.shape, dtype=np.uint8)
+    for rows in row_blocks(prob.shape, 1 << 20):  # percent, without whole-grid float temporaries
+        p = change.probability[rows]
+        prob[rows] = np.where(np.isnan(p), NODATA, np.round(np.nan_to_num(p) * 100))
     files = {}
     with staged_outputs(out_dir, last="_change.json") as stage:
         fromto = fromto_legend(classes, before.colors)

@@ -52,6 +52,9 @@ NORMALISATION_ROUNDS = 3
 MIN_PIXELS = 500
 #: Pixels drawn from the whole area to fit the normalisation.
 SAMPLE_PIXELS = 1_000_000
+#: Each chunk's share of the sample is drawn from a strip of its rows this many times larger
+#: (the sampling pass reads the strips only, not the whole grid a second time).
+SAMPLE_STRIP = 4
 MAD_TO_SIGMA = 1.4826
 
 
@@ -168,7 +171,8 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
     """Spectral change score of every map cell (rows, cols) float32, NaN where unknown.
 
     Two passes over the grid, chunk by chunk, so memory stays bounded by a chunk: the first
-    draws a sample of the pixels clear on both dates from every chunk and fits one
+    draws a sample of the pixels clear on both dates from a strip of rows of every chunk
+    (`SAMPLE_STRIP`) and fits one
     normalisation for the whole area (a chunk that is mostly sea would otherwise set the noise
     of the land) from the map's cells inside the AOI (`inside`), the second
     scores every pixel with it. Reflectance is used as the products
@@ -183,31 +187,36 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
     rng = np.random.default_rng(0)
     with StackReader(before, SPECTRAL_BANDS, grid, plain[0]) as first, \
             StackReader(after, SPECTRAL_BANDS, grid, plain[1]) as second:
-        def pairs() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        def pairs(rows: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+            """The first `rows` map rows of every chunk, both dates, and where both are clear."""
             context = max(mk.dilate for mk in plain)  # masks grown as over the whole grid
             for row0 in range(0, grid.rows, chunk_rows):
-                window = chunk_window(grid, chunk_rows, row0, context)
-                top, bottom = context_rows(grid, chunk_rows, row0, context)
+                window = chunk_window(grid, rows, row0, context)
+                top, bottom = context_rows(grid, rows, row0, context)
                 a = first.read(window).crop(top, bottom, 0, 0)
                 b = second.read(window).crop(top, bottom, 0, 0)
                 yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
 
         samples_a, samples_b = [], []
         n_chunks = -(-grid.rows // chunk_rows)
-        for row0, xa, xb, valid in pairs():
-            cells = inside[row0:row0 + chunk_rows]
+        quota = SAMPLE_PIXELS // n_chunks + 1
+        # the sample of a chunk is drawn from a strip of its rows holding SAMPLE_STRIP × its
+        # share: a chunk of a whole tile reads 17 of its 500 rows, a small area all of them
+        strip = min(chunk_rows, -(-SAMPLE_STRIP * quota // (grid.cols * grid.stride ** 2)))
+        for row0, xa, xb, valid in pairs(strip):
+            cells = inside[row0:row0 + strip]
             own = np.zeros_like(valid)  # this chunk's cells only: no pixel is drawn twice
             own[trim:trim + cells.shape[0] * grid.stride, trim:trim + cells.shape[1] * grid.stride] \
                 = np.kron(cells, np.ones((grid.stride, grid.stride), dtype=bool))
             idx = np.flatnonzero(valid & own)
-            take = rng.choice(idx, min(len(idx), SAMPLE_PIXELS // n_chunks + 1), replace=False)
+            take = rng.choice(idx, min(len(idx), quota), replace=False)
             samples_a.append(xa.reshape(len(SPECTRAL_BANDS), -1)[:, take])
             samples_b.append(xb.reshape(len(SPECTRAL_BANDS), -1)[:, take])
         norm = fit_normalisation(np.concatenate(samples_a, axis=1),
                                  np.concatenate(samples_b, axis=1))
         log.info("spectral normalisation: gain %s, noise σ %s DN", np.round(norm.gain, 3),
                  np.round(norm.sigma, 1))
-        for row0, xa, xb, valid in pairs():
+        for row0, xa, xb, valid in pairs(chunk_rows):
             cells = _to_cells(_core(change_score(xa, xb, valid, norm), trim), grid.stride)
             out[row0:row0 + cells.shape[0]] = cells[:grid.rows - row0]
     return out

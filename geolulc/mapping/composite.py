@@ -132,5 +132,5 @@ def _put_rows(array: np.ndarray | RowStore | None, row0: int, rows: np.ndarray |
     """Store rows at `row0` (rows that `_rows` gave as a view are already there)."""
     if isinstance(array, RowStore) and rows is not None:
         array.write(row0, rows)
-    elif array is not None and rows is not None and not np.may_share_memory(array, rows):
+    elif isinstance(array, np.ndarray) and rows is not None and not np.may_share_memory(array, rows):
         array[row0:row0 + len(rows)] = rows
