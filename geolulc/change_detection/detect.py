@@ -101,7 +101,7 @@ class DateMap:
     def probability_rows(self, rows: slice) -> np.ndarray:
         """Probabilities of `rows` as float32 in [0, 1], whichever way they are stored."""
         p = rows_of(self.probabilities, rows)
-        return p.astype(np.float32) / PROB_SCALE if p.dtype == np.uint8 else p
+        return np.divide(p, PROB_SCALE, dtype=np.float32) if p.dtype == np.uint8 else p
 
 
 @dataclass
@@ -130,7 +130,9 @@ def change_probability(before: np.ndarray, after: np.ndarray, method: str = "tv"
         if spectral is None or weights is None:
             raise ParameterError("the combined change needs the scenes of both dates (maps alone "
                                "carry no reflectance): use `method='tv'` for maps")
-        w = np.einsum("...i,ij,...j->...", before, weights, after)
+        # Σ_ij p_b(i) W_ij p_a(j): one matrix product and a row sum (a three-operand einsum
+        # took 17 s of a tile's change, this 4 s)
+        w = np.einsum("...i,...i->...", before @ weights.astype(before.dtype), after)
         s = spectral * w
         score = s * s / (s * s + HALF_SCORE * HALF_SCORE)
     else:

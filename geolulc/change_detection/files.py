@@ -145,8 +145,7 @@ def transition_matrix_csv(change: Change, classes: list[str], cell_area_m2: floa
 def _side_by_side(path: Path, before: DateMap, after: DateMap, change: Change) -> None:
     colors = before.colors
     panels = [render_labels(before.labels, colors, 400), render_labels(after.labels, colors, 400),
-              render_labels(np.where(change.mask == 1, 0, np.where(change.mask == 0, 1, NODATA))
-                            .astype(np.uint8), [CHANGE_LEGEND.colors[1], CHANGE_LEGEND.colors[0]], 400)]
+              render_labels(change.mask, list(CHANGE_LEGEND.colors), 400)]  # subsampled first
     width = sum(p.width for p in panels) + 40
     canvas = Image.new("RGB", (width, max(p.height for p in panels) + 20), (255, 255, 255))
     x = 10

@@ -30,6 +30,7 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,7 @@ from scipy.ndimage import uniform_filter
 
 from geolulc.core.grid import PatchGrid
 from geolulc.errors import NoDataError, SceneError
-from geolulc.io.read import Masking, StackReader
+from geolulc.io.read import Masking, Pixels, StackReader
 from geolulc.io.scenes import Scene
 from geolulc.mapping.chunks import chunk_window, context_rows
 
@@ -111,11 +112,13 @@ def fit_normalisation(before: np.ndarray, after: np.ndarray) -> Normalisation:
 def _shifted_min(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Mean squared standardised difference, the smallest over shifts of `y` by ≤ 1 pixel."""
     height, width = x.shape[1:]
-    pad = np.pad(y, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    scale = (1 / sigma)[:, None, None].astype(np.float32)  # both put in units of σ once
+    x = x * scale
+    pad = np.pad(y * scale, ((0, 0), (1, 1), (1, 1)), mode="edge")
     best: np.ndarray | None = None
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
-            diff = (pad[:, dy:dy + height, dx:dx + width] - x) / sigma[:, None, None]
+            diff = pad[:, dy:dy + height, dx:dx + width] - x
             score = np.einsum("bhw,bhw->hw", diff, diff) / len(sigma)
             best = score if best is None else np.minimum(best, score)
     assert best is not None  # the nine shifts were scored
@@ -190,12 +193,21 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
         def pairs(rows: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
             """The first `rows` map rows of every chunk, both dates, and where both are clear."""
             context = max(mk.dilate for mk in plain)  # masks grown as over the whole grid
-            for row0 in range(0, grid.rows, chunk_rows):
+
+            def read(row0: int) -> tuple[Pixels, Pixels]:
                 window = chunk_window(grid, rows, row0, context)
                 top, bottom = context_rows(grid, rows, row0, context)
-                a = first.read(window).crop(top, bottom, 0, 0)
-                b = second.read(window).crop(top, bottom, 0, 0)
-                yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
+                return (first.read(window).crop(top, bottom, 0, 0),
+                        second.read(window).crop(top, bottom, 0, 0))
+
+            starts = range(0, grid.rows, chunk_rows)
+            with ThreadPoolExecutor(1) as pool:  # the next chunk is read while one is scored
+                pending = pool.submit(read, starts[0])
+                for i, row0 in enumerate(starts):
+                    a, b = pending.result()
+                    if i + 1 < len(starts):
+                        pending = pool.submit(read, starts[i + 1])
+                    yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
 
         samples_a, samples_b = [], []
         n_chunks = -(-grid.rows // chunk_rows)
