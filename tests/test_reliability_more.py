@@ -4,6 +4,7 @@ every layer of an AOI is taken."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -49,7 +50,15 @@ def test_cached_probabilities_not_written_whole_are_computed_again(tmp_path):
     np.testing.assert_array_equal(cache.probabilities(), whole)
     np.testing.assert_array_equal(ChunkCache(tmp_path, "key", shape).get(3).probs,
                                   chunks[1].probs)  # a new run resumes from the same file
-    cache.probabilities()[4, 2, 1] ^= 1  # one byte of the second chunk changed
+    chunks[1].labels[1, 2] = 255  # a cell left unclassified, so its probabilities are 0
+    chunks[1].probs[1, 2] = 0
+    cache.put(chunks[1])
+    cache.probabilities()[4, 2] = 255  # killed while a COG copy had put no-data there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # healed, not computed again
+        np.testing.assert_array_equal(cache.get(3).probs, chunks[1].probs)
+    np.testing.assert_array_equal(cache.probabilities()[3:], chunks[1].probs)  # and put back
+    cache.probabilities()[4, 1, 1] ^= 1  # one byte of a classified cell changed
     with pytest.warns(RuntimeWarning, match="checksum"):
         assert cache.get(3) is None
     assert cache.get(0) is not None  # the other chunk is intact

@@ -199,6 +199,11 @@ def test_the_sample_drawn_from_strips_of_each_chunk_fits_as_the_whole_does(data_
                                                  inside)
         sampled, scored = reads[:len(reads) // 2], reads[len(reads) // 2:]  # the two passes
         assert (sum(sampled) < sum(scored)) == (strip == 4), (sampled, scored)
+    monkeypatch.setattr(spectral, "SAMPLE_STRIP", 4)
+    monkeypatch.setattr(spectral, "SAMPLE_FALLBACK", 10 ** 9)  # the strips hold too few pixels
+    reads.clear()
+    again = spectral.spectral_change(before, after, grid, (Masking(), Masking()), 64, inside)
+    np.testing.assert_array_equal(again, scores[10_000])  # so every row was sampled
     a, b = scores[4], scores[10_000]
     ok = np.isfinite(a) & np.isfinite(b)
     assert np.array_equal(np.isfinite(a), np.isfinite(b)) and ok.sum() > 100_000

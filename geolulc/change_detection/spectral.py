@@ -57,6 +57,9 @@ SAMPLE_PIXELS = 1_000_000
 #: Each chunk's share of the sample is drawn from a strip of its rows this many times larger
 #: (the sampling pass reads the strips only, not the whole grid a second time).
 SAMPLE_STRIP = 4
+#: Fewer pixels than this drawn from the strips (clear pixels or the AOI between them): every
+#: row is sampled instead.
+SAMPLE_FALLBACK = 20 * MIN_PIXELS
 MAD_TO_SIGMA = 1.4826
 
 
@@ -196,7 +199,6 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
     out = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
     m = max(grid.margin - 1, 0)  # one pixel of context for the shifts and the smoothing
     trim = grid.margin - m
-    rng = np.random.default_rng(0)
     with StackReader(before, SPECTRAL_BANDS, grid, plain[0]) as first, \
             StackReader(after, SPECTRAL_BANDS, grid, plain[1]) as second:
         def pairs(rows: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
@@ -218,23 +220,34 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
                         pending = pool.submit(read, starts[i + 1])
                     yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
 
-        samples_a, samples_b = [], []
         n_chunks = -(-grid.rows // chunk_rows)
         quota = SAMPLE_PIXELS // n_chunks + 1
+
+        def sample(strip: int) -> tuple[np.ndarray, np.ndarray]:
+            """Up to `quota` pixels clear on both dates from the first `strip` rows of each chunk."""
+            samples_a, samples_b = [], []
+            rng = np.random.default_rng(0)  # the same draws whichever pass this is
+            for row0, xa, xb, valid in pairs(strip):
+                cells = inside[row0:row0 + strip]
+                own = np.zeros_like(valid)  # this chunk's cells only: no pixel is drawn twice
+                own[trim:trim + cells.shape[0] * grid.stride,
+                    trim:trim + cells.shape[1] * grid.stride] = np.kron(
+                        cells, np.ones((grid.stride, grid.stride), dtype=bool))
+                idx = np.flatnonzero(valid & own)
+                take = rng.choice(idx, min(len(idx), quota), replace=False)
+                samples_a.append(xa.reshape(len(SPECTRAL_BANDS), -1)[:, take])
+                samples_b.append(xb.reshape(len(SPECTRAL_BANDS), -1)[:, take])
+            return np.concatenate(samples_a, axis=1), np.concatenate(samples_b, axis=1)
+
         # the sample of a chunk is drawn from a strip of its rows holding SAMPLE_STRIP × its
         # share: a chunk of a whole tile reads 17 of its 500 rows, a small area all of them
         strip = min(chunk_rows, -(-SAMPLE_STRIP * quota // (grid.cols * grid.stride ** 2)))
-        for row0, xa, xb, valid in pairs(strip):
-            cells = inside[row0:row0 + strip]
-            own = np.zeros_like(valid)  # this chunk's cells only: no pixel is drawn twice
-            own[trim:trim + cells.shape[0] * grid.stride, trim:trim + cells.shape[1] * grid.stride] \
-                = np.kron(cells, np.ones((grid.stride, grid.stride), dtype=bool))
-            idx = np.flatnonzero(valid & own)
-            take = rng.choice(idx, min(len(idx), quota), replace=False)
-            samples_a.append(xa.reshape(len(SPECTRAL_BANDS), -1)[:, take])
-            samples_b.append(xb.reshape(len(SPECTRAL_BANDS), -1)[:, take])
-        norm = fit_normalisation(np.concatenate(samples_a, axis=1),
-                                 np.concatenate(samples_b, axis=1))
+        drawn = sample(strip)
+        if strip < chunk_rows and drawn[0].shape[1] < SAMPLE_FALLBACK:
+            log.info("only %d clear pixels in common in the sampled strips: sampling every row",
+                     drawn[0].shape[1])
+            drawn = sample(chunk_rows)
+        norm = fit_normalisation(*drawn)
         log.info("spectral normalisation: gain %s, noise σ %s DN", np.round(norm.gain, 3),
                  np.round(norm.sigma, 1))
         for row0, xa, xb, valid in pairs(chunk_rows):

@@ -45,7 +45,7 @@ class RowStore:
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if block.shape[1:] != self.shape[1:] or row0 + len(block) > self.shape[0]:
             raise ValueError(f"a block {block.shape} at row {row0} does not fit {self.shape}")
-        data, offset = block.data.cast("B"), row0 * self.row_bytes
+        data, offset = block.reshape(-1).view(np.uint8).data, row0 * self.row_bytes
         while data:  # pwrite may write less than asked
             done = os.pwrite(self._fd, data, offset)
             data, offset = data[done:], offset + done
@@ -54,9 +54,9 @@ class RowStore:
         """Rows `row0` … `row0 + n_rows` as a new array."""
         n_rows = max(0, min(n_rows, self.shape[0] - row0))
         out = np.empty((n_rows, *self.shape[1:]), dtype=self.dtype)
-        view, offset = out.data.cast("B"), row0 * self.row_bytes
+        view, offset = out.reshape(-1).view(np.uint8).data, row0 * self.row_bytes
         while view:
-            done = os.preadv(self._fd, [view], offset)
+            done = _pread_into(self._fd, view, offset)
             if done == 0:
                 raise OSError(f"{self.path} ends before row {row0 + n_rows}")
             view, offset = view[done:], offset + done
@@ -82,6 +82,24 @@ class RowStore:
         self.close()
 
 
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read into `view` at `offset`: bytes read (preadv where the platform has it)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = data
+    return len(data)
+
+
+def _whole_mapping(array: np.ndarray) -> mmap.mmap | None:
+    """The shared file mapping `array` is the whole of (np.memmap itself, not a view of it)."""
+    if (hasattr(mmap, "MADV_DONTNEED") and isinstance(array, np.memmap)
+            and isinstance(array.base, mmap.mmap) and array.flags.c_contiguous
+            and array.mode in ("r", "r+", "w+")):
+        return array.base
+    return None
+
+
 def rows_of(array: np.ndarray, rows: slice) -> np.ndarray:
     """A copy of `rows` of a whole-grid array; from a file mapping, its pages handed back after.
 
@@ -89,17 +107,20 @@ def rows_of(array: np.ndarray, rows: slice) -> np.ndarray:
     process's memory: a whole tile's probabilities, 1.1 GB, by the end of one pass.
     """
     out = np.array(array[rows])
-    if isinstance(array, np.memmap) and array._mmap is not None and out.size:  # type: ignore[attr-defined]
+    mapping = _whole_mapping(array)
+    if mapping is not None and out.size:
         start, stop, _ = rows.indices(array.shape[0])
-        row_bytes = array.strides[0]
-        first = (array.offset + start * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        last = array.offset + stop * row_bytes
-        array._mmap.madvise(mmap.MADV_DONTNEED, first, last - first)  # type: ignore[attr-defined]
+        head = getattr(array, "offset", 0) % mmap.ALLOCATIONGRANULARITY  # its start in the mapping
+        first = (head + start * array.strides[0]) // mmap.PAGESIZE * mmap.PAGESIZE
+        mapping.madvise(mmap.MADV_DONTNEED, first, head + stop * array.strides[0] - first)
     return out
 
 
 def release(array: np.ndarray) -> None:
-    """Hand back the pages of a file mapping read so far (the file keeps them); else nothing."""
-    if isinstance(array, np.memmap) and array._mmap is not None:  # type: ignore[attr-defined]
-        array.flush()
-        array._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+    """Hand back the pages of a file mapping read so far (the file keeps them); else nothing.
+
+    No flush: the pages of a shared mapping, written or not, stay in the page cache.
+    """
+    mapping = _whole_mapping(array)
+    if mapping is not None:
+        mapping.madvise(mmap.MADV_DONTNEED)

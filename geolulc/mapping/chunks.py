@@ -259,7 +259,18 @@ class ChunkCache:
             if other != self.dir and other.stat().st_mtime < cutoff:
                 log.info("removing the stale chunk cache %s", other)
                 shutil.rmtree(other, ignore_errors=True)
-        self.store = RowStore(self.dir / "probabilities.u8", shape, np.uint8)
+        self.shape = shape
+        self._store: RowStore | None = None
+
+    @property
+    def store(self) -> RowStore:
+        """The raw file of the probabilities, made when it is first used.
+
+        A run that fails before its first chunk leaves no cache behind.
+        """
+        if self._store is None:
+            self._store = RowStore(self.dir / "probabilities.u8", self.shape, np.uint8)
+        return self._store
 
     def _path(self, row0: int) -> Path:
         return self.dir / f"chunk-{row0:06d}.npz"
@@ -275,10 +286,15 @@ class ChunkCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                labels = data["labels"]
+                labels, crc = data["labels"], int(data["probs_crc32"])
                 probs = self.store.read(row0, len(labels))
-                if zlib.crc32(np.ascontiguousarray(probs).data) != int(data["probs_crc32"]):
-                    raise ValueError("its probabilities do not match their checksum")
+                if zlib.crc32(probs.data) != crc:
+                    # a run killed while its COG copy had put no-data into the unclassified
+                    # cells, whose probabilities are 0: put them back, then check again
+                    probs[labels == NODATA] = 0
+                    if zlib.crc32(probs.data) != crc:
+                        raise ValueError("its probabilities do not match their checksum")
+                    self.store.write(row0, probs)
                 return ChunkResult(row0, labels, probs, int(data["masked"]), data["count"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             warnings.warn(f"cached chunk {path.name} is unreadable ({type(exc).__name__}: "
@@ -317,7 +333,8 @@ class ChunkCache:
 
         What `probabilities()` returned stays readable: the file goes once it is dropped.
         """
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         parent = self.dir.parent
         with contextlib.suppress(OSError):  # another run's cache may appear there meanwhile
