@@ -26,11 +26,11 @@ Pixels not clear on both dates are NaN: no data, never change.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +41,7 @@ from geolulc.errors import NoDataError, SceneError
 from geolulc.io.blocks import row_blocks
 from geolulc.io.read import Masking, Pixels, StackReader
 from geolulc.io.scenes import Scene
-from geolulc.mapping.chunks import chunk_window, context_rows
+from geolulc.mapping.chunks import chunk_window, context_rows, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -211,13 +211,9 @@ def spectral_change(before: list[Scene], after: list[Scene], grid: PatchGrid,
                 return (first.read(window).crop(top, bottom, 0, 0),
                         second.read(window).crop(top, bottom, 0, 0))
 
-            starts = range(0, grid.rows, chunk_rows)
-            with ThreadPoolExecutor(1) as pool:  # the next chunk is read while one is scored
-                pending = pool.submit(read, starts[0])
-                for i, row0 in enumerate(starts):
-                    a, b = pending.result()
-                    if i + 1 < len(starts):
-                        pending = pool.submit(read, starts[i + 1])
+            # the next chunk is read while one is scored
+            with contextlib.closing(read_ahead(read, range(0, grid.rows, chunk_rows))) as chunks:
+                for row0, (a, b) in chunks:
                     yield row0, _core(a.dn, m), _core(b.dn, m), _core(a.clear & b.clear, m)
 
         n_chunks = -(-grid.rows // chunk_rows)

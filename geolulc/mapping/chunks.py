@@ -21,11 +21,11 @@ import time
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from rasterio.windows import Window
@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # an optional dependency (the `dask` extra)
     from distributed import Client
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def chunk_window(grid: PatchGrid, chunk_rows: int, row0: int, context: int = 0) -> Window:
@@ -342,25 +344,35 @@ class ChunkCache:
                 parent.rmdir()
 
 
-def run_local(job: ChunkJob, starts: list[int], model: Model,
-              classifier: Classifier) -> Iterator[ChunkResult]:
-    """Chunks in this process; the next chunk is read while the current one is classified.
+def read_ahead(read: Callable[[int], T], starts: Sequence[int]
+               ) -> Generator[tuple[int, T], None, None]:
+    """`(start, read(start))` for each start in order, the next one read in a thread meanwhile.
 
-    Reading and classifying overlap because GDAL and torch both release the GIL.
+    Reading and the caller's work overlap because GDAL, numpy and the inference engines release
+    the GIL. Close the iterator (`contextlib.closing`) before what `read` uses: that waits for a
+    read still in flight.
     """
     if not starts:
         return
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read, starts[0])
+        for i, start in enumerate(starts):
+            value = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(read, starts[i + 1])
+            yield start, value
+
+
+def run_local(job: ChunkJob, starts: list[int], model: Model,
+              classifier: Classifier) -> Iterator[ChunkResult]:
+    """Chunks in this process; the next chunk is read while the current one is classified."""
 
     def read(row0: int) -> tuple[Pixels, float]:
         t0 = time.perf_counter()
         return reader.read(job.window(row0)), time.perf_counter() - t0
 
-    with job.reader() as reader, ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(read, starts[0])
-        for i, row0 in enumerate(starts):
-            pixels, read_s = pending.result()
-            if i + 1 < len(starts):
-                pending = pool.submit(read, starts[i + 1])
+    with job.reader() as reader, contextlib.closing(read_ahead(read, starts)) as chunks:
+        for row0, (pixels, read_s) in chunks:
             result = classify_chunk(job, row0, pixels, model, classifier)
             result.timings["read"] = read_s
             yield result

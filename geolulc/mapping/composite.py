@@ -60,11 +60,10 @@ class ProbabilityComposite:
 
     def add(self, result: Classification) -> None:
         """Add one acquisition's classification (its clear cells) to the sums."""
-        step = max(1, (1 << 22) // max(result.labels.shape[1], 1))  # rows of ~4 M cells
-        for row0 in range(0, len(result.labels), step):
-            rows = slice(row0, row0 + step)
-            self._fold(row0, result.labels[rows], rows_of(result.probabilities, rows),
-                       result.count[row0 * self.grid.stride:(row0 + step) * self.grid.stride])
+        stride = self.grid.stride
+        for rows in row_blocks(result.labels.shape, 1 << 22):  # ~4 M cells at a time
+            self._fold(rows.start, result.labels[rows], rows_of(result.probabilities, rows),
+                       result.count[rows.start * stride:rows.stop * stride])
         self.add_totals(ChunkTotals(result.patches, result.masked_pixels, result.timings))
 
     def add_chunk(self, result: ChunkResult) -> None:

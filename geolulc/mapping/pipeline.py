@@ -147,11 +147,13 @@ def fold_grid(
 
 def _resumed(cache: ChunkCache | None, done: list[int]) -> Iterator[ChunkResult]:
     """The chunks found done, read again one at a time (not all held while the rest run)."""
+    if cache is None:
+        return
     for row0 in done:
-        result = cache.get(row0) if cache else None
+        result = cache.get(row0)
         if result is None:
-            raise DataError(f"the chunk cache {cache.dir if cache else ''} changed while "
-                              "this run resumed from it: run again")
+            raise DataError(f"the chunk cache {cache.dir} changed while this run resumed from "
+                            "it: run again")
         yield result
 
 
