@@ -14,6 +14,7 @@ from rasterio.windows import Window
 
 from conftest import ES_ITEM_ID
 from geolulc.core.grid import PatchGrid
+from geolulc.io import atmosphere
 from geolulc.io.atmosphere import AOT_QUANTIFICATION, _terms, boa_to_toa, quantise_aot
 from geolulc.io.resample import NestedBand
 
@@ -151,3 +152,21 @@ def test_aot_lookup_gives_the_per_pixel_numbers(data_dir):
     np.testing.assert_array_equal(boa_to_toa(dn, "B02", 40.0, aot), slow)
     off_grid = aot + np.float32(0.0004)  # not Sen2Cor's quantisation: computed per pixel
     assert not hasattr(quantise_aot(off_grid), "codes")
+
+
+@pytest.mark.parametrize("aot", ["layer", "value"])
+def test_restoration_table_gives_the_computed_numbers(aot, monkeypatch):
+    """The (AOT value, DN) table that `boa_to_toa` looks up holds exactly what computing each
+    pixel gives, over the whole DN range, for a quantised layer and for one AOT value."""
+    rng = np.random.default_rng(5)
+    dn = rng.integers(0, 65536, (300, 700)).astype(np.uint16)
+    dn[:, :40] = rng.integers(0, 3, (300, 40))  # no data and the darkest DNs
+    layer = rng.integers(150, 210, dn.shape).astype(np.float32) / AOT_QUANTIFICATION
+    given = quantise_aot(layer) if aot == "layer" else 0.2
+    for band in ("B02", "B8A", "B12"):
+        looked_up = boa_to_toa(dn, band, 47.5, given)
+        monkeypatch.setattr(atmosphere, "LOOKUP_ENTRIES", 0)
+        computed = boa_to_toa(dn, band, 47.5, given)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(looked_up, computed)
+        assert looked_up[dn == 0].max() == 0 and looked_up[dn > 0].min() >= 1
