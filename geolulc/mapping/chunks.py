@@ -115,6 +115,18 @@ class ChunkJob:
         """Read window of the chunk starting at map row `row0`, with its context rows."""
         return chunk_window(self.grid, self.chunk_rows, row0, self.context)
 
+    def read(self, reader: StackReader, row0: int) -> Pixels:
+        """The pixels of the chunk at map row `row0`, unclear ones filled (`classify_chunk`).
+
+        Pixels without a clear view (cloud, no data beyond a scene edge) take the value of the
+        nearest clear pixel, so a window that runs off the data sees the real surface it touches,
+        never a constant that the network could read as water. Filled here, in the reading
+        thread beside inference, rather than before classification.
+        """
+        pixels = reader.read(self.window(row0))
+        fill_unclear(pixels.dn, pixels.clear, inplace=True, reach=self.grid.reach)  # no copy
+        return pixels
+
     def with_cloud_masks(self) -> None:
         """Make the scenes' cloud masks of the whole grid once, for every chunk and worker."""
         with self.reader() as reader:
@@ -164,9 +176,7 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
                    classifier: Classifier) -> ChunkResult:
     """Cells of one chunk that are clear enough and inside the AOI, with their probabilities.
 
-    Pixels without a clear view (cloud, no data beyond a scene edge) take the value of the
-    nearest clear pixel, so a window that runs off the data sees the real surface it touches,
-    never a constant that the network could read as water. A per-pixel model labels the clear
+    `pixels` come from `ChunkJob.read` (unclear ones filled). A per-pixel model labels the clear
     pixels only; a patch classifier labels cells whose patch is clear enough (`min_clear`).
     """
     grid = job.grid
@@ -175,7 +185,6 @@ def classify_chunk(job: ChunkJob, row0: int, pixels: Pixels, model: Model,
     labels = np.full((n_rows, grid.cols), NODATA, dtype=np.uint8)
     probs = np.zeros((n_rows, grid.cols, len(model.classes)), dtype=np.uint8)
     t1 = time.perf_counter()
-    fill_unclear(pixels.dn, pixels.clear, inplace=True, reach=grid.reach)  # no copy
     top, bottom = context_rows(grid, job.chunk_rows, row0, job.context)
     # a dense run sees two `align`s (two patches, for strides that divide them) of real pixels
     # beyond the chunk's windows, so windows at its edges see what they see in any chunking
@@ -369,7 +378,7 @@ def run_local(job: ChunkJob, starts: list[int], model: Model,
 
     def read(row0: int) -> tuple[Pixels, float]:
         t0 = time.perf_counter()
-        return reader.read(job.window(row0)), time.perf_counter() - t0
+        return job.read(reader, row0), time.perf_counter() - t0
 
     with job.reader() as reader, contextlib.closing(read_ahead(read, starts)) as chunks:
         for row0, (pixels, read_s) in chunks:
@@ -402,7 +411,7 @@ def _worker_chunk(job: ChunkJob, row0: int, payload: tuple[bytes, bytes], digest
     model, classifier = _WORKER_MODELS[key]
     t0 = time.perf_counter()
     with job.reader() as reader:
-        pixels = reader.read(job.window(row0))
+        pixels = job.read(reader, row0)
     read_s = time.perf_counter() - t0
     result = classify_chunk(job, row0, pixels, model, classifier)
     result.timings["read"] = read_s
