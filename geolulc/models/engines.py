@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,36 +67,31 @@ def resolve_engine(name: str, device: torch.device) -> str:
     return "openvino"
 
 
-#: A computation as a chain of modules, each with its arithmetic ("fp32" or "bf16").
-Stages = list[tuple[torch.nn.Module, str]]
-
-
 class TorchRunner:
-    """Modules run by torch on the device.
+    """A module run by torch on the device.
 
-    Channels-last, bf16 autocast where a stage asks for it, batches pinned and sent to the GPU
-    without blocking, intermediates left on the device.
+    Channels-last, bf16 autocast for a bf16 computation, batches pinned and sent to the GPU
+    without blocking. With `bf16_input` the batches are uint16 arrays of bf16 bit patterns.
     """
 
-    def __init__(self, stages: Stages, device: torch.device) -> None:
-        self.stages: Stages = []
-        for module, precision in stages:
-            module = module.to(device).eval()
-            # documented by `Module.to`, but missing from torch's typed overloads
-            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.stages.append((module, precision))
-        self.device = device
+    def __init__(self, module: torch.nn.Module, precision: str, device: torch.device,
+                 bf16_input: bool = False) -> None:
+        self.module = module.to(device).eval()
+        # documented by `Module.to`, but missing from torch's typed overloads
+        self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.precision, self.device, self.bf16_input = precision, device, bf16_input
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the chain of stages on a batch; the result comes back as float32 numpy."""
+        """Run the module on a batch; the result comes back as float32 numpy."""
         with torch.inference_mode():
-            out = torch.from_numpy(np.ascontiguousarray(x))
+            batch = torch.from_numpy(np.ascontiguousarray(x))
+            if self.bf16_input:
+                batch = batch.view(torch.bfloat16)
             if self.device.type == "cuda":
-                out = out.pin_memory().to(self.device, non_blocking=True)
-            for module, precision in self.stages:
-                with (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                      if precision == "bf16" else contextlib.nullcontext()):
-                    out = module(out)
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            with (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                  if self.precision == "bf16" else contextlib.nullcontext()):
+                out = self.module(batch)
             return out.float().cpu().numpy()
 
 
@@ -135,7 +130,7 @@ class OpenVINORunner:
     """
 
     def __init__(self, program: torch.nn.Module, example: torch.Tensor, precision: str,
-                 key: str | None) -> None:
+                 key: str | None, bf16_input: bool = False) -> None:
         import openvino as ov
 
         self.core = ov.Core()
@@ -150,6 +145,11 @@ class OpenVINORunner:
             # cache: the network as converted in memory gives slightly different bf16 results
             # (0.03 % of a tile's labels), and a map must not depend on whether it came first.
             cached = self._saved(self._convert(program, example), key)
+        if bf16_input:  # the batches come as bf16 bit patterns (`TorchRunner`)
+            steps = ov.preprocess.PrePostProcessor(cached)
+            steps.input().tensor().set_element_type(ov.Type.bf16)
+            cached = steps.build()
+        self.bf16_input = bf16_input
         self.model: ov.Model = cached
         self.dynamic = self.core.compile_model(self.model, "CPU", self.config)
         self.static: dict[tuple[int, ...], ov.CompiledModel] = {}
@@ -230,40 +230,36 @@ class OpenVINORunner:
         return self.static[shape]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the compiled module on a batch (as float32), static where its shape was compiled."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return self._compiled(x.shape)(x)[0]
+        """Run the compiled module on a batch, static where its shape was compiled.
+
+        The batch is taken as float32, or as bf16 bit patterns for a `bf16_input` runner.
+        """
+        import openvino as ov
+
+        compiled = self._compiled(x.shape)
+        if self.bf16_input:
+            return compiled(ov.Tensor(np.ascontiguousarray(x, dtype=np.uint16), list(x.shape),
+                                      ov.Type.bf16))[0]
+        return compiled(np.ascontiguousarray(x, dtype=np.float32))[0]
 
 
-def make_runner(stages: Stages, example: torch.Tensor, engine: str, device: torch.device,
-                key: str | None) -> Callable[[np.ndarray], np.ndarray]:
-    """The runner of a chain of stages on `engine`.
+def make_runner(module: torch.nn.Module, precision: str, example: torch.Tensor, engine: str,
+                device: torch.device, key: str | None, bf16_input: bool = False
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """The runner of `module` in `precision` on `engine`.
 
-    An OpenVINO conversion that fails warns once and gives the torch runner, so the map is the same,
-    only slower.
+    `example` is an input of the right rank and channels for the conversion; with `bf16_input`
+    the runner takes uint16 arrays holding bf16 bit patterns. An OpenVINO conversion that fails
+    warns once and gives the torch runner, so the map is the same, only slower.
     """
     if engine == "openvino":
         try:
-            runners = []
-            for i, (module, precision) in enumerate(stages):
-                runners.append(OpenVINORunner(module, example, precision,
-                                              key and f"{key}-{i}-{precision}"))
-                if i + 1 < len(stages):  # the next stage's example input
-                    with torch.inference_mode():
-                        example = module.cpu().float()(example.clone())
-            return runners[0] if len(runners) == 1 else _chain(runners)
+            return OpenVINORunner(module, example, precision, key and f"{key}-{precision}",
+                                  bf16_input)
         except Exception as exc:  # noqa: BLE001 - any failure of the optional engine falls back
             warnings.warn(f"OpenVINO could not compile the network ({_summary(exc)}): "
                           "inference runs in torch", FallbackWarning, stacklevel=2)
-    return TorchRunner(stages, device)
-
-
-def _chain(runners: Sequence[Callable[[np.ndarray], np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
-    def run(x: np.ndarray) -> np.ndarray:
-        for runner in runners:
-            x = runner(x)
-        return x
-    return run
+    return TorchRunner(module, precision, device, bf16_input)
 
 
 def _summary(exc: Exception) -> str:

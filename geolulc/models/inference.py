@@ -76,24 +76,28 @@ class Classifier:
         """The runner of a computation of this model, built on first use.
 
         `program` makes its torch module, `example` is an input of the right rank and bands for the
-        conversion. A module with `stages()` runs as that chain, its first stage in fp32 (the input
-        stage of Dynamic World), the others in the classifier's precision.
+        conversion. In bf16, a module with a `bf16_form` (Dynamic World: `SplitInputNet`) runs as
+        that form, its input split by the form's tables.
         """
         if name not in self._runners:
             module = program()
-            stages_of = getattr(module, "stages", None)  # see `ProbabilityNet.stages`
-            parts = stages_of() if stages_of is not None else [module]
-            stages = [(part, "fp32" if i == 0 and len(parts) > 1 else self.precision)
-                      for i, part in enumerate(parts)]
+            form_of = getattr(module, "bf16_form", None)  # see `ProbabilityNet.bf16_form`
+            form = form_of() if form_of is not None and self.precision == "bf16" else None
             key = None
             if self.model.digest:  # models built in memory (training) are never cached
                 kinds = {type(m) for m in self.model.network.modules()}
                 code = code_digest(prepare_input, halve_antialiased, dihedral_view,
                                    undo_dihedral_view, DIHEDRAL_ORDER, type(module),
                                    *sorted(kinds, key=lambda k: k.__qualname__),
-                                   *(type(part) for part in parts))
+                                   *([type(form)] if form is not None else []))
                 key = f"{self.model.digest}-{name}-{code}"
-            self._runners[name] = make_runner(stages, example, self.engine, self.device, key)
+            if form is None:
+                self._runners[name] = make_runner(module, self.precision, example, self.engine,
+                                                  self.device, key)
+            else:
+                whole = make_runner(form, "bf16", torch.cat([example, example], dim=1),
+                                    self.engine, self.device, key and f"{key}-split", True)
+                self._runners[name] = lambda x: whole(form.split(x))
         return self._runners[name]
 
     def probabilities(self, pixels: np.ndarray, scaled: bool = False) -> np.ndarray:
