@@ -89,14 +89,14 @@ def boa_to_toa(dn: np.ndarray, band: str, sun_zenith_deg: float,
     """
     if not isinstance(aot, QuantisedAot):
         aot = quantise_aot(aot)
-    top = int(dn.max()) if dn.size else 0
     table_values = (aot.values if isinstance(aot, QuantisedAot)
                     else aot.reshape(1) if aot.ndim == 0 else None)
-    if (table_values is not None and dn.dtype == np.uint16
-            and len(table_values) * (top + 1) <= LOOKUP_ENTRIES):
-        return _looked_up(dn, _restore(np.arange(top + 1, dtype=np.uint16)[None, :],
-                                       _terms(band, sun_zenith_deg, table_values[:, None])),
-                          aot.codes if isinstance(aot, QuantisedAot) else None)
+    if table_values is not None and dn.dtype == np.uint16 and dn.size:
+        top = int(dn.max())
+        if len(table_values) * (top + 1) <= LOOKUP_ENTRIES:
+            table = _restore(np.arange(top + 1, dtype=np.uint16)[None, :],
+                             _terms(band, sun_zenith_deg, table_values[:, None]))
+            return _looked_up(dn, table, aot.codes if isinstance(aot, QuantisedAot) else None)
     out = np.empty(dn.shape, dtype=np.uint16)
     if isinstance(aot, QuantisedAot):
         per_value = _terms(band, sun_zenith_deg, aot.values)
